@@ -1,0 +1,210 @@
+"""Typed configuration: defaults, then a YAML file, then ``section.key=value`` overrides.
+
+Every key is checked on load; a mistake raises UserError naming the key and saying what
+to change (with a did-you-mean for a misspelt key).
+"""
+import dataclasses
+import difflib
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .errors import UserError
+
+
+def _key(default, doc, *, choices=None, min=None, min_open=None, max_open=None):
+    """A config field: its default, a one-line description and the values it accepts."""
+    return field(default=default, metadata=dict(
+        doc=doc, choices=choices, min=min, min_open=min_open, max_open=max_open))
+
+
+@dataclass
+class DataConfig:
+    path: str = _key("shakespeare", "text file, or a corpus name looked up in "
+                     "$FASTRNN_DATA_DIR, then ~/.cache/fastrnn")
+    val_fraction: float = _key(0.1, "the last fraction of the text, held out for validation",
+                               min=0.0, max_open=1.0)
+
+
+@dataclass
+class ModelConfig:
+    kind: str = _key("rnn", "model family", choices=("rnn",))
+    hidden: int = _key(100, "hidden units per layer", min=1)
+    layers: int = _key(1, "stacked recurrent layers", min=1)
+
+
+@dataclass
+class OptimConfig:
+    name: str = _key("adagrad", "optimizer", choices=("adagrad",))
+    lr: float = _key(0.1, "learning rate", min_open=0.0)
+    clip: float = _key(5.0, "clip each gradient element to [-clip, clip]", min_open=0.0)
+
+
+@dataclass
+class TrainConfig:
+    seq_length: int = _key(25, "characters of truncated backpropagation through time", min=1)
+    batch_size: int = _key(1, "parallel streams, each a contiguous slice of the text", min=1)
+    max_iters: int = _key(1_000_000, "iterations to train", min=1)
+    dtype: str = _key("float32", "float type of parameters and kernels",
+                      choices=("float32", "float64"))
+    exact: bool = _key(True, "float64: reproduce min-char-rnn bit for bit (one gemv per "
+                        "step); false: matrix products over all steps, faster; float32 "
+                        "always takes the fast path")
+    seed: int = _key(0, "seed of the initial weights and of sampling", min=0)
+    out_dir: str = _key("", "run folder; empty means runs/<config file name>")
+    log_every: int = _key(1000, "iterations between progress lines", min=1)
+    eval_every: int = _key(10_000, "iterations between validation losses", min=1)
+    sample_every: int = _key(10_000, "iterations between printed samples (0: never)", min=0)
+    sample_length: int = _key(200, "characters per printed sample", min=1)
+    checkpoint_every: int = _key(10_000, "iterations between checkpoints", min=1)
+    resume: bool = _key(False, "continue from the run folder's latest checkpoint")
+    overwrite: bool = _key(False, "replace a run already in the run folder")
+
+
+SECTIONS = dict(data=DataConfig, model=ModelConfig, optim=OptimConfig, train=TrainConfig)
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    @classmethod
+    def from_dict(cls, d, where="config"):
+        """Build and check a Config from a nested dict such as a parsed YAML file."""
+        if d is None:
+            d = {}
+        if not isinstance(d, dict):
+            raise UserError(f"{where}: expected a mapping of sections "
+                            f"({', '.join(SECTIONS)}), got {type(d).__name__}")
+        sections = {}
+        for name, values in d.items():
+            section = _lookup(name, SECTIONS, where, "section")
+            if values is None:
+                values = {}
+            if not isinstance(values, dict):
+                raise UserError(f"{where}: section '{name}' must be a mapping of keys, "
+                                f"got {type(values).__name__}")
+            sections[name] = _build(section, name, values, where)
+        cfg = cls(**sections)
+        cfg.check()
+        return cfg
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    def check(self):
+        """Rules between keys (each key's own range is checked when it is read); the
+        ones that need the text are checked by the trainer."""
+
+
+def _lookup(name, table, where, what, prefix=""):
+    if name in table:
+        return table[name]
+    close = difflib.get_close_matches(str(name), [str(k) for k in table], n=1)
+    hint = (f"did you mean '{prefix}{close[0]}'?" if close
+            else f"known: {', '.join(prefix + k for k in table)}")
+    raise UserError(f"{where}: unknown {what} '{prefix}{name}'; {hint}")
+
+
+def _build(section_cls, section, values, where):
+    fields = {f.name: f for f in dataclasses.fields(section_cls)}
+    kwargs = {}
+    for key, value in values.items():
+        f = _lookup(key, fields, where, "key", prefix=f"{section}.")
+        kwargs[key] = _check(f"{section}.{key}", value, f, where)
+    return section_cls(**kwargs)
+
+
+def _check(name, value, f, where):
+    """Coerce value to the field's type and check its range; raise UserError if bad."""
+    kind = f.type
+    meta = f.metadata
+    bad = f"{where}: {name} must be "
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise UserError(f"{bad}true or false, got {value!r}")
+    elif kind is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+            else:
+                raise UserError(f"{bad}a whole number, got {value!r}")
+    elif kind is float:
+        if isinstance(value, str):  # YAML 1.1 reads 1e-3 as a string
+            try:
+                value = float(value)
+            except ValueError:
+                raise UserError(f"{bad}a number, got {value!r}") from None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise UserError(f"{bad}a number, got {value!r}")
+        value = float(value)
+        if not math.isfinite(value):
+            raise UserError(f"{bad}a finite number, got {value!r}")
+    elif kind is str:
+        if not isinstance(value, str):
+            raise UserError(f"{bad}a string, got {value!r}")
+    if meta["choices"] is not None and value not in meta["choices"]:
+        raise UserError(f"{bad}one of {', '.join(meta['choices'])}, got {value!r}")
+    if meta["min"] is not None and value < meta["min"]:
+        raise UserError(f"{bad}at least {meta['min']}, got {value!r}")
+    if meta["min_open"] is not None and value <= meta["min_open"]:
+        raise UserError(f"{bad}greater than {meta['min_open']}, got {value!r}")
+    if meta["max_open"] is not None and value >= meta["max_open"]:
+        raise UserError(f"{bad}less than {meta['max_open']}, got {value!r}")
+    return value
+
+
+def parse_overrides(overrides, where="command line"):
+    """['train.max_iters=1000', ...] -> nested dict; values are read as YAML."""
+    out = {}
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        section, dot, name = key.strip().partition(".")
+        if not sep or not dot or not section or not name:
+            raise UserError(f"{where}: override '{item}' is not of the form "
+                            f"section.key=value (e.g. train.max_iters=1000)")
+        try:
+            value = yaml.safe_load(text) if text.strip() else ""
+        except yaml.YAMLError:
+            value = text
+        out.setdefault(section, {})[name] = value
+    return out
+
+
+def merge(base, extra):
+    """Nested dicts: extra's keys win."""
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in (base or {}).items()}
+    for section, values in extra.items():
+        if isinstance(out.get(section), dict) and isinstance(values, dict):
+            out[section].update(values)
+        else:
+            out[section] = values
+    return out
+
+
+def load_yaml(path, overrides=()):
+    """Config from a YAML file plus overrides. train.out_dir defaults to runs/<file stem>."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"config file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"cannot read config file {path}: {e}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise UserError(f"{path}: invalid YAML{at}: fix the file's syntax") from None
+    if isinstance(raw, (dict, type(None))):
+        raw = merge(raw, parse_overrides(overrides))
+    cfg = Config.from_dict(raw, where=str(path))
+    if not cfg.train.out_dir:
+        cfg.train.out_dir = str(Path("runs") / path.stem)
+    return cfg

@@ -1,0 +1,11 @@
+"""The one place that sets fastrnn's Numba options.
+
+cache=True: compiled code is written beside the sources, so a second run starts fast.
+error_model='numpy': division by zero gives inf/nan instead of raising, which lets LLVM
+vectorise loops that divide (the Adagrad update).
+fastmath stays off: it lets LLVM assume no NaN, which makes isnan() always false and
+would hide a diverging run.
+"""
+import numba
+
+jit = numba.njit(cache=True, error_model="numpy", nogil=True)

@@ -1,0 +1,169 @@
+"""Every kernel against a slow numpy reference, and the gradients against finite
+differences."""
+import numpy as np
+import pytest
+
+from conftest import SMALL_TEXT, tiny_config
+from fastrnn import Trainer
+from fastrnn import reference as ref
+from fastrnn.kernels import common, rnn
+
+
+def loss_and_grads(trainer, xs, exact):
+    """One forward/backward pass of the trainer's kernels over the window xs (T+1, B)
+    from a zero state: (summed loss / B, dict of float64 gradients by public name)."""
+    T = xs.shape[0] - 1
+    B = xs.shape[1]
+    hs, tmp, ys = trainer._hs, trainer._tmp, trainer._ys
+    dh, dtmp = trainer._dh, trainer._dtmp
+    P, G = trainer._theta.as_tuple(), trainer._grad.as_tuple()
+    Wemb, Wxh, Whh, bh, Why, by = P
+    dWemb, dWxh, dWhh, dbh, dWhy, dby = G
+    L = hs.shape[0]
+    hs[:] = 0
+    rnn.rnn_forward(hs, tmp, xs, T, exact, Wemb, Wxh, Whh, bh)
+    loss = rnn.output_forward(ys, hs[L - 1], T, xs[1:], 1.0 / B, exact, Why, by)
+    rnn.output_backward(dWhy, dby, dh, ys, hs[L - 1], T, exact, Why)
+    rnn.rnn_backward(dWemb, dWxh, dWhh, dbh, dh, dtmp, tmp, hs, xs, T, exact, Wxh, Whh)
+    from fastrnn.params import public_views
+    grads = {k: np.array(v) for k, v in public_views(trainer._grad.views, L).items()}
+    return loss / B, grads
+
+
+def windows(trainer):
+    T, B = trainer.config.train.seq_length, trainer.config.train.batch_size
+    return np.ascontiguousarray(trainer._data[:, :T + 1].T)
+
+
+@pytest.mark.parametrize("layers,batch,exact", [(1, 1, True), (1, 1, False), (2, 1, True),
+                                                (2, 3, False), (3, 2, True)])
+def test_gradients_match_finite_differences(layers, batch, exact):
+    t = Trainer(tiny_config(model={"hidden": 5, "layers": layers},
+                            train={"seq_length": 4, "batch_size": batch}), text=SMALL_TEXT)
+    # larger weights than the 0.01 init, so that every term matters
+    rs = np.random.RandomState(3)
+    t.set_params({k: rs.randn(*v.shape) * 0.5 for k, v in t.params().items()})
+    xs = windows(t)
+    _, grads = loss_and_grads(t, xs, exact)
+    eps = 1e-6
+    for name, value in t.params().items():
+        flat = value.ravel()
+        for i in rs.choice(flat.size, size=min(flat.size, 6), replace=False):
+            plus, minus = flat.copy(), flat.copy()
+            plus[i] += eps
+            minus[i] -= eps
+            t.set_params({name: plus.reshape(value.shape)})
+            lp, _ = loss_and_grads(t, xs, exact)
+            t.set_params({name: minus.reshape(value.shape)})
+            lm, _ = loss_and_grads(t, xs, exact)
+            t.set_params({name: value})
+            numeric = (lp - lm) / (2 * eps)
+            analytic = grads[name].ravel()[i]
+            assert abs(numeric - analytic) <= 1e-6 * max(1.0, abs(numeric)), (name, i)
+
+
+@pytest.mark.parametrize("exact", [True, False])
+def test_gradients_match_min_char_rnn_loss_fun(exact):
+    t = Trainer(tiny_config(model={"hidden": 7}, train={"seq_length": 9}), text=SMALL_TEXT)
+    rs = np.random.RandomState(5)
+    t.set_params({k: rs.randn(*v.shape) * 0.3 for k, v in t.params().items()})
+    xs = windows(t)
+    loss, grads = loss_and_grads(t, xs, exact)
+    p = t.params()
+    params = dict(Wxh=p["Wxh.0"], Whh=p["Whh.0"], Why=p["Why"], bh=p["bh.0"][:, None],
+                  by=p["by"][:, None])
+    H = p["Whh.0"].shape[0]
+    ref_loss, ref_grads, _ = ref.loss_fun(list(xs[:-1, 0]), list(xs[1:, 0]),
+                                          np.zeros((H, 1)), params, clip=np.inf)
+    assert loss == pytest.approx(ref_loss, rel=1e-12)
+    names = dict(Wxh="Wxh.0", Whh="Whh.0", Why="Why", bh="bh.0", by="by")
+    for k, v in names.items():
+        np.testing.assert_allclose(grads[v], ref_grads[k].reshape(grads[v].shape),
+                                   rtol=1e-10, atol=1e-14, err_msg=k)
+
+
+def test_float32_tanh_is_close_and_keeps_nan():
+    x = np.linspace(-20, 20, 200001).astype(np.float32)
+    out = np.empty_like(x)
+    _tanh_all(x, out)
+    exact = np.tanh(x.astype(np.float64))
+    assert np.max(np.abs(out - exact) / np.maximum(np.abs(exact), 1e-30)) < 2e-6
+    nan = np.array([np.nan, np.inf, -np.inf], np.float32)
+    _tanh_all(nan, out[:3])
+    assert np.isnan(out[0]) and out[1] == 1 and out[2] == -1
+
+
+from fastrnn.kernels.jit import jit  # noqa: E402
+
+
+@jit
+def _tanh_all(x, out):
+    for i in range(x.size):
+        out[i] = common.tanh(x[i])
+
+
+def test_pairwise_sum_is_numpys_to_the_bit():
+    rs = np.random.RandomState(0)
+    for n in list(range(1, 140)) + [255, 256, 1000, 4099]:
+        for dtype in (np.float64, np.float32):
+            a = np.exp(rs.randn(n) * 3).astype(dtype)
+            assert common.pairwise_sum(a, n) == np.sum(a), (n, dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_softmax_is_stable_for_huge_and_tiny_logits(dtype):
+    for logits in ([1e4, 0.0, -1e4], [-1e4, -1e4 - 5, -1e4 - 200], [0.0, 3000.0, -50.0]):
+        y = np.array(logits, dtype)
+        loss = common.softmax_xent(y, 2, 1.0)
+        assert np.isfinite(loss) and np.all(np.isfinite(y))
+        shifted = np.array(logits, np.float64) - max(logits)
+        expected = -(shifted[2] - np.log(np.sum(np.exp(shifted))))
+        assert loss == pytest.approx(expected, rel=1e-5)
+        assert y.sum() == pytest.approx(0.0, abs=1e-5)  # probabilities minus one-hot
+
+
+def test_softmax_gradient_is_probabilities_minus_onehot():
+    y = np.array([0.5, -1.0, 2.0, 0.0])
+    p = np.exp(y) / np.sum(np.exp(y))
+    loss = common.softmax_xent(y, 1, 0.5)
+    assert loss == pytest.approx(-np.log(p[1]), rel=1e-14)
+    np.testing.assert_allclose(y, (p - np.eye(4)[1]) * 0.5, rtol=1e-14)
+
+
+def test_adagrad_update_clips_and_matches_min_char_rnn():
+    rs = np.random.RandomState(1)
+    theta = rs.randn(50)
+    grad = rs.randn(50) * 10
+    mem = np.abs(rs.randn(50))
+    t2, g2, m2 = theta.copy(), np.clip(grad, -5, 5), mem.copy()
+    m2 += g2 * g2
+    t2 += -0.1 * g2 / np.sqrt(m2 + 1e-8)
+    common.adagrad_update(theta, grad, mem, 0.1, 5.0, 1e-8)
+    assert np.array_equal(theta, t2) and np.array_equal(mem, m2)
+    nan = np.array([np.nan])
+    common.adagrad_update(np.zeros(1), nan, np.zeros(1), 0.1, 5.0, 1e-8)
+    assert np.isnan(nan[0])  # clipping must not turn a NaN into a number
+
+
+@pytest.mark.parametrize("exact", [True, False])
+def test_outer_sum_and_matmuls_match_numpy(exact):
+    rs = np.random.RandomState(2)
+    dY, X, W = rs.randn(13, 7), rs.randn(13, 9), rs.randn(7, 9)
+    dW = np.empty((7, 9))
+    common.outer_sum(dW, dY, X, exact)
+    np.testing.assert_allclose(dW, dY.T @ X, rtol=1e-12)
+    out = np.empty((13, 7))
+    common.matmul_rows(out, X, W, exact)
+    np.testing.assert_allclose(out, X @ W.T, rtol=1e-12)
+    out2 = np.empty((13, 9))
+    common.matmul_rows_t(out2, dY, W, exact)
+    np.testing.assert_allclose(out2, dY @ W, rtol=1e-12)
+
+
+def test_float32_training_learns_and_stays_finite():
+    t = Trainer(tiny_config(model={"hidden": 32}, train={"dtype": "float32",
+                                                         "seq_length": 10}),
+                text=SMALL_TEXT)
+    losses = t.train_iters(3000)
+    assert np.all(np.isfinite(losses))
+    assert losses[-100:].mean() < 0.5 * losses[:100].mean()

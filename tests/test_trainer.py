@@ -1,0 +1,148 @@
+"""The Python API: Trainer, params/set_params, train_iters, evaluate, and bad input."""
+import numpy as np
+import pytest
+
+from conftest import SMALL_TEXT, tiny_config
+from fastrnn import Trainer
+from fastrnn.reference import init_params
+
+
+def test_initial_weights_are_min_char_rnns_for_the_seed():
+    t = Trainer(tiny_config(train={"seed": 42}), text=SMALL_TEXT)
+    p = t.params()
+    r = init_params(len(set(SMALL_TEXT)), 8, np.random.RandomState(42))
+    assert np.array_equal(p["Wxh.0"], r["Wxh"]) and np.array_equal(p["Whh.0"], r["Whh"])
+    assert np.array_equal(p["Why"], r["Why"]) and not p["bh.0"].any() and not p["by"].any()
+
+
+def test_params_names_shapes_and_copies():
+    t = Trainer(tiny_config(model={"hidden": 6, "layers": 2}), text=SMALL_TEXT)
+    V = len(t.vocab)
+    shapes = {k: v.shape for k, v in t.params().items()}
+    assert shapes == {"Wxh.0": (6, V), "Whh.0": (6, 6), "bh.0": (6,), "Wxh.1": (6, 6),
+                      "Whh.1": (6, 6), "bh.1": (6,), "Why": (V, 6), "by": (V,)}
+    p = t.params()
+    p["Why"][:] = 123.0  # a copy: the model is untouched
+    assert not np.any(t.params()["Why"] == 123.0)
+    t.set_params({"Why": p["Why"]})
+    assert np.all(t.params()["Why"] == 123.0)
+    assert all(v.dtype == np.float64 for v in t.params().values())
+
+
+def test_set_params_rejects_unknown_names_and_wrong_shapes():
+    t = Trainer(tiny_config(), text=SMALL_TEXT)
+    with pytest.raises(ValueError, match="Wxz"):
+        t.set_params({"Wxz": np.zeros(3)})
+    with pytest.raises(ValueError, match="Whh.0.*shape"):
+        t.set_params({"Whh.0": np.zeros((3, 3))})
+    before = t.params()["Why"].copy()
+    with pytest.raises(ValueError):  # nothing is half-applied
+        t.set_params({"Why": before + 1, "nope": 0})
+    assert np.array_equal(t.params()["Why"], before)
+
+
+def test_train_iters_returns_per_iteration_nats_and_learns():
+    t = Trainer(tiny_config(model={"hidden": 32}, train={"seq_length": 10}),
+                text=SMALL_TEXT)
+    first = t.train_iters(1)
+    assert first.shape == (1,)
+    assert first[0] == pytest.approx(np.log(len(t.vocab)), rel=0.01)  # uniform at start
+    losses = t.train_iters(1500)
+    assert losses.shape == (1500,) and t.iteration == 1501
+    assert losses[-100:].mean() < 0.5 * losses[:100].mean()
+
+
+def test_chunks_compose_exactly():
+    a = Trainer(tiny_config(), text=SMALL_TEXT)
+    b = Trainer(tiny_config(), text=SMALL_TEXT)
+    la = a.train_iters(300)
+    lb = np.concatenate([b.train_iters(n) for n in (1, 99, 37, 163)])
+    assert np.array_equal(la, lb)
+    assert all(np.array_equal(a.params()[k], b.params()[k]) for k in a.params())
+
+
+def test_evaluate_is_mean_nats_on_the_validation_split():
+    text = SMALL_TEXT * 3
+    t = Trainer(tiny_config(data={"val_fraction": 0.25}), text=text)
+    n_val = int(len(text) * 0.25)
+    assert len(t.corpus.val) == n_val and len(t.corpus.train) == len(text) - n_val
+    assert t.evaluate() == pytest.approx(np.log(len(t.vocab)), rel=0.01)
+    t.train_iters(800)
+    assert t.evaluate() < 0.8 * np.log(len(t.vocab))
+
+
+def test_evaluate_matches_a_numpy_forward_pass():
+    t = Trainer(tiny_config(data={"val_fraction": 0.3}), text=SMALL_TEXT)
+    rs = np.random.RandomState(0)
+    t.set_params({k: rs.randn(*v.shape) * 0.3 for k, v in t.params().items()})
+    p = t.params()
+    ids = t.corpus.val
+    h = np.zeros(8)
+    total = 0.0
+    for a, b in zip(ids[:-1], ids[1:]):
+        h = np.tanh(p["Wxh.0"][:, a] + p["Whh.0"] @ h + p["bh.0"])
+        y = p["Why"] @ h + p["by"]
+        total -= y[b] - np.log(np.sum(np.exp(y)))
+    assert t.evaluate() == pytest.approx(total / (len(ids) - 1), rel=1e-12)
+
+
+def test_batch_streams_are_contiguous_slices():
+    t = Trainer(tiny_config(train={"batch_size": 4}), text=SMALL_TEXT)
+    S = len(SMALL_TEXT) // 4
+    assert t._data.shape == (4, S)
+    assert "".join(t.vocab[i] for i in t._data[1]) == SMALL_TEXT[S:2 * S]
+    assert np.all(np.isfinite(t.train_iters(50)))
+
+
+def test_yaml_and_overrides(tmp_path):
+    (tmp_path / "t.txt").write_text(SMALL_TEXT)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"data:\n  path: {tmp_path / 't.txt'}\nmodel:\n  hidden: 9\n")
+    t = Trainer.from_yaml(cfg, overrides=["train.seq_length=7", "optim.lr=1e-2"])
+    assert t.config.model.hidden == 9 and t.config.train.seq_length == 7
+    assert t.config.optim.lr == 0.01
+    assert t.config.train.out_dir.endswith("runs/c")
+
+
+@pytest.mark.parametrize("cfg,match", [
+    ({"model": {"hiden": 10}}, "model.hiden.*did you mean 'model.hidden'"),
+    ({"model": {"hidden": 0}}, "model.hidden must be at least 1"),
+    ({"model": {"hidden": 2.5}}, "model.hidden must be a whole number"),
+    ({"optim": {"lr": 0}}, "optim.lr must be greater than 0"),
+    ({"optim": {"lr": "fast"}}, "optim.lr must be a number"),
+    ({"train": {"seq_length": -1}}, "train.seq_length must be at least 1"),
+    ({"train": {"dtype": "float16"}}, "train.dtype must be one of"),
+    ({"data": {"val_fraction": 1.0}}, "data.val_fraction must be less than 1"),
+    ({"trian": {}}, "unknown section 'trian'"),
+    ({"model": {"kind": "transformer"}}, "model.kind must be one of"),
+])
+def test_bad_config_is_a_clear_value_error(cfg, match):
+    with pytest.raises(ValueError, match=match):
+        Trainer(cfg, text=SMALL_TEXT)
+
+
+def test_seq_length_too_long_for_the_text():
+    with pytest.raises(ValueError, match="train.seq_length.*too long"):
+        Trainer(tiny_config(train={"seq_length": 500}), text=SMALL_TEXT)
+
+
+def test_bad_text_files(tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_bytes(b"")
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes("caf\xe9 ol\xe9".encode("latin-1") * 20)
+    binary = tmp_path / "blob.bin"
+    binary.write_bytes(bytes(range(256)) * 4)
+    for path, match in [(empty, "empty"), (latin, "not valid UTF-8"), (binary, "binary"),
+                        (tmp_path / "missing.txt", "not found")]:
+        with pytest.raises(ValueError, match=match):
+            Trainer(tiny_config(data={"path": str(path)}))
+
+
+def test_unicode_vocabulary(tmp_path):
+    text = "héllo wörld — ünïcode ✓ 漢字 " * 10
+    path = tmp_path / "u.txt"
+    path.write_text(text, encoding="utf-8")
+    t = Trainer(tiny_config(data={"path": str(path)}))
+    assert t.vocab == sorted(set(text))
+    assert "".join(t.vocab[i] for i in t.corpus.ids) == text
