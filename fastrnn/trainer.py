@@ -1,10 +1,12 @@
 """The Trainer: owns the parameters, optimizer state, buffers and data pointer of one
 model, and drives the compiled kernels a chunk of iterations at a time."""
+import copy
 import math
 from pathlib import Path
 
 import numpy as np
 
+from . import checkpoint
 from . import params as P
 from .config import Config, load_yaml
 from .data import Corpus, read_text, resolve
@@ -57,6 +59,7 @@ class Trainer:
         self._eval = None  # buffers of evaluate(), made on first use
         self.cursor = np.zeros(2, np.int64)  # [data pointer, iteration]
         self.smooth_loss = -math.log(1.0 / V) * T  # min-char-rnn's smooth_loss at n = 0
+        self.extra = {}  # the runner's state, kept in checkpoints
 
     @classmethod
     def from_yaml(cls, path, overrides=()):
@@ -69,6 +72,9 @@ class Trainer:
     def train_iters(self, n):
         """Train n iterations; returns their losses in nats per character (mean over the
         T steps and B streams)."""
+        if self.corpus is None:
+            raise UserError("this trainer was loaded without its text (data=False); "
+                            "load it with data=True to train")
         losses = np.empty(int(n), np.float64)
         if n <= 0:
             return losses
@@ -121,3 +127,44 @@ class Trainer:
                                 f"needs {self._public[name].shape}")
         for name, value in values.items():
             self._public[name][...] = value
+
+    def carried_state(self):
+        """(h (L, H), id of the next input character) of the first stream: where
+        training would go on from."""
+        if self.corpus is None:
+            return self._carried
+        p = int(self.cursor[0]) if self.iteration > 0 else 0
+        h = self._hs[:, 0, 0] if self.iteration > 0 else np.zeros_like(self._hs[:, 0, 0])
+        return np.array(h), int(self._data[0, p % self._data.shape[1]])
+
+    def save(self, path, extra=None):
+        """Write a checkpoint (see fastrnn.checkpoint) atomically to path."""
+        checkpoint.save(self, path, extra)
+
+
+def load(path, text=None, data=True):
+    """A Trainer from a checkpoint file or a run folder (its latest checkpoint).
+
+    The training text is read from the checkpoint's data.path (or given as text) and
+    must have the checkpoint's vocabulary. With data=False no text is read: the trainer
+    can sample and be inspected, not trained."""
+    path = checkpoint.find(path)
+    arrays = checkpoint.read(path)
+    cfg = arrays["config"]
+    if text is None and not data:
+        # the vocabulary stands in for the text: enough to build the model and sample
+        small = copy.deepcopy(cfg)
+        small.data.val_fraction, small.train.seq_length, small.train.batch_size = 0.0, 1, 1
+        trainer = Trainer(small, text="".join(arrays["vocab"]) * 2)
+        trainer.config, trainer.corpus = cfg, None
+        trainer._carried = (arrays["state"][:, 0], int(arrays["next_input"]))
+        trainer._theta.flat[...] = arrays["theta"]
+        trainer._mem[...] = arrays["mem"]
+        trainer.cursor[...] = arrays["cursor"]
+        trainer.smooth_loss = float(arrays["smooth_loss"])
+        trainer.extra = arrays["extra"]
+        return trainer
+    trainer = Trainer(cfg, text=text)
+    checkpoint.restore(trainer, arrays, path)
+    trainer.extra = arrays["extra"]
+    return trainer

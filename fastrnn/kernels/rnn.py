@@ -160,3 +160,16 @@ def rnn_loss(ids, exact, P, hs, tmp, ys, xs):
         hs[:, 0] = hs[:, n]
         p += n
     return total
+
+
+@jit
+def rnn_step(logits, hs, tmp, xs, P):
+    """One step of one stream for sampling: hs (L, 2, 1, H) with hs[:, 0] the state and
+    xs[0, 0] the input id; the new state is left in hs[:, 0], logits (V,) filled."""
+    Wemb, Wxh, Whh, bh, Why, by = P
+    L = hs.shape[0]
+    rnn_forward(hs, tmp, xs, 1, True, Wemb, Wxh, Whh, bh)
+    hs[:, 0] = hs[:, 1]
+    np.dot(Why, hs[L - 1, 1, 0], logits)
+    for v in range(logits.size):
+        logits[v] += by[v]

@@ -1,0 +1,296 @@
+"""The main job: train from a YAML config with progress, samples, validation,
+metrics, checkpoints and exact resume.
+
+    python -m fastrnn.run configs/shakespeare.yaml [section.key=value ...]
+"""
+import csv
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from . import checkpoint
+from .config import load_yaml
+from .data import write_atomic
+from .errors import UserError
+from .sampling import generate
+from .trainer import Trainer
+
+RUN_FILES = ("config.yaml", "metrics.csv", "samples.txt", "loss.png",
+             checkpoint.LATEST, checkpoint.BEST)
+METRICS = ("iteration", "smooth_loss", "train_nats", "val_nats", "val_bits", "it_per_s",
+           "elapsed_s")
+
+
+class Run:
+    """One training run in its folder; `train()` returns the process exit code."""
+
+    def __init__(self, cfg, out=None, err=None):
+        self.cfg = cfg
+        self.out, self.err = out or sys.stdout, err or sys.stderr
+        self.dir = Path(cfg.train.out_dir)
+        self.trainer = None
+        self.best_val = math.inf
+        self.sample_seed = cfg.train.seed
+
+    # --- setting up -----------------------------------------------------------------
+    def prepare(self):
+        """Check the run folder and build (or resume) the trainer; UserError on bad
+        input, raised before anything in the folder is touched."""
+        cfg = self.cfg
+        latest = self.dir / checkpoint.LATEST
+        existing = [f for f in RUN_FILES if (self.dir / f).exists()]
+        resuming = cfg.train.resume and latest.exists()
+        if existing and not resuming:
+            if cfg.train.resume:
+                raise UserError(f"train.out_dir {self.dir} holds files of a run but no "
+                                f"{checkpoint.LATEST} to resume from; start over with "
+                                f"train.overwrite=true")
+            if not cfg.train.overwrite:
+                raise UserError(f"train.out_dir {self.dir} already holds a run "
+                                f"({', '.join(existing)}); continue it with "
+                                f"train.resume=true, replace it with train.overwrite=true, "
+                                f"or choose another train.out_dir")
+        trainer = Trainer(cfg)
+        if resuming:
+            arrays = checkpoint.read(latest)
+            _check_same_model(arrays["config"], cfg, latest)
+            checkpoint.restore(trainer, arrays, latest)
+            self.best_val = arrays["extra"].get("best_val", math.inf)
+            self.sample_seed = arrays["extra"].get("sample_seed", cfg.train.seed)
+            print(f"resuming {latest} at iteration {trainer.iteration}", file=self.out)
+        _make_writable(self.dir)
+        if existing and not resuming:  # train.overwrite=true: the old run goes
+            for f in existing:
+                (self.dir / f).unlink()
+        write_atomic(self.dir / "config.yaml",
+                     yaml.safe_dump(cfg.to_dict(), sort_keys=False).encode())
+        self.trainer = trainer
+
+    # --- the loop -------------------------------------------------------------------
+    def train(self):
+        cfg, t = self.cfg.train, self.trainer
+        T = cfg.seq_length
+        start_iter = t.iteration
+        if start_iter >= cfg.max_iters:
+            print(f"already at iteration {start_iter} of {cfg.max_iters}; raise "
+                  f"train.max_iters to train on", file=self.out)
+            return 0
+        metrics = self._open_metrics()
+        progress = Progress(start_iter, cfg.max_iters, self.err)
+        t0 = time.perf_counter()
+        last_time, last_iter = t0, start_iter
+        val = None
+        try:
+            while t.iteration < cfg.max_iters:
+                n = _next_stop(t.iteration, cfg) - t.iteration
+                losses = t.train_iters(n)
+                if not np.all(np.isfinite(losses)):
+                    bad = t.iteration - n + int(np.argmax(~np.isfinite(losses))) + 1
+                    print(f"fastrnn: error: the loss became {losses[~np.isfinite(losses)][0]} "
+                          f"at iteration {bad}; the run stopped and its last good "
+                          f"checkpoint ({self.dir / checkpoint.LATEST}) is as it was; lower "
+                          f"optim.lr or optim.clip and resume", file=self.err)
+                    progress.close()
+                    metrics.close()
+                    return 3
+                it = t.iteration
+                val = None
+                if it % cfg.eval_every == 0 or it == cfg.max_iters:
+                    val = self._evaluate()
+                    if val is not None and val < self.best_val:
+                        self.best_val = val
+                        t.save(self.dir / checkpoint.BEST, self._extra())
+                if cfg.sample_every and it % cfg.sample_every == 0:
+                    self._sample(it)
+                now = time.perf_counter()
+                rate = (it - last_iter) / max(now - last_time, 1e-9)
+                progress.update(it, t.smooth_loss, T, rate, val)
+                if it % cfg.log_every == 0 or val is not None or it == cfg.max_iters:
+                    _write_row(metrics, it, t.smooth_loss, T, val, rate, now - t0)
+                    last_time, last_iter = now, it
+                if it % cfg.checkpoint_every == 0 or it == cfg.max_iters:
+                    t.save(self.dir / checkpoint.LATEST, self._extra())
+        except KeyboardInterrupt:
+            progress.close()
+            t.save(self.dir / checkpoint.LATEST, self._extra())
+            metrics.close()
+            self._plot()
+            print(f"\ninterrupted at iteration {t.iteration}; checkpoint written to "
+                  f"{self.dir / checkpoint.LATEST}; resume with train.resume=true",
+                  file=self.err)
+            return 130
+        progress.close()
+        metrics.close()
+        self._plot()
+        elapsed = time.perf_counter() - t0
+        done = t.iteration - start_iter
+        val_text = (f", best validation {self.best_val:.4f} nats/char "
+                    f"({self.best_val / math.log(2):.4f} bits)" if self.best_val < math.inf
+                    else "")
+        print(f"done: {done} iterations in {_clock(elapsed)} ({done / elapsed:,.0f} it/s); "
+              f"smooth loss {t.smooth_loss:.3f} ({t.smooth_loss / T:.4f} nats/char)"
+              f"{val_text}; run folder {self.dir}", file=self.out)
+        return 0
+
+    def _evaluate(self):
+        if self.trainer.corpus is None or len(self.trainer.corpus.val) < 2:
+            return None
+        return self.trainer.evaluate()
+
+    def _sample(self, it):
+        text = "".join(generate(self.trainer, length=self.cfg.train.sample_length,
+                                seed=self.sample_seed + it))
+        block = f"---- sample at iteration {it} ----\n{text}\n----\n"
+        self.out.write(block)
+        self.out.flush()
+        with open(self.dir / "samples.txt", "a", encoding="utf-8") as f:
+            f.write(block)
+
+    def _extra(self):
+        """The runner's own state, kept in each checkpoint."""
+        return dict(best_val=self.best_val, sample_seed=self.sample_seed)
+
+    def _open_metrics(self):
+        path = self.dir / "metrics.csv"
+        new = not path.exists()
+        f = open(path, "a", newline="", encoding="utf-8")
+        if new:
+            csv.writer(f).writerow(METRICS)
+        return f
+
+    def _plot(self):
+        try:
+            import matplotlib
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+        except ImportError:
+            print("note: matplotlib is not installed, so no loss.png; "
+                  "pip install 'fastrnn[plot]' for the plot", file=self.err)
+            return
+        rows = list(csv.DictReader(open(self.dir / "metrics.csv", encoding="utf-8")))
+        if not rows:
+            return
+        it = [int(r["iteration"]) for r in rows]
+        fig, ax = plt.subplots(figsize=(8, 4.5))
+        ax.plot(it, [float(r["train_nats"]) for r in rows], label="train (smoothed)")
+        val = [(int(r["iteration"]), float(r["val_nats"])) for r in rows if r["val_nats"]]
+        if val:
+            ax.plot(*zip(*val), "o-", label="validation")
+        ax.set_xlabel("iteration")
+        ax.set_ylabel("nats per character")
+        ax.set_title(str(self.dir))
+        ax.legend()
+        ax.grid(alpha=0.3)
+        tmp = self.dir / ".loss.png.tmp.png"
+        fig.savefig(tmp, dpi=100)
+        plt.close(fig)
+        tmp.replace(self.dir / "loss.png")
+
+
+class Progress:
+    """A tqdm bar on a terminal, plain lines (at each metrics row) otherwise."""
+
+    def __init__(self, start, total, err):
+        self.err, self.total = err, total
+        self.bar = None
+        if err.isatty():
+            from tqdm import tqdm
+            self.bar = tqdm(total=total, initial=start, file=err, unit="it",
+                            dynamic_ncols=True, smoothing=0.1)
+        self.last = start
+        self.t0 = time.perf_counter()
+
+    def update(self, it, smooth, T, rate, val):
+        if self.bar is not None:
+            self.bar.update(it - self.last)
+            post = dict(loss=f"{smooth:.2f}", nats=f"{smooth / T:.3f}")
+            if val is not None:
+                post["val"] = f"{val:.3f}"
+            self.bar.set_postfix(post, refresh=False)
+        else:
+            eta = (self.total - it) / rate if rate > 0 else 0
+            line = (f"iter {it}/{self.total} | loss {smooth:.3f} ({smooth / T:.4f} "
+                    f"nats/char) | {rate:,.0f} it/s | eta {_clock(eta)}")
+            if val is not None:
+                line += f" | val {val:.4f} nats ({val / math.log(2):.4f} bits)"
+            print(line, file=self.err, flush=True)
+        self.last = it
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _next_stop(it, cfg):
+    """The next iteration at which something other than training happens."""
+    stops = [cfg.max_iters]
+    for every in (cfg.log_every, cfg.eval_every, cfg.sample_every, cfg.checkpoint_every):
+        if every:
+            stops.append((it // every + 1) * every)
+    return min(stops)
+
+
+def _write_row(f, it, smooth, T, val, rate, elapsed):
+    csv.writer(f).writerow([it, f"{smooth:.6f}", f"{smooth / T:.6f}",
+                            "" if val is None else f"{val:.6f}",
+                            "" if val is None else f"{val / math.log(2):.6f}",
+                            f"{rate:.1f}", f"{elapsed:.2f}"])
+    f.flush()
+
+
+def _clock(seconds):
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def _check_same_model(saved, cfg, path):
+    for section, key in (("model", "kind"), ("model", "hidden"), ("model", "layers"),
+                         ("train", "seq_length"), ("train", "batch_size"),
+                         ("train", "dtype")):
+        a, b = getattr(getattr(saved, section), key), getattr(getattr(cfg, section), key)
+        if a != b:
+            raise UserError(f"{path} was trained with {section}.{key}={a}, the config says "
+                            f"{b}; use the same value to resume, or a new train.out_dir")
+
+
+def _make_writable(folder):
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise UserError(f"train.out_dir {folder} cannot be written ({e.strerror}); choose "
+                        f"another folder") from None
+
+
+def main(argv=None):
+    import argparse
+    ap = argparse.ArgumentParser(prog="python -m fastrnn.run",
+                                 description="Train a char-RNN from a YAML config.")
+    ap.add_argument("config", help="YAML config file, e.g. configs/shakespeare.yaml")
+    ap.add_argument("overrides", nargs="*", help="section.key=value, e.g. train.max_iters=1000")
+    args = ap.parse_args(argv)
+    try:
+        cfg = load_yaml(args.config, args.overrides)
+        print("config:\n" + _indent(yaml.safe_dump(cfg.to_dict(), sort_keys=False)),
+              flush=True)
+        run = Run(cfg)
+        run.prepare()
+    except UserError as e:
+        print(f"fastrnn: error: {e}", file=sys.stderr)
+        return 2
+    return run.train()
+
+
+def _indent(text):
+    return "".join("  " + line for line in text.splitlines(True))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""Sampling text from a trained model, one character at a time."""
+import numpy as np
+
+from .errors import UserError
+from .kernels.rnn import rnn_step
+from .trainer import Trainer, load
+
+
+def generate(trainer, prime="", length=200, temperature=1.0, top_k=None, seed=None):
+    """Yield `length` sampled characters.
+
+    With a prime, the model starts from a zero state and reads the prime first. Without
+    one it goes on from where training is, as min-char-rnn samples: the carried hidden
+    state of the first stream and the next character of the text. temperature 0 takes
+    the most likely character; top_k keeps only the k most likely."""
+    vocab = trainer.vocab
+    index = {c: i for i, c in enumerate(vocab)}
+    bad = sorted({c for c in prime if c not in index})
+    if bad:
+        raise UserError(f"prime text has characters the model never saw: "
+                        f"{''.join(bad)!r}; use only characters of its vocabulary")
+    if temperature < 0:
+        raise UserError(f"temperature must be 0 or more, got {temperature}")
+    if top_k is not None and top_k < 1:
+        raise UserError(f"top_k must be at least 1, got {top_k}")
+    rng = np.random.default_rng(seed)
+    L, _, _, H = trainer._hs.shape
+    hs = np.zeros((L, 2, 1, H), trainer.dtype)
+    tmp = np.zeros((1, H), trainer.dtype)
+    xs = np.zeros((2, 1), np.int32)
+    logits = np.zeros(len(vocab), trainer.dtype)
+    P = trainer._theta.as_tuple()
+    if prime:
+        feed = [index[c] for c in prime]
+    else:
+        state, next_id = trainer.carried_state()
+        hs[:, 0, 0] = state
+        feed = [next_id]
+    for ix in feed:
+        xs[0, 0] = ix
+        rnn_step(logits, hs, tmp, xs, P)
+    for _ in range(length):
+        y = logits.astype(np.float64)
+        if temperature == 0:
+            ix = int(np.argmax(y))
+        else:
+            y = y / temperature
+            if top_k is not None and top_k < y.size:
+                cut = np.partition(y, -top_k)[-top_k]
+                y = np.where(y >= cut, y, -np.inf)
+            p = np.exp(y - y.max())
+            ix = int(rng.choice(y.size, p=p / p.sum()))
+        yield vocab[ix]
+        xs[0, 0] = ix
+        rnn_step(logits, hs, tmp, xs, P)
+
+
+def sample(trainer_or_path, prime="", length=200, temperature=1.0, top_k=None, seed=None):
+    """Sampled text, starting with the prime text. trainer_or_path: a Trainer, a
+    checkpoint file or a run folder."""
+    trainer = trainer_or_path
+    if not isinstance(trainer, Trainer):
+        trainer = load(trainer_or_path, data=False)
+    return prime + "".join(generate(trainer, prime, length, temperature, top_k, seed))

@@ -1,0 +1,250 @@
+"""The main job: config errors, data resolution, run folders, checkpoints, exact resume,
+sampling and the command line."""
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import fastrnn
+from conftest import SMALL_TEXT
+from fastrnn import checkpoint, data
+from fastrnn.run import main as run_main
+
+TEXT = SMALL_TEXT * 4
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "text.txt").write_text(TEXT, encoding="utf-8")
+    (tmp_path / "tiny.yaml").write_text(
+        "data:\n  path: text.txt\n  val_fraction: 0.2\n"
+        "model:\n  hidden: 16\n"
+        "train:\n  seq_length: 10\n  max_iters: 400\n  dtype: float64\n"
+        "  log_every: 100\n  eval_every: 200\n  sample_every: 200\n"
+        "  sample_length: 40\n  checkpoint_every: 100\n")
+    return tmp_path
+
+
+def run_cli(*args, timeout=120, **kw):
+    env = dict(os.environ, PYTHONPATH=str(Path(fastrnn.__file__).parent.parent))
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True,
+                          timeout=timeout, env=env, **kw)
+
+
+@pytest.mark.parametrize("args,match", [
+    (["missing.yaml"], "config file not found"),
+    (["tiny.yaml", "model.hiden=3"], "did you mean 'model.hidden'"),
+    (["tiny.yaml", "model.hidden=abc"], "model.hidden must be a whole number"),
+    (["tiny.yaml", "model.hidden=0"], "model.hidden must be at least 1"),
+    (["tiny.yaml", "optim.lr=-0.1"], "optim.lr must be greater than 0"),
+    (["tiny.yaml", "train.seq_length=100000"], "too long"),
+    (["tiny.yaml", "data.path=nowhere.txt"], "not found"),
+    (["tiny.yaml", "lr=1"], "section.key=value"),
+])
+def test_bad_input_is_one_line_and_exit_2(workdir, capsys, args, match):
+    assert run_main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and match in err[0] and "Traceback" not in err[0]
+
+
+def test_invalid_yaml_and_bad_files(workdir, capsys):
+    (workdir / "bad.yaml").write_text("model: [unclosed\n")
+    assert run_main(["bad.yaml"]) == 2
+    assert "invalid YAML at line" in capsys.readouterr().err
+    (workdir / "empty.txt").write_bytes(b"")
+    assert run_main(["tiny.yaml", "data.path=empty.txt"]) == 2
+    assert "empty" in capsys.readouterr().err
+    (workdir / "bin.dat").write_bytes(b"\xff\xfe\x00\x01" * 50)
+    assert run_main(["tiny.yaml", "data.path=bin.dat"]) == 2
+    assert "binary" in capsys.readouterr().err
+
+
+def test_a_run_writes_its_folder_and_never_overwrites_one(workdir, capsys):
+    assert run_main(["tiny.yaml"]) == 0
+    out = capsys.readouterr().out
+    run = workdir / "runs" / "tiny"
+    for f in ("config.yaml", "metrics.csv", "samples.txt", "latest.npz", "best.npz"):
+        assert (run / f).exists(), f
+    assert "---- sample at iteration 200 ----" in out and "done: 400 iterations" in out
+    rows = (run / "metrics.csv").read_text().splitlines()
+    assert rows[0].startswith("iteration,smooth_loss") and rows[-1].startswith("400,")
+    before = (run / "latest.npz").read_bytes()
+    assert run_main(["tiny.yaml"]) == 2
+    assert "already holds a run" in capsys.readouterr().err
+    assert (run / "latest.npz").read_bytes() == before
+    assert run_main(["tiny.yaml", "train.overwrite=true", "train.max_iters=100"]) == 0
+    assert fastrnn.load(run).iteration == 100
+
+
+def test_resume_is_bit_exact(workdir):
+    assert run_main(["tiny.yaml", "train.max_iters=200", "train.out_dir=a"]) == 0
+    assert run_main(["tiny.yaml", "train.max_iters=400", "train.out_dir=a",
+                     "train.resume=true"]) == 0
+    assert run_main(["tiny.yaml", "train.max_iters=400", "train.out_dir=b"]) == 0
+    a, b = fastrnn.load("a"), fastrnn.load("b")
+    assert a.iteration == b.iteration == 400
+    for k, v in a.params().items():
+        assert np.array_equal(v, b.params()[k]), k
+    assert np.array_equal(a._mem, b._mem) and a.smooth_loss == b.smooth_loss
+
+
+def test_trainer_save_and_load_round_trip(workdir):
+    t = fastrnn.Trainer({"data": {"path": "text.txt"}, "model": {"hidden": 12},
+                         "train": {"seq_length": 8}})
+    t.train_iters(50)
+    t.save(workdir / "x.npz")
+    u = fastrnn.load(workdir / "x.npz")
+    assert u.iteration == 50 and np.array_equal(u._hs[:, 0], t._hs[:, 0])
+    assert np.array_equal(t.train_iters(30), u.train_iters(30))
+
+
+def test_corrupt_truncated_and_mismatched_checkpoints(workdir, capsys):
+    assert run_main(["tiny.yaml", "train.max_iters=100"]) == 0
+    latest = workdir / "runs" / "tiny" / "latest.npz"
+    blob = latest.read_bytes()
+    latest.write_bytes(blob[:len(blob) // 2])
+    with pytest.raises(ValueError, match="corrupt or truncated"):
+        fastrnn.load(latest)
+    assert run_main(["tiny.yaml", "train.resume=true"]) == 2
+    assert "corrupt" in capsys.readouterr().err
+    latest.write_bytes(blob)
+    (workdir / "other.txt").write_text(TEXT + "QXZ")
+    assert run_main(["tiny.yaml", "train.resume=true", "data.path=other.txt"]) == 2
+    assert "vocabulary" in capsys.readouterr().err
+    assert run_main(["tiny.yaml", "train.resume=true", "model.hidden=17"]) == 2
+    assert "model.hidden" in capsys.readouterr().err
+    assert latest.read_bytes() == blob  # nothing was touched
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(workdir, capsys):
+    assert run_main(["tiny.yaml", "train.max_iters=100"]) == 0
+    latest = workdir / "runs" / "tiny" / "latest.npz"
+    good = latest.read_bytes()
+    t = fastrnn.load(latest)
+    t.set_params({"Why": np.full_like(t.params()["Why"], np.nan)})
+    t.save(workdir / "poisoned.npz")
+    # resume from a poisoned copy in a second folder
+    other = workdir / "runs" / "poison"
+    other.mkdir()
+    (other / "latest.npz").write_bytes((workdir / "poisoned.npz").read_bytes())
+    code = run_main(["tiny.yaml", "train.resume=true", "train.out_dir=runs/poison"])
+    assert code != 0 and "became nan" in capsys.readouterr().err
+    assert (other / "latest.npz").read_bytes() == (workdir / "poisoned.npz").read_bytes()
+    assert latest.read_bytes() == good
+
+
+def test_sampling_is_deterministic_and_checks_the_prime(workdir):
+    assert run_main(["tiny.yaml", "train.max_iters=300"]) == 0
+    run = workdir / "runs" / "tiny"
+    a = fastrnn.sample(run, prime="First", length=80, seed=5)
+    assert a.startswith("First") and len(a) == 85
+    assert a == fastrnn.sample(run, prime="First", length=80, seed=5)
+    assert a != fastrnn.sample(run, prime="First", length=80, seed=6)
+    greedy = fastrnn.sample(run, prime="First", length=30, temperature=0)
+    assert greedy == fastrnn.sample(run, prime="First", length=30, temperature=0, seed=9)
+    assert set(fastrnn.sample(run, length=200, seed=1, top_k=1)) <= set(TEXT)
+    with pytest.raises(ValueError, match="never saw"):
+        fastrnn.sample(run, prime="Zebra~")
+    cli = run_cli("-m", "fastrnn.sample", str(run), "--prime", "First", "--length", "80",
+                  "--seed", "5")
+    assert cli.returncode == 0 and cli.stdout == a + "\n"
+    bad = run_cli("-m", "fastrnn.sample", str(run), "--prime", "~")
+    assert bad.returncode == 2 and bad.stdout == "" and "never saw" in bad.stderr
+    missing = run_cli("-m", "fastrnn.sample", str(workdir / "nope"))
+    assert missing.returncode == 2 and "not found" in missing.stderr
+
+
+def test_cli_end_to_end_and_sigkill_leaves_a_loadable_checkpoint(workdir):
+    done = run_cli("-m", "fastrnn", "train", "tiny.yaml", "train.max_iters=200", cwd=workdir)
+    assert done.returncode == 0, done.stderr
+    assert "iter 200/200" in done.stderr  # plain progress lines when not a terminal
+    # a long run with frequent checkpoints, killed without warning
+    p = subprocess.Popen([sys.executable, "-m", "fastrnn.run", "tiny.yaml",
+                          "train.max_iters=100000000", "train.checkpoint_every=50",
+                          "train.out_dir=long", "train.sample_every=0"], cwd=workdir,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         env=dict(os.environ,
+                                  PYTHONPATH=str(Path(fastrnn.__file__).parent.parent)))
+    latest = workdir / "long" / "latest.npz"
+    deadline = time.time() + 60
+    while time.time() < deadline and not latest.exists():
+        time.sleep(0.1)
+    time.sleep(1.0)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    t = fastrnn.load(latest)
+    assert t.iteration > 0 and t.iteration % 50 == 0
+
+
+def test_ctrl_c_writes_a_checkpoint_and_exits_130(workdir):
+    p = subprocess.Popen([sys.executable, "-m", "fastrnn.run", "tiny.yaml",
+                          "train.max_iters=100000000", "train.checkpoint_every=100000",
+                          "train.out_dir=intr", "train.sample_every=0"], cwd=workdir,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env=dict(os.environ,
+                                  PYTHONPATH=str(Path(fastrnn.__file__).parent.parent)))
+    metrics = workdir / "intr" / "metrics.csv"
+    deadline = time.time() + 60
+    while time.time() < deadline and not (metrics.exists() and
+                                          len(metrics.read_text().splitlines()) > 2):
+        time.sleep(0.1)
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 130, err
+    t = fastrnn.load(workdir / "intr")
+    assert t.iteration >= 100 and "interrupted" in err
+
+
+def test_data_resolution_by_name_cache_and_download(tmp_path, monkeypatch):
+    monkeypatch.setenv("FASTRNN_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("FASTRNN_CACHE_DIR", str(tmp_path / "cache"))
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "poems.txt").write_text("roses are red\n")
+    assert data.resolve("poems") == tmp_path / "data" / "poems.txt"
+    with pytest.raises(ValueError, match="not found"):
+        data.resolve("novels")
+    # a known corpus: downloaded, checked against its sha256, cached atomically
+    blob = b"To be, or not to be\n" * 10
+    src = tmp_path / "served.txt"
+    src.write_bytes(blob)
+    good = data.KnownCorpus("tiny.txt", src.as_uri(), hashlib.sha256(blob).hexdigest(),
+                            len(blob))
+    monkeypatch.setitem(data.KNOWN, "tiny", good)
+    path = data.resolve("tiny")
+    assert path == tmp_path / "cache" / "tiny.txt" and path.read_bytes() == blob
+    assert not [p for p in path.parent.iterdir() if p.name.endswith(".tmp")]
+    assert data.resolve("tiny") == path  # found in the cache the second time
+    wrong = data.KnownCorpus("wrong.txt", src.as_uri(), "0" * 64, len(blob))
+    monkeypatch.setitem(data.KNOWN, "wrong", wrong)
+    with pytest.raises(ValueError, match="sha256.*nothing was saved"):
+        data.resolve("wrong")
+    assert not (tmp_path / "cache" / "wrong.txt").exists()
+    offline = data.KnownCorpus("off.txt", "http://127.0.0.1:9/x.txt", "0" * 64, 1)
+    monkeypatch.setitem(data.KNOWN, "off", offline)
+    with pytest.raises(ValueError, match="could not be downloaded.*put off.txt"):
+        data.resolve("off")
+
+
+def test_shakespeare_is_found_under_its_file_name(tmp_path, monkeypatch):
+    monkeypatch.setenv("FASTRNN_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("FASTRNN_CACHE_DIR", str(tmp_path / "cache"))
+    (tmp_path / "tinyshakespeare.txt").write_text("First Citizen:\n")
+    assert data.resolve("shakespeare") == tmp_path / "tinyshakespeare.txt"
+
+
+@pytest.mark.skipif(not os.environ.get("FASTRNN_DATA_DIR"), reason="needs FASTRNN_DATA_DIR")
+def test_shipped_configs_load():
+    root = Path(fastrnn.__file__).parent.parent / "configs"
+    for name in ("shakespeare.yaml", "naval.yaml"):
+        cfg = fastrnn.config.load_yaml(root / name)
+        assert data.resolve(cfg.data.path).is_file()
+    sh = fastrnn.config.load_yaml(root / "shakespeare.yaml")
+    assert (sh.model.hidden, sh.train.seq_length, sh.optim.lr, sh.optim.clip,
+            sh.train.max_iters, sh.train.dtype) == (100, 25, 0.1, 5.0, 1_000_000, "float32")
