@@ -248,3 +248,26 @@ def test_shipped_configs_load():
     sh = fastrnn.config.load_yaml(root / "shakespeare.yaml")
     assert (sh.model.hidden, sh.train.seq_length, sh.optim.lr, sh.optim.clip,
             sh.train.max_iters, sh.train.dtype) == (100, 25, 0.1, 5.0, 1_000_000, "float32")
+
+
+def test_loss_plot_is_written_when_matplotlib_is_there(workdir, capsys):
+    pytest.importorskip("matplotlib")
+    assert run_main(["tiny.yaml", "train.max_iters=200"]) == 0
+    png = workdir / "runs" / "tiny" / "loss.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_missing_matplotlib_is_said_once_and_the_run_goes_on(workdir, capsys, monkeypatch):
+    import builtins
+    real_import = builtins.__import__
+
+    def no_matplotlib(name, *args, **kw):
+        if name.startswith("matplotlib"):
+            raise ImportError(name)
+        return real_import(name, *args, **kw)
+
+    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    assert run_main(["tiny.yaml", "train.max_iters=200"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("matplotlib is not installed") == 1
+    assert not (workdir / "runs" / "tiny" / "loss.png").exists()
