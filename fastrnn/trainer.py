@@ -2,11 +2,12 @@
 model, and drives the compiled kernels a chunk of iterations at a time."""
 import copy
 import math
+import os
 from pathlib import Path
 
 import numpy as np
 
-from . import checkpoint
+from . import blas, checkpoint
 from . import params as P
 from .config import Config, load_yaml
 from .data import Corpus, read_text, resolve
@@ -41,6 +42,7 @@ class Trainer:
         # float64 reproduces min-char-rnn bit for bit unless told otherwise; float32
         # takes the faster path of matrix products over all steps (kernels.rnn).
         self.exact = bool(cfg.train.exact and self.dtype == np.float64)
+        self.threads = cfg.train.threads or (1 if B == 1 else os.cpu_count() or 1)
         arrays = P.rnn_arrays(V, H, L)
         self._theta = P.FlatBuffer(arrays, self.dtype)
         self._grad = P.FlatBuffer(arrays, self.dtype)
@@ -78,6 +80,7 @@ class Trainer:
         losses = np.empty(int(n), np.float64)
         if n <= 0:
             return losses
+        blas.set_threads(self.threads)
         rnn_train_chunk(losses, self.cursor, self._data, self.exact, self._theta.as_tuple(),
                         self._grad.as_tuple(), self._theta.flat, self._grad.flat, self._mem,
                         self._hyper, self._hs, self._tmp, self._ys, self._dh, self._dtmp,
