@@ -45,7 +45,8 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     commands = {"train": "train from a YAML config (python -m fastrnn.run)",
                 "sample": "sample text from a run folder or checkpoint",
-                "bench": "benchmark against the numpy min-char-rnn"}
+                "bench": "benchmark against the numpy min-char-rnn",
+                "sweep": "run a hyperparameter sweep (python -m fastrnn.sweep)"}
     if not argv or argv[0] not in commands:
         usage = "\n".join(f"  {k:<7} {v}" for k, v in commands.items())
         print(f"usage: fastrnn {{{','.join(commands)}}} ...\n\n{usage}", file=sys.stderr)
@@ -56,6 +57,9 @@ def main(argv=None):
         return run_main(rest)
     if command == "sample":
         return sample_main(rest, prog="fastrnn sample")
+    if command == "sweep":
+        from .sweep import main as sweep_main
+        return sweep_main(rest)
     from .bench import main as bench_main
     return bench_main(rest)
 

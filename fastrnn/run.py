@@ -34,7 +34,9 @@ class Run:
         self.dir = Path(cfg.train.out_dir)
         self.trainer = None
         self.best_val = math.inf
+        self.last_val = None  # the validation loss at the last iteration trained
         self.sample_seed = cfg.train.seed
+        self.rate = 0.0  # iterations per second of this invocation
 
     # --- setting up -----------------------------------------------------------------
     def prepare(self):
@@ -78,6 +80,7 @@ class Run:
         if start_iter >= cfg.max_iters:
             print(f"already at iteration {start_iter} of {cfg.max_iters}; raise "
                   f"train.max_iters to train on", file=self.out)
+            self.last_val = self._evaluate()
             return 0
         metrics = self._open_metrics()
         progress = Progress(start_iter, cfg.max_iters, self.err)
@@ -101,6 +104,8 @@ class Run:
                 val = None
                 if it % cfg.eval_every == 0 or it == cfg.max_iters:
                     val = self._evaluate()
+                    if it == cfg.max_iters:
+                        self.last_val = val
                     if val is not None and val < self.best_val:
                         self.best_val = val
                         t.save(self.dir / checkpoint.BEST, self._extra())
@@ -128,6 +133,7 @@ class Run:
         self._plot()
         elapsed = time.perf_counter() - t0
         done = t.iteration - start_iter
+        self.rate = done / elapsed
         val_text = (f", best validation {self.best_val:.4f} nats/char "
                     f"({self.best_val / math.log(2):.4f} bits)" if self.best_val < math.inf
                     else "")

@@ -1,0 +1,448 @@
+"""Hyperparameter sweeps: many ordinary runs from one sweep file, in parallel.
+
+    python -m fastrnn.sweep configs/sweeps/lr_hidden.yaml [--workers N]
+    python -m fastrnn.sweep SWEEP.yaml --executor dask --address tcp://HOST:PORT
+
+A sweep file names a base config, axes over config keys (a grid, or random draws), the
+metric to rank by and an output folder. Each trial is a normal run in
+<out_dir>/<trial>/, so it can be inspected, resumed or sampled from. Results are
+appended to results.csv and results.jsonl as trials end. Running the same command again
+skips finished trials and resumes interrupted ones from their checkpoints.
+"""
+import argparse
+import concurrent.futures as cf
+import contextlib
+import csv
+import dataclasses
+import io
+import itertools
+import json
+import math
+import multiprocessing
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from . import checkpoint
+from .config import SECTIONS, _lookup, merge, parse_overrides
+from .data import write_atomic
+from .errors import UserError
+
+METRICS = {"val_loss": "final validation loss (nats/char)",
+           "best_val_loss": "best validation loss (nats/char)",
+           "train_loss": "final smoothed training loss (nats/char)"}
+DISTRIBUTIONS = ("uniform", "loguniform", "choice", "randint")
+COLUMNS = ("trial", "status", "metric", "val_loss", "best_val_loss", "train_loss",
+           "iterations", "seconds", "it_per_s", "error")
+
+
+@dataclasses.dataclass
+class Sweep:
+    base: dict             # the base config (nested dict), before each trial's values
+    trials: list           # [(name, {"section.key": value})]
+    metric: str
+    out_dir: Path
+
+
+def load_sweep(path, out_dir=None):
+    """Read and check a sweep file; UserError names what is wrong."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"sweep file not found: {path}") from None
+    except yaml.YAMLError:
+        raise UserError(f"{path}: invalid YAML; fix the file's syntax") from None
+    if not isinstance(raw, dict):
+        raise UserError(f"{path}: a sweep file is a mapping (base, grid or random, ...)")
+    known = {"base", "config", "grid", "random", "n_trials", "seed", "metric", "out_dir"}
+    for key in raw:
+        _lookup(key, dict.fromkeys(known), str(path), "sweep key")
+    base = {}
+    if raw.get("base"):
+        base_path = (path.parent / raw["base"]) if not Path(raw["base"]).is_absolute() \
+            else Path(raw["base"])
+        try:
+            base = yaml.safe_load(base_path.read_text(encoding="utf-8")) or {}
+        except FileNotFoundError:
+            raise UserError(f"{path}: base config not found: {base_path}") from None
+        except yaml.YAMLError:
+            raise UserError(f"{base_path}: invalid YAML; fix the file's syntax") from None
+    base = merge(base, raw.get("config") or {})
+    if ("grid" in raw) == ("random" in raw):
+        raise UserError(f"{path}: give exactly one of 'grid' (lists of values) or "
+                        f"'random' (distributions, with n_trials)")
+    metric = raw.get("metric", "val_loss")
+    if metric not in METRICS:
+        raise UserError(f"{path}: metric '{metric}' is not one of {', '.join(METRICS)}")
+    axes = raw.get("grid") or raw.get("random")
+    if not isinstance(axes, dict) or not axes:
+        raise UserError(f"{path}: the axes must be a mapping of config keys, e.g. "
+                        f"optim.lr: [0.05, 0.1]")
+    for key in axes:
+        _check_key(key, path)
+    if "grid" in raw:
+        for key, values in axes.items():
+            if not isinstance(values, list) or not values:
+                raise UserError(f"{path}: grid axis '{key}' must be a non-empty list of "
+                                f"values")
+        combos = list(itertools.product(*axes.values()))
+        trials = [dict(zip(axes, combo)) for combo in combos]
+    else:
+        n = raw.get("n_trials")
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            raise UserError(f"{path}: random axes need n_trials, a whole number >= 1")
+        rng = np.random.default_rng(raw.get("seed", 0))
+        draws = {key: _draw(key, spec, n, rng, path) for key, spec in axes.items()}
+        trials = [{key: draws[key][i] for key in axes} for i in range(n)]
+    width = len(str(len(trials) - 1))
+    named = [(f"t{i:0{width}d}", values) for i, values in enumerate(trials)]
+    out = Path(out_dir or raw.get("out_dir") or Path("runs") / "sweeps" / path.stem)
+    return Sweep(base, named, metric, out)
+
+
+def _check_key(key, path):
+    section, dot, name = str(key).partition(".")
+    cls = _lookup(section, SECTIONS, str(path), "section") if dot else None
+    if cls is None:
+        raise UserError(f"{path}: axis '{key}' is not a config key of the form section.key")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    _lookup(name, fields, str(path), "key on an axis", prefix=f"{section}.")
+
+
+def _draw(key, spec, n, rng, path):
+    bad = (f"{path}: axis '{key}' needs one distribution: uniform: [low, high], "
+           f"loguniform: [low, high], randint: [low, high] or choice: [values]")
+    if not isinstance(spec, dict) or len(spec) != 1:
+        raise UserError(bad)
+    (kind, args), = spec.items()
+    if kind not in DISTRIBUTIONS or not isinstance(args, list) or not args:
+        raise UserError(bad)
+    if kind == "choice":
+        return [args[i] for i in rng.integers(0, len(args), n)]
+    try:
+        low, high = (float(a) for a in args)
+    except (TypeError, ValueError):
+        raise UserError(bad) from None
+    if not low < high or (kind == "loguniform" and low <= 0):
+        raise UserError(f"{path}: axis '{key}': {kind} needs low < high"
+                        + (" and low > 0" if kind == "loguniform" else "")
+                        + f", got [{args[0]}, {args[1]}]")
+    if kind == "uniform":
+        return [float(v) for v in rng.uniform(low, high, n)]
+    if kind == "loguniform":
+        return [float(v) for v in np.exp(rng.uniform(math.log(low), math.log(high), n))]
+    return [int(v) for v in rng.integers(int(low), int(high) + 1, n)]
+
+
+def trial_config(sweep, name, values):
+    """A trial's nested config dict: the base, its axis values, its own run folder."""
+    flat = [f"{k}={json.dumps(v)}" for k, v in values.items()]
+    cfg = merge(sweep.base, parse_overrides(flat, where=f"trial {name}"))
+    run_dir = sweep.out_dir / name
+    resume = (run_dir / checkpoint.LATEST).exists()
+    cfg = merge(cfg, {"train": {"out_dir": str(run_dir), "resume": resume,
+                                "overwrite": not resume}})
+    return cfg
+
+
+def run_trial(name, cfg):
+    """Run one trial in this process; returns its result row. Never raises: a failure is
+    recorded with its error. The run's own output goes to <run folder>/log.txt."""
+    from .config import Config
+    from .run import Run
+    row = dict(trial=name, status="failed", metric=None, val_loss=None, best_val_loss=None,
+               train_loss=None, iterations=0, seconds=0.0, it_per_s=0.0, error="")
+    t0 = time.perf_counter()
+    run_dir = Path(cfg["train"]["out_dir"])
+    log = io.StringIO()
+    try:
+        config = Config.from_dict(cfg, where=f"trial {name}")
+        run = Run(config, out=log, err=log)
+        run.prepare()
+        code = run.train()
+        t = run.trainer
+        row.update(iterations=t.iteration, it_per_s=round(run.rate, 1),
+                   train_loss=t.smooth_loss / config.train.seq_length,
+                   val_loss=run.last_val,
+                   best_val_loss=run.best_val if run.best_val < math.inf else None)
+        if code == 0:
+            row["status"] = "ok"
+        else:
+            lines = [ln for ln in log.getvalue().splitlines() if "error" in ln]
+            row["error"] = lines[-1] if lines else f"run exited with code {code}"
+    except Exception as e:  # a trial's failure is data, not the end of the sweep
+        row["error"] = f"{type(e).__name__}: {e}" if not isinstance(e, UserError) else str(e)
+    finally:
+        row["seconds"] = round(time.perf_counter() - t0, 2)
+        if run_dir.is_dir():
+            with open(run_dir / "log.txt", "a", encoding="utf-8") as f:
+                f.write(log.getvalue())
+    return row
+
+
+class Results:
+    """results.csv and results.jsonl in the sweep folder, appended as trials end."""
+
+    def __init__(self, sweep):
+        self.sweep = sweep
+        self.csv = sweep.out_dir / "results.csv"
+        self.jsonl = sweep.out_dir / "results.jsonl"
+        self.rows = {}
+        if self.jsonl.exists():
+            for line in self.jsonl.read_text(encoding="utf-8").splitlines():
+                if line.strip():
+                    row = json.loads(line)
+                    self.rows[row["trial"]] = row  # the latest row of each trial wins
+
+    def done(self, name):
+        return self.rows.get(name, {}).get("status") == "ok"
+
+    def add(self, row, values):
+        key = {"val_loss": "val_loss", "best_val_loss": "best_val_loss",
+               "train_loss": "train_loss"}[self.sweep.metric]
+        row["metric"] = row[key]
+        row = dict(row, params=values)
+        self.rows[row["trial"]] = row
+        new = not self.csv.exists()
+        with open(self.csv, "a", newline="", encoding="utf-8") as f:
+            w = csv.writer(f)
+            if new:
+                w.writerow(COLUMNS + tuple(values))
+            w.writerow([row.get(c) if row.get(c) is not None else "" for c in COLUMNS]
+                       + list(values.values()))
+        with open(self.jsonl, "a", encoding="utf-8") as f:
+            f.write(json.dumps(row) + "\n")
+
+
+def _worker_env():
+    """Trials use one thread each: workers are the parallelism (and an OpenMP pool
+    inherited by fork hangs, hence spawn)."""
+    return {"NUMBA_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+
+
+class IsolatedPool:
+    """A concurrent.futures-style pool that runs each task in a fresh spawned process,
+    at most `workers` at once, so that a worker that dies (killed, out of memory) takes
+    only its own trial with it."""
+
+    def __init__(self, workers):
+        self.threads = cf.ThreadPoolExecutor(max_workers=workers)
+
+    def submit(self, fn, *args):
+        return self.threads.submit(_in_own_process, fn, *args)
+
+    def shutdown(self):
+        self.threads.shutdown(wait=True)
+
+
+def _in_own_process(fn, *args):
+    ctx = multiprocessing.get_context("spawn")
+    with cf.ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
+        return pool.submit(fn, *args).result()
+
+
+@contextlib.contextmanager
+def local_executor(workers):
+    saved = {k: os.environ.get(k) for k in _worker_env()}
+    os.environ.update(_worker_env())  # inherited by the spawned workers
+    pool = IsolatedPool(workers)
+    try:
+        yield pool
+    finally:
+        pool.shutdown()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@contextlib.contextmanager
+def dask_executor(address, timeout=5):
+    try:
+        from distributed import Client
+    except ImportError:
+        raise UserError("--executor dask needs Dask: pip install 'fastrnn[dask]'") from None
+    try:
+        client = Client(address, timeout=timeout)
+    except (OSError, TimeoutError, ValueError) as e:
+        raise UserError(f"cannot reach the Dask scheduler at {address} ({e.__class__.__name__}"
+                        f"); start one (dask scheduler) or fix --address") from None
+    try:
+        yield client.get_executor()
+    finally:
+        client.close()
+
+
+def run_sweep(sweep, executor, progress=None, trial_fn=run_trial, slots=None):
+    """Run the sweep's unfinished trials; returns the results. executor: a factory of a
+    context manager that yields a pool with submit() (local_executor, dask_executor).
+    A trial that raises, or whose worker dies, is recorded as failed; the others go on.
+    slots: how many trials run at once, if known, for the progress display."""
+    sweep.out_dir.mkdir(parents=True, exist_ok=True)
+    results = Results(sweep)
+    todo = [(n, v) for n, v in sweep.trials if not results.done(n)]
+    state = dict(done=len(sweep.trials) - len(todo), failed=0, running=0,
+                 total=len(sweep.trials))
+    with executor() as pool:
+        futures = {pool.submit(trial_fn, name, trial_config(sweep, name, vals)): (name, vals)
+                   for name, vals in todo}
+        unfinished = len(futures)
+        state["running"] = min(unfinished, slots or unfinished)
+        _report(progress, state)
+        for fut in cf.as_completed(futures):
+            name, vals = futures[fut]
+            unfinished -= 1
+            state["running"] = min(unfinished, slots or unfinished)
+            try:
+                row = fut.result()
+            except Exception as e:  # the worker died (killed, out of memory, ...)
+                row = dict(trial=name, status="failed", metric=None, val_loss=None,
+                           best_val_loss=None, train_loss=None, iterations=0,
+                           seconds=0.0, it_per_s=0.0,
+                           error=f"worker died: {type(e).__name__}: {e}")
+            results.add(row, vals)
+            state["done" if row["status"] == "ok" else "failed"] += 1
+            _report(progress, state, row)
+    return results
+
+
+def _report(progress, state, row=None):
+    if progress is not None:
+        progress(state, row)
+
+
+def summary(results, sweep, out):
+    rows = [results.rows[n] for n, _ in sweep.trials if n in results.rows]
+    ok = sorted((r for r in rows if r["status"] == "ok" and r["metric"] is not None),
+                key=lambda r: r["metric"])
+    failed = [r for r in rows if r["status"] != "ok"]
+    axes = list(sweep.trials[0][1]) if sweep.trials else []
+    print(f"\n{len(ok)} of {len(sweep.trials)} trials ranked by {sweep.metric} "
+          f"({METRICS[sweep.metric]}), best first:", file=out)
+    head = f"{'rank':>4}  {'trial':<6} {sweep.metric:>14}  " + "  ".join(axes)
+    print(head, file=out)
+    for i, r in enumerate(ok, 1):
+        vals = "  ".join(f"{r['params'][a]}" for a in axes)
+        print(f"{i:>4}  {r['trial']:<6} {r['metric']:>14.4f}  {vals}", file=out)
+    for r in failed:
+        print(f"failed {r['trial']}: {r['error']}", file=out)
+    print(f"results: {results.csv} and {results.jsonl}", file=out)
+    _plot(ok, axes, sweep)
+    return len(failed)
+
+
+def _plot(ok, axes, sweep):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    if not ok or not axes:
+        return
+    fig, panes = plt.subplots(1, len(axes), figsize=(4 * len(axes), 3.5), squeeze=False)
+    for ax, key in zip(panes[0], axes):
+        xs = [r["params"][key] for r in ok]
+        numeric = all(isinstance(x, (int, float)) for x in xs)
+        ax.plot(xs if numeric else [str(x) for x in xs], [r["metric"] for r in ok], "o")
+        if key == "optim.lr" and numeric:
+            ax.set_xscale("log")
+        ax.set_xlabel(key)
+        ax.set_ylabel(sweep.metric)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    tmp = sweep.out_dir / ".sweep.tmp.png"
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    tmp.replace(sweep.out_dir / "sweep.png")
+
+
+def _claim_folder(sweep):
+    """The out_dir holds this sweep or nothing; never another one."""
+    spec = yaml.safe_dump({"base": sweep.base, "metric": sweep.metric,
+                           "trials": [{"name": n, "values": v} for n, v in sweep.trials]},
+                          sort_keys=True)
+    marker = sweep.out_dir / "sweep.yaml"
+    if marker.exists():
+        if marker.read_text(encoding="utf-8") != spec:
+            raise UserError(f"{sweep.out_dir} holds a different sweep (its sweep.yaml "
+                            f"differs); use another out_dir (--out-dir) or delete it")
+        return
+    if sweep.out_dir.exists() and any(sweep.out_dir.iterdir()):
+        raise UserError(f"{sweep.out_dir} is not empty and holds no sweep; use another "
+                        f"out_dir (--out-dir)")
+    try:
+        sweep.out_dir.mkdir(parents=True, exist_ok=True)
+        write_atomic(marker, spec.encode())
+    except OSError as e:
+        raise UserError(f"cannot write the sweep folder {sweep.out_dir} ({e.strerror})") \
+            from None
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="python -m fastrnn.sweep", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("sweep", help="sweep file (YAML), e.g. configs/sweeps/lr_hidden.yaml")
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                    help="parallel trials on this machine (default: one per core)")
+    ap.add_argument("--executor", choices=["local", "dask"], default="local")
+    ap.add_argument("--address", help="the Dask scheduler, e.g. tcp://10.0.0.5:8786")
+    ap.add_argument("--out-dir", help="sweep folder (default: the sweep file's out_dir)")
+    args = ap.parse_args(argv)
+    try:
+        if args.workers < 1:
+            raise UserError(f"--workers must be at least 1, got {args.workers}")
+        if args.executor == "dask" and not args.address:
+            raise UserError("--executor dask needs --address tcp://HOST:PORT")
+        sweep = load_sweep(args.sweep, args.out_dir)
+        for name, values in sweep.trials[:1]:  # the base and keys make a config at all
+            trial_config(sweep, name, values)
+        _claim_folder(sweep)
+        if args.executor == "dask":
+            with dask_executor(args.address):
+                pass  # reachable: fail fast, before any trial starts
+            executor = lambda: dask_executor(args.address)  # noqa: E731
+            where = f"Dask at {args.address}"
+        else:
+            executor = lambda: local_executor(args.workers)  # noqa: E731
+            where = f"{args.workers} local worker(s)"
+    except UserError as e:
+        print(f"fastrnn: error: {e}", file=sys.stderr)
+        return 2
+    print(f"sweep {args.sweep}: {len(sweep.trials)} trials on {where}; folder "
+          f"{sweep.out_dir}", flush=True)
+    results = run_sweep(sweep, executor, progress=_printer(len(sweep.trials)),
+                        slots=args.workers if args.executor == "local" else None)
+    failed = summary(results, sweep, sys.stdout)
+    return 1 if failed else 0
+
+
+def _printer(total):
+    bar = None
+    if sys.stderr.isatty():
+        from tqdm import tqdm
+        bar = tqdm(total=total, file=sys.stderr, unit="trial")
+
+    def show(state, row):
+        line = (f"trials: {state['done']} done, {state['running']} running, "
+                f"{state['failed']} failed, of {state['total']}")
+        if row is not None:
+            what = (f"{row['trial']} ok, {row['metric']:.4f}" if row["status"] == "ok"
+                    and row["metric"] is not None else f"{row['trial']} {row['status']}")
+            line += f" | {what}"
+        if bar is not None:
+            bar.n = state["done"] + state["failed"]
+            bar.set_postfix_str(line, refresh=True)
+        else:
+            print(line, file=sys.stderr, flush=True)
+    return show
+
+
+if __name__ == "__main__":
+    sys.exit(main())

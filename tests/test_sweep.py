@@ -1,0 +1,153 @@
+"""Sweeps: sweep files, local and Dask executors, results, resume, failures."""
+import json
+import os
+import socket
+import sys
+
+import pytest
+import yaml
+
+from conftest import SMALL_TEXT
+from fastrnn import sweep as S
+from fastrnn.sweep import main as sweep_main
+
+
+@pytest.fixture
+def sweepdir(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "text.txt").write_text(SMALL_TEXT * 4)
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump({
+        "data": {"path": str(tmp_path / "text.txt"), "val_fraction": 0.2},
+        "model": {"hidden": 8},
+        "train": {"seq_length": 8, "max_iters": 300, "log_every": 100, "eval_every": 100,
+                  "sample_every": 0, "checkpoint_every": 100, "dtype": "float64"}}))
+    monkeypatch.syspath_prepend(os.path.dirname(__file__))
+    return tmp_path
+
+
+def write_sweep(folder, **spec):
+    spec.setdefault("base", "base.yaml")
+    path = folder / "sweep.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def test_grid_and_random_trials(sweepdir):
+    grid = S.load_sweep(write_sweep(sweepdir, grid={"optim.lr": [0.05, 0.1, 0.2],
+                                                    "model.hidden": [4, 8]}))
+    assert len(grid.trials) == 6
+    assert grid.trials[0] == ("t0", {"optim.lr": 0.05, "model.hidden": 4})
+    rnd = write_sweep(sweepdir, random={"optim.lr": {"loguniform": [1e-3, 1e-1]},
+                                        "model.hidden": {"choice": [4, 8]},
+                                        "train.seq_length": {"randint": [4, 9]}},
+                      n_trials=16, seed=3)
+    a, b = S.load_sweep(rnd), S.load_sweep(rnd)
+    assert a.trials == b.trials and len(a.trials) == 16  # reruns see the same draws
+    lrs = [v["optim.lr"] for _, v in a.trials]
+    assert all(1e-3 <= lr <= 1e-1 for lr in lrs) and len(set(lrs)) == 16
+    assert {v["model.hidden"] for _, v in a.trials} == {4, 8}
+    assert all(4 <= v["train.seq_length"] <= 9 for _, v in a.trials)
+
+
+@pytest.mark.parametrize("spec,match", [
+    (dict(grid={"optim.lrr": [0.1]}), "did you mean 'optim.lr'"),
+    (dict(grid={"optimizer.lr": [0.1]}), "unknown section"),
+    (dict(grid={"optim.lr": []}), "non-empty list"),
+    (dict(random={"optim.lr": {"gaussian": [0, 1]}}, n_trials=2), "one distribution"),
+    (dict(random={"optim.lr": {"loguniform": [0, 1]}}, n_trials=2), "low > 0"),
+    (dict(random={"optim.lr": {"uniform": [1, 0.5]}}, n_trials=2), "low < high"),
+    (dict(random={"optim.lr": {"uniform": [0, 1]}}), "n_trials"),
+    (dict(grid={"optim.lr": [0.1]}, metric="accuracy"), "metric"),
+    (dict(), "exactly one of 'grid'"),
+])
+def test_bad_sweep_files_are_one_line_and_exit_2(sweepdir, capsys, spec, match):
+    assert sweep_main([str(write_sweep(sweepdir, **spec))]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and match in err[0]
+
+
+def test_a_sweep_runs_records_ranks_and_resumes(sweepdir, capsys):
+    path = write_sweep(sweepdir, grid={"optim.lr": [0.05, 0.2, -1.0]}, out_dir="sw")
+    code = sweep_main([str(path), "--workers", "2"])
+    out = capsys.readouterr().out
+    assert code == 1  # the lr = -1 trial failed, and the exit code says so
+    rows = [json.loads(line) for line in (sweepdir / "sw" / "results.jsonl").read_text()
+            .splitlines()]
+    by = {r["trial"]: r for r in rows}
+    assert by["t0"]["status"] == by["t1"]["status"] == "ok"
+    assert by["t2"]["status"] == "failed" and "optim.lr" in by["t2"]["error"]
+    assert by["t0"]["iterations"] == 300 and by["t0"]["val_loss"] > 0
+    assert "failed t2" in out and "2 of 3 trials ranked" in out
+    csv_lines = (sweepdir / "sw" / "results.csv").read_text().splitlines()
+    assert csv_lines[0].startswith("trial,status,metric") and len(csv_lines) == 4
+    for t in ("t0", "t1"):  # every trial is an ordinary run folder
+        assert (sweepdir / "sw" / t / "latest.npz").exists()
+    # rerun: finished trials are skipped, the failed one is tried again
+    assert sweep_main([str(path), "--workers", "2"]) == 1
+    rows2 = (sweepdir / "sw" / "results.jsonl").read_text().splitlines()
+    assert len(rows2) == 4 and json.loads(rows2[-1])["trial"] == "t2"
+
+
+def test_an_interrupted_trial_resumes_from_its_checkpoint(sweepdir, capsys):
+    path = write_sweep(sweepdir, grid={"optim.lr": [0.1]}, out_dir="sw")
+    sw = S.load_sweep(path)
+    S._claim_folder(sw)
+    # trial t0 ran 100 of its 300 iterations before the sweep was stopped
+    cfg = S.trial_config(sw, "t0", {"optim.lr": 0.1})
+    cfg["train"]["max_iters"] = 100
+    assert S.run_trial("t0", cfg)["status"] == "ok"
+    assert sweep_main([str(path), "--workers", "1"]) == 0
+    log = (sweepdir / "sw" / "t0" / "log.txt").read_text()
+    assert "resuming" in log and "at iteration 100" in log
+    row = json.loads((sweepdir / "sw" / "results.jsonl").read_text().splitlines()[-1])
+    assert row["iterations"] == 300
+
+
+def test_a_folder_holding_another_sweep_is_refused(sweepdir, capsys):
+    a = write_sweep(sweepdir, grid={"optim.lr": [0.1]}, out_dir="sw")
+    assert sweep_main([str(a), "--workers", "1"]) == 0
+    before = (sweepdir / "sw" / "results.jsonl").read_text()
+    b = write_sweep(sweepdir, grid={"optim.lr": [0.3]}, out_dir="sw")
+    assert sweep_main([str(b)]) == 2
+    assert "different sweep" in capsys.readouterr().err
+    assert (sweepdir / "sw" / "results.jsonl").read_text() == before
+
+
+def test_a_killed_worker_fails_its_trial_only(sweepdir):
+    import sweep_helpers
+    path = write_sweep(sweepdir, grid={"optim.lr": [0.05, 0.1, 0.2]}, out_dir="sw")
+    sw = S.load_sweep(path)
+    S._claim_folder(sw)
+    results = S.run_sweep(sw, lambda: S.local_executor(2), trial_fn=sweep_helpers.dies_on_t1)
+    status = {n: r["status"] for n, r in results.rows.items()}
+    assert status == {"t0": "ok", "t1": "failed", "t2": "ok"}
+    assert "worker died" in results.rows["t1"]["error"]
+
+
+def test_unreachable_dask_address_fails_fast(sweepdir, capsys):
+    pytest.importorskip("distributed")
+    with socket.socket() as s:  # a port that nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    path = write_sweep(sweepdir, grid={"optim.lr": [0.1]}, out_dir="sw")
+    import time
+    t0 = time.time()
+    code = sweep_main([str(path), "--executor", "dask", "--address", f"tcp://127.0.0.1:{port}"])
+    assert code == 2 and time.time() - t0 < 30
+    assert "cannot reach the Dask scheduler" in capsys.readouterr().err
+
+
+def test_dask_local_cluster_runs_the_trials(sweepdir, capsys):
+    distributed = pytest.importorskip("distributed")
+    env = {"NUMBA_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join(sys.path)}
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1",
+                                  dashboard_address=None, env=env) as cluster:
+        path = write_sweep(sweepdir, grid={"optim.lr": [0.05, 0.1]}, out_dir="sw")
+        code = sweep_main([str(path), "--executor", "dask", "--address",
+                           cluster.scheduler_address])
+    assert code == 0, capsys.readouterr()
+    rows = [json.loads(line) for line in (sweepdir / "sw" / "results.jsonl").read_text()
+            .splitlines()]
+    assert sorted(r["trial"] for r in rows) == ["t0", "t1"]
+    assert all(r["status"] == "ok" and r["iterations"] == 300 for r in rows)
