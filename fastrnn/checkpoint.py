@@ -27,9 +27,10 @@ def save(trainer, path, extra=None):
         config=np.array(json.dumps(trainer.config.to_dict())),
         vocab=np.array(json.dumps(trainer.vocab)),
         theta=trainer._theta.flat,
-        mem=trainer._mem,
-        state=trainer._hs[:, 0],
+        optimizer=trainer._opt,
+        state=np.array([a[:, 0] for a in trainer._states]),
         cursor=trainer.cursor,
+        rng=trainer._rng,
         next_input=np.array(trainer.carried_state()[1]),
         smooth_loss=np.array(trainer.smooth_loss),
         extra=np.array(json.dumps(extra or {})),
@@ -51,8 +52,8 @@ def read(path):
         raise UserError(f"checkpoint not found: {path}") from None
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as e:
         raise UserError(f"checkpoint {path} is corrupt or truncated ({e}); {fix}") from None
-    missing = {"format_version", "config", "vocab", "theta", "mem", "state", "cursor",
-               "next_input", "smooth_loss", "extra"} - set(arrays)
+    missing = {"format_version", "config", "vocab", "theta", "optimizer", "state", "cursor",
+               "rng", "next_input", "smooth_loss", "extra"} - set(arrays)
     if missing:
         raise UserError(f"checkpoint {path} lacks {', '.join(sorted(missing))}; {fix}")
     version = int(arrays["format_version"])
@@ -74,15 +75,19 @@ def restore(trainer, arrays, path="checkpoint"):
         raise UserError(f"{path}: its vocabulary ({len(arrays['vocab'])} characters) "
                         f"differs from the data's ({len(trainer.vocab)}); train on the "
                         f"same text, or start a new run in another train.out_dir")
-    want = {"theta": trainer._theta.flat, "mem": trainer._mem,
-            "state": trainer._hs[:, 0], "cursor": trainer.cursor}
+    state = np.array([a[:, 0] for a in trainer._states])
+    want = {"theta": trainer._theta.flat, "optimizer": trainer._opt, "state": state,
+            "cursor": trainer.cursor, "rng": trainer._rng}
     for key, target in want.items():
         if arrays[key].shape != target.shape:
             raise UserError(f"{path}: its model does not match the config ({key} has shape "
                             f"{arrays[key].shape}, the config makes {target.shape}); use "
                             f"the checkpoint's model settings or a new train.out_dir")
     for key, target in want.items():
-        target[...] = arrays[key]
+        if key != "state":
+            target[...] = arrays[key]
+    for a, saved in zip(trainer._states, arrays["state"]):
+        a[:, 0] = saved
     trainer.smooth_loss = float(arrays["smooth_loss"])
 
 

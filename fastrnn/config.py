@@ -14,10 +14,13 @@ import yaml
 from .errors import UserError
 
 
-def _key(default, doc, *, choices=None, min=None, min_open=None, max_open=None):
-    """A config field: its default, a one-line description and the values it accepts."""
+def _key(default, doc, *, choices=None, min=None, min_open=None, max=None, max_open=None,
+         optional=False):
+    """A config field: its default, a one-line description and the values it accepts
+    (optional: null is accepted too, meaning off)."""
     return field(default=default, metadata=dict(
-        doc=doc, choices=choices, min=min, min_open=min_open, max_open=max_open))
+        doc=doc, choices=choices, min=min, min_open=min_open, max=max, max_open=max_open,
+        optional=optional))
 
 
 @dataclass
@@ -30,16 +33,28 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    kind: str = _key("rnn", "model family", choices=("rnn",))
+    kind: str = _key("rnn", "model family: rnn (min-char-rnn's tanh cell), gru, lstm",
+                     choices=("rnn", "gru", "lstm"))
     hidden: int = _key(100, "hidden units per layer", min=1)
     layers: int = _key(1, "stacked recurrent layers", min=1)
+    dropout: float = _key(0.0, "dropout probability between layers (as PyTorch's)",
+                          min=0.0, max_open=1.0)
 
 
 @dataclass
 class OptimConfig:
-    name: str = _key("adagrad", "optimizer", choices=("adagrad",))
+    name: str = _key("adagrad", "optimizer", choices=("adagrad", "rmsprop", "adam", "sgd"))
     lr: float = _key(0.1, "learning rate", min_open=0.0)
-    clip: float = _key(5.0, "clip each gradient element to [-clip, clip]", min_open=0.0)
+    clip: float = _key(5.0, "clip each gradient element to [-clip, clip] (0: off)", min=0.0)
+    clip_norm: float = _key(None, "scale the gradient down to this global norm (null: off)",
+                            min_open=0.0, optional=True)
+    lr_decay: float = _key(1.0, "multiply lr by this every decay_every iterations",
+                           min_open=0.0, max=1.0)
+    decay_every: int = _key(10_000, "iterations between learning-rate decays", min=1)
+    eps: float = _key(1e-8, "added in the optimizer's denominator", min_open=0.0)
+    beta1: float = _key(0.9, "adam's first-moment decay", min=0.0, max_open=1.0)
+    beta2: float = _key(0.999, "adam's second-moment decay; rmsprop's decay "
+                        "(char-rnn uses 0.95)", min=0.0, max_open=1.0)
 
 
 @dataclass
@@ -127,6 +142,8 @@ def _check(name, value, f, where):
     kind = f.type
     meta = f.metadata
     bad = f"{where}: {name} must be "
+    if value is None and meta["optional"]:
+        return None
     if kind is bool:
         if not isinstance(value, bool):
             raise UserError(f"{bad}true or false, got {value!r}")
@@ -156,6 +173,8 @@ def _check(name, value, f, where):
         raise UserError(f"{bad}at least {meta['min']}, got {value!r}")
     if meta["min_open"] is not None and value <= meta["min_open"]:
         raise UserError(f"{bad}greater than {meta['min_open']}, got {value!r}")
+    if meta["max"] is not None and value > meta["max"]:
+        raise UserError(f"{bad}at most {meta['max']}, got {value!r}")
     if meta["max_open"] is not None and value >= meta["max_open"]:
         raise UserError(f"{bad}less than {meta['max_open']}, got {value!r}")
     return value

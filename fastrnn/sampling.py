@@ -2,7 +2,6 @@
 import numpy as np
 
 from .errors import UserError
-from .kernels.rnn import rnn_step
 from .trainer import Trainer, load
 
 
@@ -24,23 +23,31 @@ def generate(trainer, prime="", length=200, temperature=1.0, top_k=None, seed=No
     if top_k is not None and top_k < 1:
         raise UserError(f"top_k must be at least 1, got {top_k}")
     rng = np.random.default_rng(seed)
-    L, _, _, H = trainer._hs.shape
-    hs = np.zeros((L, 2, 1, H), trainer.dtype)
-    tmp = np.zeros((1, H), trainer.dtype)
-    xs = np.zeros((2, 1), np.int32)
-    logits = np.zeros(len(vocab), trainer.dtype)
-    P = trainer._theta.as_tuple()
+    cfg = trainer.config
+    buf = trainer.family.buffers(cfg.model.layers, 1, 1, cfg.model.hidden, len(vocab),
+                                 trainer.dtype)
+    states = [buf["hs"], buf["cs"]] if trainer.family.cell else [buf["hs"]]
+    Why = trainer._theta.views["Why"].astype(np.float64)
+    by = trainer._theta.views["by"].astype(np.float64)
+
+    def step(ix):
+        buf["xs"][0, 0] = ix
+        trainer.family.forward(trainer, buf)
+        for a in states:
+            a[:, 0] = a[:, 1]
+        return Why @ buf["hs"][-1, 1, 0] + by
+
     if prime:
         feed = [index[c] for c in prime]
     else:
-        state, next_id = trainer.carried_state()
-        hs[:, 0, 0] = state
+        carried, next_id = trainer.carried_state()
+        for a, saved in zip(states, carried):
+            a[:, 0, 0] = saved
         feed = [next_id]
     for ix in feed:
-        xs[0, 0] = ix
-        rnn_step(logits, hs, tmp, xs, P)
+        logits = step(ix)
     for _ in range(length):
-        y = logits.astype(np.float64)
+        y = logits
         if temperature == 0:
             ix = int(np.argmax(y))
         else:
@@ -51,8 +58,7 @@ def generate(trainer, prime="", length=200, temperature=1.0, top_k=None, seed=No
             p = np.exp(y - y.max())
             ix = int(rng.choice(y.size, p=p / p.sum()))
         yield vocab[ix]
-        xs[0, 0] = ix
-        rnn_step(logits, hs, tmp, xs, P)
+        logits = step(ix)
 
 
 def sample(trainer_or_path, prime="", length=200, temperature=1.0, top_k=None, seed=None):

@@ -8,17 +8,15 @@ from pathlib import Path
 import numpy as np
 
 from . import blas, checkpoint
-from . import params as P
 from .config import Config, load_yaml
 from .data import Corpus, read_text, resolve
 from .errors import UserError
-from .kernels.rnn import rnn_loss, rnn_train_chunk
-
-ADAGRAD_EPS = 1e-8  # min-char-rnn's
+from .models import FAMILIES, OPTIMIZERS
+from .params import FlatBuffer
 
 
 class Trainer:
-    """Train a char-level RNN.
+    """Train a char-level RNN, GRU or LSTM.
 
     >>> t = Trainer({"data": {"path": "input.txt"}, "model": {"hidden": 100}})
     >>> losses = t.train_iters(1000)   # nats per character of each iteration
@@ -38,30 +36,37 @@ class Trainer:
                 f"train.seq_length: {T} is too long for the training text "
                 f"({len(self.corpus.train)} characters in {B} stream(s) need at least "
                 f"{need} each); lower train.seq_length or train.batch_size, or use more text")
+        self.family = FAMILIES[cfg.model.kind]
         self.dtype = np.dtype(cfg.train.dtype)
-        # float64 reproduces min-char-rnn bit for bit unless told otherwise; float32
-        # takes the faster path of matrix products over all steps (kernels.rnn).
+        # The vanilla RNN in float64 reproduces min-char-rnn bit for bit unless told
+        # otherwise; everything else takes the faster path of matrix products over all
+        # steps (kernels.rnn).
         self.exact = bool(cfg.train.exact and self.dtype == np.float64)
         self.threads = cfg.train.threads or (1 if B == 1 else os.cpu_count() or 1)
-        arrays = P.rnn_arrays(V, H, L)
-        self._theta = P.FlatBuffer(arrays, self.dtype)
-        self._grad = P.FlatBuffer(arrays, self.dtype)
-        self._mem = np.zeros_like(self._theta.flat)  # Adagrad memory
-        self._public = P.public_views(self._theta.views, L)
-        P.init_weights(self._public, cfg.train.seed)
-        self._hyper = np.array([cfg.optim.lr, cfg.optim.clip, ADAGRAD_EPS], dtype=self.dtype)
+        arrays = self.family.arrays(V, H, L)
+        self._theta = FlatBuffer(arrays, self.dtype)
+        self._grad = FlatBuffer(arrays, self.dtype)
+        self._opt = np.zeros((2, self._theta.flat.size), self.dtype)  # optimizer memory
+        self._public = self.family.public(self._theta.views, L)
+        self.family.init(self._public, cfg.train.seed, H)
+        o = cfg.optim
+        self._kind = OPTIMIZERS[o.name]
+        self._hyper = np.array([o.lr, o.clip, o.clip_norm or 0.0, o.eps, o.beta1, o.beta2,
+                                o.lr_decay, o.decay_every], dtype=self.dtype)
+        self._drop = float(cfg.model.dropout) if L > 1 else 0.0
+        self._rng = np.array([cfg.train.seed * 2654435761 + 1], np.uint64)  # dropout
         self._data = self.corpus.streams(B)
-        # Buffers the kernels borrow; allocated once here.
-        self._hs = np.zeros((L, T + 1, B, H), self.dtype)  # hs[:, 0]: carried state
-        self._tmp = np.zeros((B, H), self.dtype)
-        self._ys = np.zeros((T, B, V), self.dtype)
-        self._dh = np.zeros((T, B, H), self.dtype)
-        self._dtmp = np.zeros((T, B, H), self.dtype)
-        self._xs = np.zeros((T + 1, B), np.int32)
+        self._buf = self.family.buffers(L, T, B, H, V, self.dtype)
         self._eval = None  # buffers of evaluate(), made on first use
         self.cursor = np.zeros(2, np.int64)  # [data pointer, iteration]
         self.smooth_loss = -math.log(1.0 / V) * T  # min-char-rnn's smooth_loss at n = 0
         self.extra = {}  # the runner's state, kept in checkpoints
+
+    @property
+    def _states(self):
+        """The state arrays carried between iterations: hs, and cs for an LSTM."""
+        b = self._buf
+        return [b["hs"], b["cs"]] if self.family.cell else [b["hs"]]
 
     @classmethod
     def from_yaml(cls, path, overrides=()):
@@ -81,10 +86,7 @@ class Trainer:
         if n <= 0:
             return losses
         blas.set_threads(self.threads)
-        rnn_train_chunk(losses, self.cursor, self._data, self.exact, self._theta.as_tuple(),
-                        self._grad.as_tuple(), self._theta.flat, self._grad.flat, self._mem,
-                        self._hyper, self._hs, self._tmp, self._ys, self._dh, self._dtmp,
-                        self._xs)
+        self.family.train_chunk(self, losses)
         T = self.config.train.seq_length
         smooth = self.smooth_loss
         for loss in losses:  # min-char-rnn's running average of the loss per sequence
@@ -93,17 +95,16 @@ class Trainer:
         return losses
 
     def loss_of(self, ids):
-        """Mean nats per character of predicting ids[1:] from ids[:-1] from a zero state."""
+        """Mean nats per character of predicting ids[1:] from ids[:-1] from a zero state,
+        without dropout."""
         if len(ids) < 2:
             raise UserError("need at least 2 characters to measure a loss")
         if self._eval is None:
-            L, T1, _, H = self._hs.shape
-            self._eval = (np.zeros((L, T1, 1, H), self.dtype), np.zeros((1, H), self.dtype),
-                          np.zeros((T1 - 1, 1, len(self.vocab)), self.dtype),
-                          np.zeros((T1, 1), np.int32))
-        hs, tmp, ys, xs = self._eval
-        total = rnn_loss(np.ascontiguousarray(ids, np.int32), self.exact, self._theta.as_tuple(),
-                         hs, tmp, ys, xs)
+            cfg = self.config
+            self._eval = self.family.buffers(cfg.model.layers, cfg.train.seq_length, 1,
+                                             cfg.model.hidden, len(self.vocab), self.dtype)
+        blas.set_threads(1)
+        total = self.family.loss(self, np.ascontiguousarray(ids, np.int32), self._eval)
         return total / (len(ids) - 1)
 
     def evaluate(self):
@@ -113,6 +114,15 @@ class Trainer:
             raise UserError("no validation text: set data.val_fraction above 0 "
                             "(e.g. data.val_fraction=0.1)")
         return self.loss_of(self.corpus.val)
+
+    def gradients(self, xs):
+        """(loss summed over the window's steps and averaged over streams, gradients by
+        public name as float64) of one window xs (T+1, B) of ids, from a zero state and
+        with the dropout masks now in the buffers; the parameters are not changed."""
+        blas.set_threads(self.threads)
+        loss = self.family.gradients(self, np.ascontiguousarray(xs, np.int32))
+        public = self.family.public(self._grad.views, self.config.model.layers)
+        return loss, {k: np.array(v, dtype=np.float64) for k, v in public.items()}
 
     def params(self):
         """The parameters as float64 copies, in min-char-rnn's names and orientation."""
@@ -132,13 +142,15 @@ class Trainer:
             self._public[name][...] = value
 
     def carried_state(self):
-        """(h (L, H), id of the next input character) of the first stream: where
-        training would go on from."""
+        """(states (S, L, H): h, and c for an LSTM; id of the next input character) of
+        the first stream: where training would go on from."""
         if self.corpus is None:
             return self._carried
-        p = int(self.cursor[0]) if self.iteration > 0 else 0
-        h = self._hs[:, 0, 0] if self.iteration > 0 else np.zeros_like(self._hs[:, 0, 0])
-        return np.array(h), int(self._data[0, p % self._data.shape[1]])
+        started = self.iteration > 0
+        p = int(self.cursor[0]) if started else 0
+        states = np.array([a[:, 0, 0] if started else np.zeros_like(a[:, 0, 0])
+                           for a in self._states])
+        return states, int(self._data[0, p % self._data.shape[1]])
 
     def save(self, path, extra=None):
         """Write a checkpoint (see fastrnn.checkpoint) atomically to path."""
@@ -160,9 +172,9 @@ def load(path, text=None, data=True):
         small.data.val_fraction, small.train.seq_length, small.train.batch_size = 0.0, 1, 1
         trainer = Trainer(small, text="".join(arrays["vocab"]) * 2)
         trainer.config, trainer.corpus = cfg, None
-        trainer._carried = (arrays["state"][:, 0], int(arrays["next_input"]))
+        trainer._carried = (arrays["state"][:, :, 0], int(arrays["next_input"]))
         trainer._theta.flat[...] = arrays["theta"]
-        trainer._mem[...] = arrays["mem"]
+        trainer._opt[...] = arrays["optimizer"]
         trainer.cursor[...] = arrays["cursor"]
         trainer.smooth_loss = float(arrays["smooth_loss"])
         trainer.extra = arrays["extra"]

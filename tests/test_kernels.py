@@ -10,28 +10,12 @@ from fastrnn.kernels import common, rnn
 
 
 def loss_and_grads(trainer, xs, exact):
-    """One forward/backward pass of the trainer's kernels over the window xs (T+1, B)
-    from a zero state: (summed loss / B, dict of float64 gradients by public name)."""
-    T = xs.shape[0] - 1
-    B = xs.shape[1]
-    hs, tmp, ys = trainer._hs, trainer._tmp, trainer._ys
-    dh, dtmp = trainer._dh, trainer._dtmp
-    P, G = trainer._theta.as_tuple(), trainer._grad.as_tuple()
-    Wemb, Wxh, Whh, bh, Why, by = P
-    dWemb, dWxh, dWhh, dbh, dWhy, dby = G
-    L = hs.shape[0]
-    hs[:] = 0
-    rnn.rnn_forward(hs, tmp, xs, T, exact, Wemb, Wxh, Whh, bh)
-    loss = rnn.output_forward(ys, hs[L - 1], T, xs[1:], 1.0 / B, exact, Why, by)
-    rnn.output_backward(dWhy, dby, dh, ys, hs[L - 1], T, exact, Why)
-    rnn.rnn_backward(dWemb, dWxh, dWhh, dbh, dh, dtmp, tmp, hs, xs, T, exact, Wxh, Whh)
-    from fastrnn.params import public_views
-    grads = {k: np.array(v) for k, v in public_views(trainer._grad.views, L).items()}
-    return loss / B, grads
+    trainer.exact = exact
+    return trainer.gradients(xs)
 
 
 def windows(trainer):
-    T, B = trainer.config.train.seq_length, trainer.config.train.batch_size
+    T = trainer.config.train.seq_length
     return np.ascontiguousarray(trainer._data[:, :T + 1].T)
 
 

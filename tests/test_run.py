@@ -92,7 +92,7 @@ def test_resume_is_bit_exact(workdir):
     assert a.iteration == b.iteration == 400
     for k, v in a.params().items():
         assert np.array_equal(v, b.params()[k]), k
-    assert np.array_equal(a._mem, b._mem) and a.smooth_loss == b.smooth_loss
+    assert np.array_equal(a._opt, b._opt) and a.smooth_loss == b.smooth_loss
 
 
 def test_trainer_save_and_load_round_trip(workdir):
@@ -101,7 +101,7 @@ def test_trainer_save_and_load_round_trip(workdir):
     t.train_iters(50)
     t.save(workdir / "x.npz")
     u = fastrnn.load(workdir / "x.npz")
-    assert u.iteration == 50 and np.array_equal(u._hs[:, 0], t._hs[:, 0])
+    assert u.iteration == 50 and np.array_equal(u._buf["hs"][:, 0], t._buf["hs"][:, 0])
     assert np.array_equal(t.train_iters(30), u.train_iters(30))
 
 

@@ -218,6 +218,113 @@ def row_sum_rev(out, A):
 
 
 @jit
+def next_window(xs, hs, cs, data, cursor, T):
+    """min-char-rnn's data pointer: reset the carried state (hs[:, 0], and cs[:, 0] for
+    an LSTM) and go back to the start when the window would run past the end of the
+    streams, or at iteration 0; copy the window into xs (T+1, B). Returns (p, n)."""
+    p, n = cursor[0], cursor[1]
+    B, S = data.shape
+    if p + T + 1 >= S or n == 0:
+        hs[:, 0] = 0  # reset RNN memory
+        cs[:, 0] = 0
+        p = 0  # go from start of data
+    for t in range(T + 1):
+        for b in range(B):
+            xs[t, b] = data[b, p + t]
+    return p, n
+
+
+@jit
+def layer_input(out, hs, l, T, drop, masks):
+    """The input of layer l >= 1 over all steps as (T*B, H) rows: the states of layer
+    l-1, through its dropout mask when drop > 0 (then written into out, (L-1, T, B, H))."""
+    _, _, B, H = hs.shape
+    below = hs[l - 1].reshape(-1, H)[B:(T + 1) * B]
+    if drop <= 0:
+        return below
+    rows = out[l - 1].reshape(-1, H)[:T * B]
+    m = masks[l - 1].reshape(-1, H)
+    for r in range(T * B):
+        for i in range(H):
+            rows[r, i] = below[r, i] * m[r, i]
+    return rows
+
+
+@jit
+def saved_layer_input(xin, hs, l, T, drop):
+    """The rows layer_input returned for layer l in the forward pass."""
+    _, _, B, H = hs.shape
+    if drop <= 0:
+        return hs[l - 1].reshape(-1, H)[B:(T + 1) * B]
+    return xin[l - 1].reshape(-1, H)[:T * B]
+
+
+@jit
+def input_projection(xa, x, T, l, hs, inputs, Wemb, Wxh, bxh):
+    """xa (T, B, G*H) = Wxh x + bxh for every step: a row gather for layer 0 (one-hot
+    input), one matrix product of the layer input rows otherwise."""
+    _, B, GH = xa.shape
+    if l == 0:
+        for t in range(T):
+            for b in range(B):
+                e = Wemb[x[t, b]]
+                for j in range(GH):
+                    xa[t, b, j] = e[j] + bxh[0, j]
+    else:
+        rows = xa.reshape(-1, GH)[:T * B]
+        np.dot(inputs, Wxh[l - 1].T, rows)
+        for r in range(T * B):
+            for j in range(GH):
+                rows[r, j] += bxh[l, j]
+
+
+@jit
+def input_backward(dWemb, dWxh, dbxh, dx, da, x, T, l, inputs, drop, masks, Wxh):
+    """Gradients of input_projection from da (T, B, G*H): dWemb (layer 0, row scatter)
+    or dWxh[l-1], dbxh[l]; for l >= 1 also dx (T, B, H), the gradient of the layer
+    below's states (through its dropout mask)."""
+    _, B, GH = da.shape
+    rows = da.reshape(-1, GH)[:T * B]
+    row_sum_rev(dbxh[l], rows)
+    if l == 0:
+        dWemb[:] = 0
+        for t in range(T - 1, -1, -1):
+            for b in range(B - 1, -1, -1):
+                dWemb[x[t, b]] += da[t, b]
+    else:
+        np.dot(rows.T, inputs, dWxh[l - 1])
+        H = dx.shape[2]
+        drows = dx.reshape(-1, H)[:T * B]
+        np.dot(rows, Wxh[l - 1], drows)
+        if drop > 0:
+            m = masks[l - 1].reshape(-1, H)
+            for r in range(T * B):
+                for i in range(H):
+                    drows[r, i] *= m[r, i]
+
+
+def sigmoid(x):
+    """The logistic function of one float; float32 goes through the fast tanh."""
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+@overload(sigmoid)
+def _sigmoid_overload(x):
+    if x == types.float32:
+        def impl(x):
+            half = np.float32(0.5)
+            return half + half * tanh(half * x)
+        return impl
+    return lambda x: 1.0 / (1.0 + np.exp(-x))
+
+
+# Optimizers, as they are numbered in `hyper`'s caller (fastrnn.trainer.OPTIMIZERS).
+ADAGRAD, RMSPROP, ADAM, SGD = 0, 1, 2, 3
+# hyper: the optimizer's numbers, in the model dtype, in this order.
+LR, CLIP, CLIP_NORM, EPS, BETA1, BETA2, DECAY, DECAY_EVERY = range(8)
+
+
+@jit
 def adagrad_update(theta, grad, mem, lr, clip, eps):
     """Clip each gradient to [-clip, clip] and take an Adagrad step, in one pass over the
     flat buffers; min-char-rnn's arithmetic in its order. Pass lr, clip and eps as
@@ -231,3 +338,85 @@ def adagrad_update(theta, grad, mem, lr, clip, eps):
         grad[i] = g
         mem[i] += g * g
         theta[i] += -lr * g / np.sqrt(mem[i] + eps)
+
+
+@jit
+def optimizer_step(kind, theta, grad, state, hyper, n):
+    """One update of the flat parameters from the flat gradient, iteration n (0-based).
+
+    The learning rate is hyper[LR] * hyper[DECAY] ** (n // hyper[DECAY_EVERY]). The
+    gradient is first scaled to global norm hyper[CLIP_NORM] if it is longer (when that
+    is above 0), then clipped element-wise to +-hyper[CLIP] (when above 0), then:
+    adagrad  min-char-rnn's: m += g^2; theta -= lr g / sqrt(m + eps)
+    rmsprop  char-rnn's: m = b2 m + (1 - b2) g^2; theta -= lr g / (sqrt(m) + eps)
+    adam     m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2, bias-corrected
+    sgd      theta -= lr g
+    state: (2, P) optimizer memory.
+    """
+    lr = hyper[LR]
+    if hyper[DECAY] != 1:
+        lr = lr * hyper[DECAY] ** (n // int(hyper[DECAY_EVERY]))
+    clip, eps = hyper[CLIP], hyper[EPS]
+    if hyper[CLIP_NORM] > 0:
+        sq = 0.0
+        for i in range(grad.size):
+            sq += grad[i] * grad[i]
+        norm = np.sqrt(sq)
+        if norm > hyper[CLIP_NORM]:
+            scale = hyper[CLIP_NORM] / norm
+            for i in range(grad.size):
+                grad[i] *= scale
+    if kind == ADAGRAD and clip > 0:
+        adagrad_update(theta, grad, state[0], lr, clip, eps)
+        return
+    if clip > 0:
+        for i in range(grad.size):
+            g = grad[i]
+            if g > clip:
+                grad[i] = clip
+            elif g < -clip:
+                grad[i] = -clip
+    m, v = state[0], state[1]
+    if kind == ADAGRAD:
+        for i in range(theta.size):
+            g = grad[i]
+            m[i] += g * g
+            theta[i] += -lr * g / np.sqrt(m[i] + eps)
+    elif kind == RMSPROP:
+        b2 = hyper[BETA2]
+        for i in range(theta.size):
+            g = grad[i]
+            m[i] = b2 * m[i] + (1 - b2) * g * g
+            theta[i] -= lr * g / (np.sqrt(m[i]) + eps)
+    elif kind == ADAM:
+        b1, b2 = hyper[BETA1], hyper[BETA2]
+        c1 = 1 - b1 ** (n + 1)
+        c2 = 1 - b2 ** (n + 1)
+        for i in range(theta.size):
+            g = grad[i]
+            m[i] = b1 * m[i] + (1 - b1) * g
+            v[i] = b2 * v[i] + (1 - b2) * g * g
+            theta[i] -= lr * (m[i] / c1) / (np.sqrt(v[i] / c2) + eps)
+    else:
+        for i in range(theta.size):
+            theta[i] -= lr * grad[i]
+
+
+@jit
+def next_uniform(rng):
+    """A float in [0, 1) from a splitmix64 generator whose state is rng[0] (uint64)."""
+    rng[0] += np.uint64(0x9E3779B97F4A7C15)
+    z = rng[0]
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    z = z ^ (z >> np.uint64(31))
+    return (z >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+
+
+@jit
+def dropout_masks(masks, rng, p):
+    """masks (..., H): 0 with probability p, else 1 / (1 - p) (inverted dropout)."""
+    flat = masks.reshape(-1)
+    keep = 1.0 / (1.0 - p)
+    for i in range(flat.size):
+        flat[i] = keep if next_uniform(rng) >= p else 0.0

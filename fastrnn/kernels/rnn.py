@@ -18,15 +18,18 @@ T*B rows and only the recurrence runs step by step.
 """
 import numpy as np
 
-from .common import (adagrad_update, matmul_rows, matmul_rows_t, outer_sum, row_sum_rev,
-                     softmax_xent, tanh)
+from .common import (dropout_masks, layer_input, matmul_rows, matmul_rows_t, next_window,
+                     optimizer_step, outer_sum, row_sum_rev, saved_layer_input, tanh)
 from .jit import jit
+from .output import output_backward, output_forward
 
 
 @jit
-def rnn_forward(hs, tmp, x, T, exact, Wemb, Wxh, Whh, bh):
+def rnn_forward(hs, tmp, xin, x, T, exact, drop, masks, Wemb, Wxh, Whh, bh):
     """hs: (L, T+1, B, H), hs[:, 0] the carried-in state, hs[:, 1:T+1] filled here.
-    x: (T, B) input ids; tmp: (B, H) scratch. Only the first T steps are used."""
+    x: (T, B) input ids; tmp: (B, H) scratch. Only the first T steps are used. With
+    drop > 0 the input of each layer above the first goes through masks (L-1, T, B, H)
+    into xin (L-1, T, B, H)."""
     L, _, B, H = hs.shape
     for l in range(L):
         h = hs[l]
@@ -35,9 +38,8 @@ def rnn_forward(hs, tmp, x, T, exact, Wemb, Wxh, Whh, bh):
                 for b in range(B):
                     h[t + 1, b] = Wemb[x[t, b]]
         else:
-            rows = slice(B, (T + 1) * B)
-            matmul_rows(h.reshape(-1, H)[rows], hs[l - 1].reshape(-1, H)[rows], Wxh[l - 1],
-                        exact)
+            inputs = layer_input(xin, hs, l, T, drop, masks)
+            matmul_rows(h.reshape(-1, H)[B:(T + 1) * B], inputs, Wxh[l - 1], exact)
         for t in range(T):
             matmul_rows(tmp, h[t], Whh[l], exact)
             for b in range(B):
@@ -46,35 +48,8 @@ def rnn_forward(hs, tmp, x, T, exact, Wemb, Wxh, Whh, bh):
 
 
 @jit
-def output_forward(ys, top, T, targets, scale, exact, Why, by):
-    """Logits, then softmax gradients in place, for T steps; returns the summed loss.
-    ys: (T, B, V) out; top: (T+1, B, H) the top layer's states; targets: (T, B)."""
-    _, B, V = ys.shape
-    H = top.shape[2]
-    y2 = ys.reshape(-1, V)[:T * B]
-    matmul_rows(y2, top.reshape(-1, H)[B:(T + 1) * B], Why, exact)
-    loss = 0.0
-    for t in range(T):
-        for b in range(B):
-            y = ys[t, b]
-            for v in range(V):
-                y[v] += by[v]
-            loss += softmax_xent(y, targets[t, b], scale)
-    return loss
-
-
-@jit
-def output_backward(dWhy, dby, dh, dys, top, T, exact, Why):
-    """dWhy (V, H), dby (V,) overwritten; dh (T, B, H) receives Why^T dy per step."""
-    _, B, H = dh.shape
-    dy2 = dys.reshape(-1, dys.shape[2])[:T * B]
-    matmul_rows_t(dh.reshape(-1, H)[:T * B], dy2, Why, exact)
-    outer_sum(dWhy, dy2, top.reshape(-1, H)[B:(T + 1) * B], exact)
-    row_sum_rev(dby, dy2)
-
-
-@jit
-def rnn_backward(dWemb, dWxh, dWhh, dbh, dh, dtmp, dnext, hs, x, T, exact, Wxh, Whh):
+def rnn_backward(dWemb, dWxh, dWhh, dbh, dh, dtmp, dnext, hs, xin, x, T, exact, drop, masks,
+                 Wxh, Whh):
     """BPTT through all layers. dh: (T, B, H) holds dLoss/dh of the top layer on entry
     and is used as scratch, as is dtmp, a second such buffer; dnext: (B, H) scratch.
     Weight gradients are overwritten."""
@@ -98,51 +73,55 @@ def rnn_backward(dWemb, dWxh, dWhh, dbh, dh, dtmp, dnext, hs, x, T, exact, Wxh, 
                 for b in range(B - 1, -1, -1):
                     dWemb[x[t, b]] += dh[t, b]
         else:
-            outer_sum(dWxh[l - 1], draw, hs[l - 1].reshape(-1, H)[B:(T + 1) * B], exact)
-            matmul_rows_t(dtmp.reshape(-1, H)[:T * B], draw, Wxh[l - 1], exact)
+            outer_sum(dWxh[l - 1], draw, saved_layer_input(xin, hs, l, T, drop), exact)
+            below = dtmp.reshape(-1, H)[:T * B]
+            matmul_rows_t(below, draw, Wxh[l - 1], exact)
+            if drop > 0:
+                m = masks[l - 1].reshape(-1, H)
+                for r in range(T * B):
+                    for i in range(H):
+                        below[r, i] *= m[r, i]
             dh, dtmp = dtmp, dh
 
 
 @jit
-def rnn_train_chunk(losses, cursor, data, exact, P, G, theta, grad, mem, hyper,
-                    hs, tmp, ys, dh, dtmp, xs):
+def rnn_train_chunk(losses, cursor, data, exact, kind, P, G, theta, grad, state, hyper, rng,
+                    drop, hs, tmp, xin, masks, ys, dh, dtmp, xs):
     """Train len(losses) iterations of min-char-rnn's loop in one call.
 
     losses: (K,) out, mean nats per character of each iteration.
     cursor: int64 [p, n], the data pointer and iteration counter, advanced in place.
-    data: (B, S) int32 streams. P, G: parameter and gradient views; theta, grad, mem:
-    the flat buffers behind them and the Adagrad memory. hyper: (lr, clip, eps) in the
-    model dtype. hs: (L, T+1, B, H), carrying the hidden state between calls in hs[:, 0].
-    ys: (T, B, V); dh, dtmp: (T, B, H); tmp: (B, H); xs: (T+1, B) int32.
+    data: (B, S) int32 streams. kind: the optimizer (kernels.common). P, G: parameter
+    and gradient views; theta, grad: the flat buffers behind them; state: (2, P) the
+    optimizer's memory; hyper: its numbers in the model dtype. rng: (1,) uint64
+    dropout generator state; drop: dropout probability between layers.
+    hs: (L, T+1, B, H), carrying the hidden state between calls in hs[:, 0].
+    tmp: (B, H); xin, masks: (L-1, T, B, H); ys: (T, B, V); dh, dtmp: (T, B, H);
+    xs: (T+1, B) int32.
     """
     Wemb, Wxh, Whh, bh, Why, by = P
     dWemb, dWxh, dWhh, dbh, dWhy, dby = G
-    lr, clip, eps = hyper[0], hyper[1], hyper[2]
     L, T1, B, H = hs.shape
     T = T1 - 1
-    S = data.shape[1]
     scale = 1.0 / B  # the loss is averaged over streams
     for k in range(losses.size):
-        p, n = cursor[0], cursor[1]
-        if p + T + 1 >= S or n == 0:
-            hs[:, 0] = 0  # reset RNN memory
-            p = 0  # go from start of data
-        for t in range(T + 1):
-            for b in range(B):
-                xs[t, b] = data[b, p + t]
-        rnn_forward(hs, tmp, xs, T, exact, Wemb, Wxh, Whh, bh)
+        p, n = next_window(xs, hs, hs, data, cursor, T)
+        if drop > 0:
+            dropout_masks(masks, rng, drop)
+        rnn_forward(hs, tmp, xin, xs, T, exact, drop, masks, Wemb, Wxh, Whh, bh)
         loss = output_forward(ys, hs[L - 1], T, xs[1:], scale, exact, Why, by)
         losses[k] = loss / (T * B)
         output_backward(dWhy, dby, dh, ys, hs[L - 1], T, exact, Why)
-        rnn_backward(dWemb, dWxh, dWhh, dbh, dh, dtmp, tmp, hs, xs, T, exact, Wxh, Whh)
-        adagrad_update(theta, grad, mem, lr, clip, eps)
+        rnn_backward(dWemb, dWxh, dWhh, dbh, dh, dtmp, tmp, hs, xin, xs, T, exact, drop,
+                     masks, Wxh, Whh)
+        optimizer_step(kind, theta, grad, state, hyper, n)
         hs[:, 0] = hs[:, T]  # carry the last state into the next iteration
         cursor[0] = p + T
         cursor[1] = n + 1
 
 
 @jit
-def rnn_loss(ids, exact, P, hs, tmp, ys, xs):
+def rnn_loss(ids, exact, P, hs, tmp, xin, masks, ys, xs):
     """Summed loss in nats of predicting ids[1:] from ids[:-1] as one stream from a zero
     state, in windows of the buffers' T steps with the state carried across windows."""
     Wemb, Wxh, Whh, bh, Why, by = P
@@ -155,21 +134,8 @@ def rnn_loss(ids, exact, P, hs, tmp, ys, xs):
         n = min(T, ids.size - 1 - p)
         for t in range(n + 1):
             xs[t, 0] = ids[p + t]
-        rnn_forward(hs, tmp, xs, n, exact, Wemb, Wxh, Whh, bh)
+        rnn_forward(hs, tmp, xin, xs, n, exact, 0.0, masks, Wemb, Wxh, Whh, bh)
         total += output_forward(ys, hs[L - 1], n, xs[1:], 1.0, exact, Why, by)
         hs[:, 0] = hs[:, n]
         p += n
     return total
-
-
-@jit
-def rnn_step(logits, hs, tmp, xs, P):
-    """One step of one stream for sampling: hs (L, 2, 1, H) with hs[:, 0] the state and
-    xs[0, 0] the input id; the new state is left in hs[:, 0], logits (V,) filled."""
-    Wemb, Wxh, Whh, bh, Why, by = P
-    L = hs.shape[0]
-    rnn_forward(hs, tmp, xs, 1, True, Wemb, Wxh, Whh, bh)
-    hs[:, 0] = hs[:, 1]
-    np.dot(Why, hs[L - 1, 1, 0], logits)
-    for v in range(logits.size):
-        logits[v] += by[v]

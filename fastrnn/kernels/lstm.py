@@ -1,0 +1,129 @@
+"""LSTM kernels, with PyTorch's nn.LSTM equations (gate rows i, f, g, o):
+
+    i = sigmoid(W_ii x + b_ii + W_hi h + b_hi)      f = sigmoid(W_if x + ... + b_hf)
+    g = tanh(W_ig x + b_ig + W_hg h + b_hg)         o = sigmoid(W_io x + ... + b_ho)
+    c' = f * c + i * g,   h' = o * tanh(c')
+
+Parameters as for the GRU (fastrnn.kernels.gru) with G*H = 4H gate rows. Buffers:
+hs, cs (L, T+1, B, H) hidden and cell states, [:, 0] carried in; gates (L, T, B, 4H)
+the i, f, g, o activations; tc (L, T, B, H) tanh(c'); xa, da (T, B, 4H) scratch.
+"""
+import numpy as np
+
+from .common import (dropout_masks, input_backward, input_projection, layer_input,
+                     matmul_rows_t, next_window, optimizer_step, outer_sum, row_sum_rev,
+                     saved_layer_input, sigmoid, tanh)
+from .jit import jit
+from .output import output_backward, output_forward
+
+
+@jit
+def lstm_forward(hs, cs, gates, tc, xa, tmp, xin, x, T, drop, masks, Wemb, Wxh, Whh, bxh,
+                 bhh):
+    L, _, B, H = hs.shape
+    for l in range(L):
+        h, c, g = hs[l], cs[l], gates[l]
+        inputs = layer_input(xin, hs, l, T, drop, masks) if l > 0 else h[0]
+        input_projection(xa, x, T, l, hs, inputs, Wemb, Wxh, bxh)
+        for t in range(T):
+            np.dot(h[t], Whh[l].T, tmp)
+            for b in range(B):
+                for j in range(4 * H):
+                    xa[t, b, j] += tmp[b, j] + bhh[l, j]
+                for k in range(H):
+                    ig = sigmoid(xa[t, b, k])
+                    fg = sigmoid(xa[t, b, H + k])
+                    gg = tanh(xa[t, b, 2 * H + k])
+                    og = sigmoid(xa[t, b, 3 * H + k])
+                    cv = fg * c[t, b, k] + ig * gg
+                    tv = tanh(cv)
+                    c[t + 1, b, k] = cv
+                    tc[l, t, b, k] = tv
+                    h[t + 1, b, k] = og * tv
+                    g[t, b, k] = ig
+                    g[t, b, H + k] = fg
+                    g[t, b, 2 * H + k] = gg
+                    g[t, b, 3 * H + k] = og
+
+
+@jit
+def lstm_backward(dWemb, dWxh, dWhh, dbxh, dbhh, dh, dx, da, dnext, dcnext, dtmp,
+                  hs, cs, gates, tc, xin, x, T, drop, masks, Wxh, Whh):
+    """dh (T, B, H): dLoss/dh of the top layer on entry, scratch after; dx the same
+    shape; da (T, B, 4H) the gate pre-activation gradients (the same on the input and
+    the hidden side); dnext, dcnext, dtmp (B, H). Weight gradients are overwritten."""
+    L, _, B, H = hs.shape
+    for l in range(L - 1, -1, -1):
+        h, c, g = hs[l], cs[l], gates[l]
+        dnext[:] = 0
+        dcnext[:] = 0
+        for t in range(T - 1, -1, -1):
+            for b in range(B):
+                for k in range(H):
+                    d = dh[t, b, k] + dnext[b, k]
+                    ig, fg = g[t, b, k], g[t, b, H + k]
+                    gg, og = g[t, b, 2 * H + k], g[t, b, 3 * H + k]
+                    tv = tc[l, t, b, k]
+                    dc = dcnext[b, k] + d * og * (1 - tv * tv)
+                    da[t, b, k] = dc * gg * ig * (1 - ig)
+                    da[t, b, H + k] = dc * c[t, b, k] * fg * (1 - fg)
+                    da[t, b, 2 * H + k] = dc * ig * (1 - gg * gg)
+                    da[t, b, 3 * H + k] = d * tv * og * (1 - og)
+                    dcnext[b, k] = dc * fg
+            matmul_rows_t(dnext, da[t], Whh[l], False)
+        rows = da.reshape(-1, 4 * H)[:T * B]
+        outer_sum(dWhh[l], rows, h.reshape(-1, H)[:T * B], False)
+        row_sum_rev(dbhh[l], rows)
+        inputs = saved_layer_input(xin, hs, l, T, drop) if l > 0 else h[0]
+        input_backward(dWemb, dWxh, dbxh, dx, da, x, T, l, inputs, drop, masks, Wxh)
+        dh, dx = dx, dh
+
+
+@jit
+def lstm_train_chunk(losses, cursor, data, kind, P, G, theta, grad, state, hyper, rng, drop,
+                     hs, cs, gates, tc, xa, tmp, xin, masks, ys, dh, dx, da, dnext, dcnext,
+                     dtmp, xs):
+    """Train len(losses) iterations (see rnn_train_chunk for the shared arguments)."""
+    Wemb, Wxh, Whh, bxh, bhh, Why, by = P
+    dWemb, dWxh, dWhh, dbxh, dbhh, dWhy, dby = G
+    L, T1, B, H = hs.shape
+    T = T1 - 1
+    for k in range(losses.size):
+        p, n = next_window(xs, hs, cs, data, cursor, T)
+        if drop > 0:
+            dropout_masks(masks, rng, drop)
+        lstm_forward(hs, cs, gates, tc, xa, tmp, xin, xs, T, drop, masks, Wemb, Wxh, Whh,
+                     bxh, bhh)
+        losses[k] = output_forward(ys, hs[L - 1], T, xs[1:], 1.0 / B, False, Why, by) / (T * B)
+        output_backward(dWhy, dby, dh, ys, hs[L - 1], T, False, Why)
+        lstm_backward(dWemb, dWxh, dWhh, dbxh, dbhh, dh, dx, da, dnext, dcnext, dtmp, hs,
+                      cs, gates, tc, xin, xs, T, drop, masks, Wxh, Whh)
+        optimizer_step(kind, theta, grad, state, hyper, n)
+        hs[:, 0] = hs[:, T]  # carry the last states into the next iteration
+        cs[:, 0] = cs[:, T]
+        cursor[0] = p + T
+        cursor[1] = n + 1
+
+
+@jit
+def lstm_loss(ids, P, hs, cs, gates, tc, xa, tmp, xin, masks, ys, xs):
+    """Summed loss in nats of predicting ids[1:] from ids[:-1], one stream, zero state,
+    no dropout, in windows of the buffers' T steps."""
+    Wemb, Wxh, Whh, bxh, bhh, Why, by = P
+    L, T1, _, H = hs.shape
+    T = T1 - 1
+    hs[:, 0] = 0
+    cs[:, 0] = 0
+    total = 0.0
+    p = 0
+    while p + 1 < ids.size:
+        n = min(T, ids.size - 1 - p)
+        for t in range(n + 1):
+            xs[t, 0] = ids[p + t]
+        lstm_forward(hs, cs, gates, tc, xa, tmp, xin, xs, n, 0.0, masks, Wemb, Wxh, Whh,
+                     bxh, bhh)
+        total += output_forward(ys, hs[L - 1], n, xs[1:], 1.0, False, Why, by)
+        hs[:, 0] = hs[:, n]
+        cs[:, 0] = cs[:, n]
+        p += n
+    return total
