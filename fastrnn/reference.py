@@ -123,3 +123,111 @@ class MinCharRNN:
 
     def train(self, n_iters):
         return np.array([self.step() for _ in range(n_iters)])
+
+
+# --- Every family, for the tests and the family benchmarks -------------------------------
+# Plain numpy, one step at a time, over B streams and L layers, from a zero state, no
+# dropout. params use the public names of fastrnn's Trainer.params(): for rnn Wxh.l,
+# Whh.l, bh.l; for gru/lstm Wxh.l (G*H, in), Whh.l (G*H, H), bxh.l, bhh.l with gate rows
+# in PyTorch's order (gru: r, z, n; lstm: i, f, g, o); then Why (V, H), by (V,).
+
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def model_loss_grads(kind, params, xs):
+    """Loss (summed over the T steps, averaged over the B streams) of predicting
+    xs[1:] from xs[:-1] (xs: (T+1, B) ids) and its gradients by parameter name."""
+    L = sum(1 for k in params if k.startswith("Whh."))
+    H = params["Whh.0"].shape[1]
+    V = params["Why"].shape[0]
+    T, B = xs.shape[0] - 1, xs.shape[1]
+    eye = np.eye(V)
+    inputs = [eye[xs[t]] for t in range(T)]  # one-hot (B, V) per step
+    caches = []
+    for l in range(L):  # forward, layer by layer
+        h = np.zeros((B, H))
+        c = np.zeros((B, H))
+        outs, cache = [], []
+        for t in range(T):
+            x = inputs[t]
+            if kind == "rnn":
+                hn = np.tanh(x @ params[f"Wxh.{l}"].T + h @ params[f"Whh.{l}"].T
+                             + params[f"bh.{l}"])
+                cache.append((x, h, hn))
+            else:
+                ax = x @ params[f"Wxh.{l}"].T + params[f"bxh.{l}"]
+                ah = h @ params[f"Whh.{l}"].T + params[f"bhh.{l}"]
+                if kind == "gru":
+                    r = _sigmoid(ax[:, :H] + ah[:, :H])
+                    z = _sigmoid(ax[:, H:2 * H] + ah[:, H:2 * H])
+                    n = np.tanh(ax[:, 2 * H:] + r * ah[:, 2 * H:])
+                    hn = (1 - z) * n + z * h
+                    cache.append((x, h, r, z, n, ah[:, 2 * H:]))
+                else:
+                    a = ax + ah
+                    i, f = _sigmoid(a[:, :H]), _sigmoid(a[:, H:2 * H])
+                    g, o = np.tanh(a[:, 2 * H:3 * H]), _sigmoid(a[:, 3 * H:])
+                    cn = f * c + i * g
+                    hn = o * np.tanh(cn)
+                    cache.append((x, h, c, i, f, g, o, cn))
+                    c = cn
+            h = hn
+            outs.append(h)
+        caches.append(cache)
+        inputs = outs
+    grads = {k: np.zeros_like(v) for k, v in params.items()}
+    loss = 0.0
+    dtop = []
+    for t in range(T):  # output layer
+        y = inputs[t] @ params["Why"].T + params["by"]
+        p = np.exp(y - y.max(axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)
+        tgt = xs[t + 1]
+        loss -= np.log(p[np.arange(B), tgt]).sum() / B
+        dy = (p - eye[tgt]) / B
+        grads["Why"] += dy.T @ inputs[t]
+        grads["by"] += dy.sum(axis=0)
+        dtop.append(dy @ params["Why"])
+    dhs = dtop
+    for l in reversed(range(L)):  # backward through time, layer by layer
+        dnext = np.zeros((B, H))
+        dcnext = np.zeros((B, H))
+        dxs = [None] * T
+        for t in reversed(range(T)):
+            d = dhs[t] + dnext
+            if kind == "rnn":
+                x, h, hn = caches[l][t]
+                draw = (1 - hn * hn) * d
+                grads[f"Wxh.{l}"] += draw.T @ x
+                grads[f"Whh.{l}"] += draw.T @ h
+                grads[f"bh.{l}"] += draw.sum(axis=0)
+                dnext = draw @ params[f"Whh.{l}"]
+                dxs[t] = draw @ params[f"Wxh.{l}"]
+                continue
+            if kind == "gru":
+                x, h, r, z, n, hh = caches[l][t]
+                dn = d * (1 - z) * (1 - n * n)
+                dz = d * (h - n) * z * (1 - z)
+                dr = dn * hh * r * (1 - r)
+                dax = np.concatenate([dr, dz, dn], axis=1)
+                dah = np.concatenate([dr, dz, dn * r], axis=1)
+                dprev = d * z
+            else:
+                x, h, c, i, f, g, o, cn = caches[l][t]
+                tc = np.tanh(cn)
+                dc = dcnext + d * o * (1 - tc * tc)
+                dax = np.concatenate([dc * g * i * (1 - i), dc * c * f * (1 - f),
+                                      dc * i * (1 - g * g), d * tc * o * (1 - o)], axis=1)
+                dah = dax
+                dcnext = dc * f
+                dprev = 0
+            grads[f"Wxh.{l}"] += dax.T @ x
+            grads[f"Whh.{l}"] += dah.T @ h
+            grads[f"bxh.{l}"] += dax.sum(axis=0)
+            grads[f"bhh.{l}"] += dah.sum(axis=0)
+            dnext = dprev + dah @ params[f"Whh.{l}"]
+            dxs[t] = dax @ params[f"Wxh.{l}"]
+        dhs = dxs
+    return loss, grads

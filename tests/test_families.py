@@ -1,0 +1,167 @@
+"""GRU, LSTM and stacked RNNs: gradients against the numpy reference and finite
+differences; optimizers; dropout; PyTorch's equations."""
+import numpy as np
+import pytest
+
+from conftest import SMALL_TEXT, tiny_config
+from fastrnn import Trainer
+from fastrnn.reference import model_loss_grads
+
+
+def make(kind, layers=1, batch=1, hidden=5, seq=6, **extra):
+    cfg = tiny_config(model={"kind": kind, "hidden": hidden, "layers": layers},
+                      train={"seq_length": seq, "batch_size": batch})
+    for section, values in extra.items():
+        cfg.setdefault(section, {}).update(values)
+    t = Trainer(cfg, text=SMALL_TEXT)
+    rs = np.random.RandomState(11)
+    t.set_params({k: rs.randn(*v.shape) * 0.4 for k, v in t.params().items()})
+    return t
+
+
+def window(t):
+    T = t.config.train.seq_length
+    return np.ascontiguousarray(t._data[:, :T + 1].T)
+
+
+@pytest.mark.parametrize("kind", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("layers,batch", [(1, 1), (2, 3)])
+def test_gradients_match_the_numpy_reference(kind, layers, batch):
+    t = make(kind, layers, batch)
+    t.exact = False  # the matrix-product path, which every family uses
+    xs = window(t)
+    loss, grads = t.gradients(xs)
+    ref_loss, ref_grads = model_loss_grads(kind, t.params(), xs)
+    assert loss == pytest.approx(ref_loss, rel=1e-10)
+    assert grads.keys() == ref_grads.keys()
+    for k in grads:
+        np.testing.assert_allclose(grads[k], ref_grads[k], rtol=1e-8, atol=1e-12, err_msg=k)
+
+
+@pytest.mark.parametrize("kind", ["gru", "lstm"])
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+def test_gradients_match_finite_differences(kind, dropout):
+    t = make(kind, layers=2, batch=2)
+    t._drop = dropout
+    if dropout:
+        from fastrnn.kernels.common import dropout_masks
+        dropout_masks(t._buf["masks"], t._rng, dropout)
+        assert 0 < (t._buf["masks"] == 0).mean() < 1
+    xs = window(t)
+    _, grads = t.gradients(xs)
+    rs = np.random.RandomState(0)
+    eps = 1e-6
+    for name, value in t.params().items():
+        flat = value.ravel()
+        for i in rs.choice(flat.size, size=min(flat.size, 5), replace=False):
+            plus, minus = flat.copy(), flat.copy()
+            plus[i] += eps
+            minus[i] -= eps
+            t.set_params({name: plus.reshape(value.shape)})
+            lp, _ = t.gradients(xs)
+            t.set_params({name: minus.reshape(value.shape)})
+            lm, _ = t.gradients(xs)
+            t.set_params({name: value})
+            numeric = (lp - lm) / (2 * eps)
+            assert abs(numeric - grads[name].ravel()[i]) <= 1e-6 * max(1, abs(numeric)), \
+                (name, i)
+
+
+def test_gru_and_lstm_follow_pytorch():
+    torch = pytest.importorskip("torch")
+    for kind, cls in (("gru", torch.nn.GRU), ("lstm", torch.nn.LSTM)):
+        t = make(kind, layers=2, batch=3, hidden=6)
+        p = t.params()
+        V = len(t.vocab)
+        net = cls(V, 6, num_layers=2, batch_first=False).double()
+        with torch.no_grad():
+            for l in range(2):
+                getattr(net, f"weight_ih_l{l}").copy_(torch.from_numpy(p[f"Wxh.{l}"]))
+                getattr(net, f"weight_hh_l{l}").copy_(torch.from_numpy(p[f"Whh.{l}"]))
+                getattr(net, f"bias_ih_l{l}").copy_(torch.from_numpy(p[f"bxh.{l}"]))
+                getattr(net, f"bias_hh_l{l}").copy_(torch.from_numpy(p[f"bhh.{l}"]))
+        xs = window(t)
+        onehot = torch.nn.functional.one_hot(torch.from_numpy(xs[:-1]).long(), V).double()
+        out, _ = net(onehot)
+        logits = out @ torch.from_numpy(p["Why"]).T + torch.from_numpy(p["by"])
+        tloss = torch.nn.functional.cross_entropy(
+            logits.reshape(-1, V), torch.from_numpy(xs[1:]).long().reshape(-1),
+            reduction="sum") / 3
+        loss, _ = t.gradients(xs)
+        assert loss == pytest.approx(tloss.item(), rel=1e-10), kind
+
+
+@pytest.mark.parametrize("kind", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("optim", ["adagrad", "rmsprop", "adam", "sgd"])
+def test_every_family_learns_with_every_optimizer(kind, optim):
+    lr = {"adagrad": 0.1, "rmsprop": 0.01, "adam": 0.01,
+          "sgd": 0.02 if kind == "rnn" else 0.1}[optim]
+    cfg = tiny_config(model={"kind": kind, "hidden": 24},
+                      optim={"name": optim, "lr": lr},
+                      train={"seq_length": 12, "dtype": "float32"})
+    t = Trainer(cfg, text=SMALL_TEXT)
+    losses = t.train_iters(600)
+    assert np.all(np.isfinite(losses))
+    assert losses[-50:].mean() < 0.75 * losses[:50].mean(), (kind, optim)
+
+
+def test_optimizer_updates_match_their_formulas():
+    from fastrnn.kernels.common import optimizer_step
+    rs = np.random.RandomState(3)
+    g0 = rs.randn(20) * 3
+    hyper = np.array([0.01, 2.0, 0.0, 1e-8, 0.9, 0.999, 1.0, 10])
+    for kind in range(4):
+        theta, state = rs.randn(20), np.abs(rs.randn(2, 20))
+        th, st, g = theta.copy(), state.copy(), np.clip(g0, -2, 2)
+        if kind == 0:
+            st[0] += g * g
+            th += -0.01 * g / np.sqrt(st[0] + 1e-8)
+        elif kind == 1:
+            st[0] = 0.999 * st[0] + 0.001 * g * g
+            th -= 0.01 * g / (np.sqrt(st[0]) + 1e-8)
+        elif kind == 2:  # iteration n = 4: the fifth update
+            st[0] = 0.9 * st[0] + 0.1 * g
+            st[1] = 0.999 * st[1] + 0.001 * g * g
+            th -= 0.01 * (st[0] / (1 - 0.9 ** 5)) / (np.sqrt(st[1] / (1 - 0.999 ** 5)) + 1e-8)
+        else:
+            th -= 0.01 * g
+        optimizer_step(kind, theta, g0.copy(), state, hyper, 4)
+        np.testing.assert_allclose(theta, th, rtol=1e-12, err_msg=str(kind))
+        np.testing.assert_allclose(state, st, rtol=1e-12, err_msg=str(kind))
+
+
+def test_global_norm_clipping_and_lr_decay():
+    from fastrnn.kernels.common import optimizer_step
+    g = np.array([3.0, 4.0])  # norm 5
+    theta = np.zeros(2)
+    hyper = np.array([1.0, 0.0, 1.0, 1e-8, 0.9, 0.999, 0.5, 10])  # sgd, clip_norm 1
+    optimizer_step(3, theta, g, np.zeros((2, 2)), hyper, 25)  # lr 1 * 0.5 ** 2
+    np.testing.assert_allclose(theta, [-0.25 * 0.6, -0.25 * 0.8])
+
+
+def test_lstm_state_carries_and_resets_at_the_wrap():
+    t = make("lstm", hidden=4, seq=10)
+    S = t._data.shape[1]
+    wrap = next(n for n in range(1, S) if n * 10 + 11 >= S)  # iteration that resets
+    t.train_iters(wrap)
+    assert np.any(t._buf["cs"][:, 0] != 0) and np.any(t._buf["hs"][:, 0] != 0)
+    fresh = make("lstm", hidden=4, seq=10)
+    fresh.set_params(t.params())
+    # the wrap iteration starts from zero states at the start of the text, exactly as a
+    # new trainer's first iteration does
+    assert t.train_iters(1)[0] == fresh.train_iters(1)[0]
+    assert int(t.cursor[0]) == 10
+
+
+def test_bad_family_input():
+    with pytest.raises(ValueError, match="model.kind must be one of"):
+        Trainer(tiny_config(model={"kind": "transformer"}), text=SMALL_TEXT)
+    with pytest.raises(ValueError, match="model.dropout must be less than 1"):
+        Trainer(tiny_config(model={"dropout": 1.0}), text=SMALL_TEXT)
+    with pytest.raises(ValueError, match="optim.clip_norm must be greater than 0"):
+        Trainer(tiny_config(optim={"clip_norm": 0}), text=SMALL_TEXT)
+    with pytest.raises(ValueError, match="optim.name must be one of"):
+        Trainer(tiny_config(optim={"name": "lbfgs"}), text=SMALL_TEXT)
+    t = Trainer(tiny_config(model={"kind": "gru"}), text=SMALL_TEXT)
+    with pytest.raises(ValueError, match="bh.0"):
+        t.set_params({"bh.0": np.zeros(8)})  # a vanilla RNN's name on a GRU
