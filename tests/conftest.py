@@ -29,3 +29,24 @@ def tiny_config(**sections):
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+def check_finite_differences(trainer, xs, per_param=6, eps=1e-6, seed=0):
+    """Compare trainer.gradients(xs) with central differences of its loss at a few
+    random elements of every parameter."""
+    _, grads = trainer.gradients(xs)
+    rs = np.random.RandomState(seed)
+    for name, value in trainer.params().items():
+        flat = value.ravel()
+        for i in rs.choice(flat.size, size=min(flat.size, per_param), replace=False):
+            plus, minus = flat.copy(), flat.copy()
+            plus[i] += eps
+            minus[i] -= eps
+            trainer.set_params({name: plus.reshape(value.shape)})
+            lp, _ = trainer.gradients(xs)
+            trainer.set_params({name: minus.reshape(value.shape)})
+            lm, _ = trainer.gradients(xs)
+            trainer.set_params({name: value})
+            numeric = (lp - lm) / (2 * eps)
+            analytic = grads[name].ravel()[i]
+            assert abs(numeric - analytic) <= 1e-6 * max(1.0, abs(numeric)), (name, i)

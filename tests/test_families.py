@@ -3,7 +3,7 @@ differences; optimizers; dropout; PyTorch's equations."""
 import numpy as np
 import pytest
 
-from conftest import SMALL_TEXT, tiny_config
+from conftest import SMALL_TEXT, check_finite_differences, tiny_config
 from fastrnn import Trainer
 from fastrnn.reference import model_loss_grads
 
@@ -38,7 +38,7 @@ def test_gradients_match_the_numpy_reference(kind, layers, batch):
         np.testing.assert_allclose(grads[k], ref_grads[k], rtol=1e-8, atol=1e-12, err_msg=k)
 
 
-@pytest.mark.parametrize("kind", ["gru", "lstm"])
+@pytest.mark.parametrize("kind", ["rnn", "gru", "lstm"])
 @pytest.mark.parametrize("dropout", [0.0, 0.3])
 def test_gradients_match_finite_differences(kind, dropout):
     t = make(kind, layers=2, batch=2)
@@ -47,24 +47,7 @@ def test_gradients_match_finite_differences(kind, dropout):
         from fastrnn.kernels.common import dropout_masks
         dropout_masks(t._buf["masks"], t._rng, dropout)
         assert 0 < (t._buf["masks"] == 0).mean() < 1
-    xs = window(t)
-    _, grads = t.gradients(xs)
-    rs = np.random.RandomState(0)
-    eps = 1e-6
-    for name, value in t.params().items():
-        flat = value.ravel()
-        for i in rs.choice(flat.size, size=min(flat.size, 5), replace=False):
-            plus, minus = flat.copy(), flat.copy()
-            plus[i] += eps
-            minus[i] -= eps
-            t.set_params({name: plus.reshape(value.shape)})
-            lp, _ = t.gradients(xs)
-            t.set_params({name: minus.reshape(value.shape)})
-            lm, _ = t.gradients(xs)
-            t.set_params({name: value})
-            numeric = (lp - lm) / (2 * eps)
-            assert abs(numeric - grads[name].ravel()[i]) <= 1e-6 * max(1, abs(numeric)), \
-                (name, i)
+    check_finite_differences(t, window(t), per_param=5)
 
 
 def test_gru_and_lstm_follow_pytorch():

@@ -3,7 +3,7 @@ differences."""
 import numpy as np
 import pytest
 
-from conftest import SMALL_TEXT, tiny_config
+from conftest import SMALL_TEXT, check_finite_differences, tiny_config
 from fastrnn import Trainer
 from fastrnn import reference as ref
 from fastrnn.kernels import common, rnn
@@ -27,23 +27,8 @@ def test_gradients_match_finite_differences(layers, batch, exact):
     # larger weights than the 0.01 init, so that every term matters
     rs = np.random.RandomState(3)
     t.set_params({k: rs.randn(*v.shape) * 0.5 for k, v in t.params().items()})
-    xs = windows(t)
-    _, grads = loss_and_grads(t, xs, exact)
-    eps = 1e-6
-    for name, value in t.params().items():
-        flat = value.ravel()
-        for i in rs.choice(flat.size, size=min(flat.size, 6), replace=False):
-            plus, minus = flat.copy(), flat.copy()
-            plus[i] += eps
-            minus[i] -= eps
-            t.set_params({name: plus.reshape(value.shape)})
-            lp, _ = loss_and_grads(t, xs, exact)
-            t.set_params({name: minus.reshape(value.shape)})
-            lm, _ = loss_and_grads(t, xs, exact)
-            t.set_params({name: value})
-            numeric = (lp - lm) / (2 * eps)
-            analytic = grads[name].ravel()[i]
-            assert abs(numeric - analytic) <= 1e-6 * max(1.0, abs(numeric)), (name, i)
+    t.exact = exact
+    check_finite_differences(t, windows(t))
 
 
 @pytest.mark.parametrize("exact", [True, False])

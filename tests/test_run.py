@@ -271,3 +271,20 @@ def test_missing_matplotlib_is_said_once_and_the_run_goes_on(workdir, capsys, mo
     err = capsys.readouterr().err
     assert err.count("matplotlib is not installed") == 1
     assert not (workdir / "runs" / "tiny" / "loss.png").exists()
+
+
+def test_resume_is_bit_exact_for_an_lstm_with_dropout_and_adam(workdir):
+    common = ["tiny.yaml", "model.kind=lstm", "model.layers=2", "model.dropout=0.2",
+              "optim.name=adam", "optim.lr=0.01", "optim.clip_norm=1.0",
+              "train.dtype=float32", "train.batch_size=2"]
+    assert run_main(common + ["train.max_iters=200", "train.out_dir=a"]) == 0
+    assert run_main(common + ["train.max_iters=400", "train.out_dir=a",
+                              "train.resume=true"]) == 0
+    assert run_main(common + ["train.max_iters=400", "train.out_dir=b"]) == 0
+    a, b = fastrnn.load("a"), fastrnn.load("b")
+    for k, v in a.params().items():
+        assert np.array_equal(v, b.params()[k]), k
+    assert np.array_equal(a._opt, b._opt) and np.array_equal(a._rng, b._rng)
+    assert np.array_equal(a._buf["cs"][:, 0], b._buf["cs"][:, 0])
+    text = fastrnn.sample("a", prime="First", length=50, seed=1)
+    assert text.startswith("First") and len(text) == 55

@@ -293,14 +293,19 @@ def input_backward(dWemb, dWxh, dbxh, dx, da, x, T, l, inputs, drop, masks, Wxh)
                 dWemb[x[t, b]] += da[t, b]
     else:
         np.dot(rows.T, inputs, dWxh[l - 1])
-        H = dx.shape[2]
-        drows = dx.reshape(-1, H)[:T * B]
+        drows = dx.reshape(-1, dx.shape[2])[:T * B]
         np.dot(rows, Wxh[l - 1], drows)
         if drop > 0:
-            m = masks[l - 1].reshape(-1, H)
-            for r in range(T * B):
-                for i in range(H):
-                    drows[r, i] *= m[r, i]
+            apply_mask(drows, masks[l - 1])
+
+
+@jit
+def apply_mask(rows, mask):
+    """rows (R, H) *= the first R rows of mask (T, B, H): dropout's backward."""
+    m = mask.reshape(-1, rows.shape[1])
+    for r in range(rows.shape[0]):
+        for i in range(rows.shape[1]):
+            rows[r, i] *= m[r, i]
 
 
 def sigmoid(x):

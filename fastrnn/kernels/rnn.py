@@ -18,7 +18,7 @@ T*B rows and only the recurrence runs step by step.
 """
 import numpy as np
 
-from .common import (dropout_masks, layer_input, matmul_rows, matmul_rows_t, next_window,
+from .common import (apply_mask, dropout_masks, layer_input, matmul_rows, matmul_rows_t, next_window,
                      optimizer_step, outer_sum, row_sum_rev, saved_layer_input, tanh)
 from .jit import jit
 from .output import output_backward, output_forward
@@ -77,10 +77,7 @@ def rnn_backward(dWemb, dWxh, dWhh, dbh, dh, dtmp, dnext, hs, xin, x, T, exact, 
             below = dtmp.reshape(-1, H)[:T * B]
             matmul_rows_t(below, draw, Wxh[l - 1], exact)
             if drop > 0:
-                m = masks[l - 1].reshape(-1, H)
-                for r in range(T * B):
-                    for i in range(H):
-                        below[r, i] *= m[r, i]
+                apply_mask(below, masks[l - 1])
             dh, dtmp = dtmp, dh
 
 

@@ -1,0 +1,157 @@
+"""Every model family against its numpy reference and PyTorch (if installed), timed in
+the same run.
+
+    python benchmarks/bench_families.py [--text shakespeare] [--rounds 3]
+
+Cases: each family at batch 1 (hidden 128, seq 25), and the LSTM at batch 32, hidden
+512, seq 64 with 1 and 2 threads. Prints it/s, characters/s, the ratios, and achieved
+GFLOP/s as a fraction of this machine's single-core float32 matrix-multiply peak,
+measured first in the same run; then one JSON line.
+"""
+import argparse
+import json
+import statistics
+import time
+
+import numpy as np
+
+from fastrnn import Trainer, blas
+from fastrnn.data import read_text, resolve
+from fastrnn.reference import model_loss_grads
+
+G = {"rnn": 1, "gru": 3, "lstm": 4}
+
+
+def peak_gflops(n=1024, reps=5):
+    """Single-core float32 matrix-multiply rate through the BLAS the kernels use."""
+    from numba import njit
+
+    @njit
+    def mm(a, b, c):
+        np.dot(a, b, c)
+    a = np.random.rand(n, n).astype(np.float32)
+    c = np.empty_like(a)
+    blas.set_threads(1)
+    mm(a, a, c)
+    best = min(_timed(lambda: mm(a, a, c)) for _ in range(reps))
+    return 2 * n ** 3 / best / 1e9
+
+
+def _timed(f):
+    t0 = time.perf_counter()
+    f()
+    return time.perf_counter() - t0
+
+
+def flops_per_iter(kind, V, H, L, T, B):
+    """Multiply-adds of forward and backward (backward counted as twice the forward),
+    as 2 flops each; the one-hot input product counts as the row gather it is."""
+    g = G[kind]
+    per_char = sum(g * H * (H + (H if l else 1)) for l in range(L)) + V * H
+    return 2 * 3 * per_char * T * B
+
+
+class NumpyModel:
+    """The numpy reference of the same model, with Adagrad."""
+
+    def __init__(self, trainer):
+        self.t = trainer
+        self.params = trainer.params()
+        self.mem = {k: np.zeros_like(v) for k, v in self.params.items()}
+        T = trainer.config.train.seq_length
+        self.xs = np.ascontiguousarray(trainer._data[:, :T + 1].T)
+
+    def train(self, n):
+        for _ in range(n):
+            _, grads = model_loss_grads(self.t.config.model.kind, self.params, self.xs)
+            for k, p in self.params.items():
+                g = np.clip(grads[k], -5, 5)
+                self.mem[k] += g * g
+                p += -0.1 * g / np.sqrt(self.mem[k] + 1e-8)
+
+
+class TorchModel:
+    def __init__(self, kind, V, H, L, T, B, threads):
+        import torch
+        self.torch = torch
+        torch.set_num_threads(threads)
+        cls = {"rnn": torch.nn.RNN, "gru": torch.nn.GRU, "lstm": torch.nn.LSTM}[kind]
+        self.net, self.out = cls(V, H, num_layers=L), torch.nn.Linear(H, V)
+        self.params = list(self.net.parameters()) + list(self.out.parameters())
+        self.opt = torch.optim.Adagrad(self.params, lr=0.1)
+        self.x = torch.randint(0, V, (T + 1, B))
+        self.V, self.state = V, None
+
+    def train(self, n):
+        torch, V = self.torch, self.V
+        for _ in range(n):
+            y, state = self.net(torch.nn.functional.one_hot(self.x[:-1], V).float(),
+                                self.state)
+            self.state = tuple(s.detach() for s in state) if isinstance(state, tuple) \
+                else state.detach()
+            loss = torch.nn.functional.cross_entropy(self.out(y).reshape(-1, V),
+                                                     self.x[1:].reshape(-1), reduction="sum")
+            self.opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_value_(self.params, 5.0)
+            self.opt.step()
+
+
+def bench_case(text, kind, H, L, T, B, threads, rounds, with_numpy):
+    cfg = {"data": {"val_fraction": 0.0}, "model": {"kind": kind, "hidden": H, "layers": L},
+           "train": {"seq_length": T, "batch_size": B, "dtype": "float32",
+                     "threads": threads}}
+    trainer = Trainer(cfg, text=text)
+    V = len(trainer.vocab)
+    contenders = {"fastrnn": trainer.train_iters}
+    if with_numpy:
+        contenders["numpy"] = NumpyModel(trainer).train
+    try:
+        contenders["torch"] = TorchModel(kind, V, H, L, T, B, threads).train
+    except ImportError:
+        pass
+    sizes = {}
+    for name, step in contenders.items():  # warm up, then size a round to ~1 s
+        step(1)
+        sizes[name] = max(1, int(1.0 / max(_timed(lambda: step(1)), 1e-6)))
+    rates = {name: [] for name in contenders}
+    for _ in range(rounds):
+        for name, step in contenders.items():
+            blas.set_threads(threads)
+            rates[name].append(sizes[name] / _timed(lambda: step(sizes[name])))
+    med = {name: statistics.median(r) for name, r in rates.items()}
+    return dict(kind=kind, hidden=H, layers=L, seq=T, batch=B, threads=threads,
+                it_s={k: round(v, 1) for k, v in med.items()},
+                chars_s={k: round(v * T * B) for k, v in med.items()},
+                gflops=round(med["fastrnn"] * flops_per_iter(kind, V, H, L, T, B) / 1e9, 1))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--text", default="shakespeare")
+    ap.add_argument("--rounds", type=int, default=3)
+    args = ap.parse_args()
+    text = read_text(resolve(args.text))
+    peak = peak_gflops()
+    cases = [(k, 128, 1, 25, 1, 1, True) for k in ("rnn", "gru", "lstm")]
+    cases += [("lstm", 512, 1, 64, 32, th, False) for th in (1, 2)]
+    print(f"single-core float32 matmul peak: {peak:.1f} GFLOP/s")
+    print(f"{'case':<30} {'fastrnn chars/s':>16} {'x numpy':>8} {'x torch':>8} "
+          f"{'GFLOP/s':>8} {'of peak':>8}")
+    results = []
+    for case in cases:
+        r = bench_case(text, *case, rounds=args.rounds, with_numpy=case[-1])
+        results.append(r)
+        c = r["chars_s"]
+        name = f"{r['kind']} H{r['hidden']} B{r['batch']} T{r['seq']} threads {r['threads']}"
+        x_np = f"{c['fastrnn'] / c['numpy']:.1f}x" if "numpy" in c else "-"
+        x_t = f"{c['fastrnn'] / c['torch']:.2f}x" if "torch" in c else "-"
+        print(f"{name:<30} {c['fastrnn']:>16,} {x_np:>8} {x_t:>8} {r['gflops']:>8.1f} "
+              f"{r['gflops'] / (peak * r['threads']):>7.0%}", flush=True)
+    lstm = {r["threads"]: r["chars_s"]["fastrnn"] for r in results if r["batch"] == 32}
+    print(f"LSTM B32 H512: 2 threads / 1 thread = {lstm[2] / lstm[1]:.2f}x")
+    print(json.dumps(dict(peak_gflops=round(peak, 1), results=results)))
+
+
+if __name__ == "__main__":
+    main()
