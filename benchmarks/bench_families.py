@@ -140,7 +140,7 @@ def main():
           f"{'GFLOP/s':>8} {'of peak':>8}")
     results = []
     for case in cases:
-        r = bench_case(text, *case, rounds=args.rounds, with_numpy=case[-1])
+        r = bench_case(text, *case[:-1], rounds=args.rounds, with_numpy=case[-1])
         results.append(r)
         c = r["chars_s"]
         name = f"{r['kind']} H{r['hidden']} B{r['batch']} T{r['seq']} threads {r['threads']}"
