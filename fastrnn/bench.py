@@ -14,7 +14,6 @@ import statistics
 import sys
 import time
 
-import numpy as np
 
 from .data import read_text, resolve
 from .errors import UserError

@@ -6,7 +6,7 @@ import pytest
 from conftest import SMALL_TEXT, check_finite_differences, tiny_config
 from fastrnn import Trainer
 from fastrnn import reference as ref
-from fastrnn.kernels import common, rnn
+from fastrnn.kernels import common
 
 
 def loss_and_grads(trainer, xs, exact):

@@ -13,7 +13,7 @@ import pytest
 
 import fastrnn
 from conftest import SMALL_TEXT
-from fastrnn import checkpoint, data
+from fastrnn import data
 from fastrnn.run import main as run_main
 
 TEXT = SMALL_TEXT * 4

@@ -279,6 +279,16 @@ def input_projection(xa, x, T, l, hs, inputs, Wemb, Wxh, bxh):
 
 
 @jit
+def embedding_backward(dWemb, d, x, T):
+    """dWemb (V, G*H) = the rows of d (T, B, G*H) added into the rows of their input
+    characters x (T, B), last step first: the gradient of the one-hot product."""
+    dWemb[:] = 0
+    for t in range(T - 1, -1, -1):
+        for b in range(x.shape[1] - 1, -1, -1):
+            dWemb[x[t, b]] += d[t, b]
+
+
+@jit
 def input_backward(dWemb, dWxh, dbxh, dx, da, x, T, l, inputs, drop, masks, Wxh):
     """Gradients of input_projection from da (T, B, G*H): dWemb (layer 0, row scatter)
     or dWxh[l-1], dbxh[l]; for l >= 1 also dx (T, B, H), the gradient of the layer
@@ -287,10 +297,7 @@ def input_backward(dWemb, dWxh, dbxh, dx, da, x, T, l, inputs, drop, masks, Wxh)
     rows = da.reshape(-1, GH)[:T * B]
     row_sum_rev(dbxh[l], rows)
     if l == 0:
-        dWemb[:] = 0
-        for t in range(T - 1, -1, -1):
-            for b in range(B - 1, -1, -1):
-                dWemb[x[t, b]] += da[t, b]
+        embedding_backward(dWemb, da, x, T)
     else:
         np.dot(rows.T, inputs, dWxh[l - 1])
         drows = dx.reshape(-1, dx.shape[2])[:T * B]

@@ -1,6 +1,5 @@
 """The output layer shared by every family: logits y = Why h_top + by, softmax and
 cross-entropy, and their gradients."""
-import numpy as np
 
 from .common import matmul_rows, matmul_rows_t, outer_sum, row_sum_rev, softmax_xent
 from .jit import jit

@@ -16,10 +16,10 @@ bit for bit; otherwise all work that does not depend on the previous step (input
 projections, the output layer, every weight gradient) is one matrix product over the
 T*B rows and only the recurrence runs step by step.
 """
-import numpy as np
 
-from .common import (apply_mask, dropout_masks, layer_input, matmul_rows, matmul_rows_t, next_window,
-                     optimizer_step, outer_sum, row_sum_rev, saved_layer_input, tanh)
+from .common import (apply_mask, dropout_masks, embedding_backward, layer_input,
+                     matmul_rows, matmul_rows_t, next_window, optimizer_step, outer_sum,
+                     row_sum_rev, saved_layer_input, tanh)
 from .jit import jit
 from .output import output_backward, output_forward
 
@@ -68,10 +68,7 @@ def rnn_backward(dWemb, dWxh, dWhh, dbh, dh, dtmp, dnext, hs, xin, x, T, exact, 
         outer_sum(dWhh[l], draw, h.reshape(-1, H)[:T * B], exact)
         row_sum_rev(dbh[l], draw)
         if l == 0:
-            dWemb[:] = 0
-            for t in range(T - 1, -1, -1):
-                for b in range(B - 1, -1, -1):
-                    dWemb[x[t, b]] += dh[t, b]
+            embedding_backward(dWemb, dh, x, T)
         else:
             outer_sum(dWxh[l - 1], draw, saved_layer_input(xin, hs, l, T, drop), exact)
             below = dtmp.reshape(-1, H)[:T * B]
