@@ -6,7 +6,8 @@
 
 Parameters as for the GRU (fastrnn.kernels.gru) with G*H = 4H gate rows. Buffers:
 hs, cs (L, T+1, B, H) hidden and cell states, [:, 0] carried in; gates (L, T, B, 4H)
-the i, f, g, o activations; tc (L, T, B, H) tanh(c'); xa, da (T, B, 4H) scratch.
+the pre-activations, then the i, f, g, o activations in place; tc (L, T, B, H)
+tanh(c'); da (T, B, 4H) scratch. (xa is unused: gates serve.)
 """
 import numpy as np
 
@@ -24,26 +25,30 @@ def lstm_forward(hs, cs, gates, tc, xa, tmp, xin, x, T, drop, masks, Wemb, Wxh, 
     for l in range(L):
         h, c, g = hs[l], cs[l], gates[l]
         inputs = layer_input(xin, hs, l, T, drop, masks) if l > 0 else h[0]
-        input_projection(xa, x, T, l, hs, inputs, Wemb, Wxh, bxh)
+        input_projection(g, x, T, l, hs, inputs, Wemb, Wxh, bxh)
         for t in range(T):
             np.dot(h[t], Whh[l].T, tmp)
             for b in range(B):
+                # one array per loop, so that LLVM vectorises each
+                row, hrow, bias = g[t, b], tmp[b], bhh[l]
                 for j in range(4 * H):
-                    xa[t, b, j] += tmp[b, j] + bhh[l, j]
+                    row[j] += hrow[j] + bias[j]
+                for j in range(2 * H):
+                    row[j] = sigmoid(row[j])  # i, f
+                gg = row[2 * H:3 * H]
                 for k in range(H):
-                    ig = sigmoid(xa[t, b, k])
-                    fg = sigmoid(xa[t, b, H + k])
-                    gg = tanh(xa[t, b, 2 * H + k])
-                    og = sigmoid(xa[t, b, 3 * H + k])
-                    cv = fg * c[t, b, k] + ig * gg
-                    tv = tanh(cv)
-                    c[t + 1, b, k] = cv
-                    tc[l, t, b, k] = tv
-                    h[t + 1, b, k] = og * tv
-                    g[t, b, k] = ig
-                    g[t, b, H + k] = fg
-                    g[t, b, 2 * H + k] = gg
-                    g[t, b, 3 * H + k] = og
+                    gg[k] = tanh(gg[k])
+                og = row[3 * H:]
+                for k in range(H):
+                    og[k] = sigmoid(og[k])
+                ig, fg = row[:H], row[H:2 * H]
+                cold, cnew, tv, hnew = c[t, b], c[t + 1, b], tc[l, t, b], h[t + 1, b]
+                for k in range(H):
+                    cnew[k] = fg[k] * cold[k] + ig[k] * gg[k]
+                for k in range(H):
+                    tv[k] = tanh(cnew[k])
+                for k in range(H):
+                    hnew[k] = og[k] * tv[k]
 
 
 @jit
@@ -59,17 +64,25 @@ def lstm_backward(dWemb, dWxh, dWhh, dbxh, dbhh, dh, dx, da, dnext, dcnext, dtmp
         dcnext[:] = 0
         for t in range(T - 1, -1, -1):
             for b in range(B):
+                row, dar = g[t, b], da[t, b]
+                ig, fg, gg, og = row[:H], row[H:2 * H], row[2 * H:3 * H], row[3 * H:]
+                d, dc, tv, cold = dh[t, b], dcnext[b], tc[l, t, b], c[t, b]
+                dn = dnext[b]
                 for k in range(H):
-                    d = dh[t, b, k] + dnext[b, k]
-                    ig, fg = g[t, b, k], g[t, b, H + k]
-                    gg, og = g[t, b, 2 * H + k], g[t, b, 3 * H + k]
-                    tv = tc[l, t, b, k]
-                    dc = dcnext[b, k] + d * og * (1 - tv * tv)
-                    da[t, b, k] = dc * gg * ig * (1 - ig)
-                    da[t, b, H + k] = dc * c[t, b, k] * fg * (1 - fg)
-                    da[t, b, 2 * H + k] = dc * ig * (1 - gg * gg)
-                    da[t, b, 3 * H + k] = d * tv * og * (1 - og)
-                    dcnext[b, k] = dc * fg
+                    d[k] += dn[k]
+                for k in range(H):
+                    dc[k] += d[k] * og[k] * (1 - tv[k] * tv[k])
+                di, df, dg, do = dar[:H], dar[H:2 * H], dar[2 * H:3 * H], dar[3 * H:]
+                for k in range(H):
+                    di[k] = dc[k] * gg[k] * ig[k] * (1 - ig[k])
+                for k in range(H):
+                    df[k] = dc[k] * cold[k] * fg[k] * (1 - fg[k])
+                for k in range(H):
+                    dg[k] = dc[k] * ig[k] * (1 - gg[k] * gg[k])
+                for k in range(H):
+                    do[k] = d[k] * tv[k] * og[k] * (1 - og[k])
+                for k in range(H):
+                    dc[k] *= fg[k]
             matmul_rows_t(dnext, da[t], Whh[l], False)
         rows = da.reshape(-1, 4 * H)[:T * B]
         outer_sum(dWhh[l], rows, h.reshape(-1, H)[:T * B], False)
