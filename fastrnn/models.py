@@ -1,6 +1,8 @@
 """The model families on the Python side: parameter layout and names, initialisation,
 the buffers each family's kernels borrow, and which kernels to call. Dispatch between
 families happens here, never inside compiled code."""
+import os
+
 import numpy as np
 
 from .kernels.gru import gru_backward, gru_forward, gru_loss, gru_train_chunk
@@ -15,6 +17,7 @@ class Family:
     """What differs between rnn, gru and lstm; subclasses fill it in."""
     G = 1  # gates per layer
     cell = False  # whether there is a cell state besides h
+    parallel_streams = False  # else the BLAS's threads are the parallelism
 
     def arrays(self, V, H, L):
         """Internal arrays in buffer order: (name, shape)."""
@@ -169,13 +172,15 @@ class GRU(Family):
 
 class LSTM(Family):
     name, G, cell = "lstm", 4, True
+    parallel_streams = True  # its kernels split the streams across threads themselves
 
     def buffers(self, L, T, B, H, V, dtype):
         b = super().buffers(L, T, B, H, V, dtype)
         z = lambda *shape: np.zeros(shape, dtype)  # noqa: E731
         b.update(cs=z(L, T + 1, B, H), gates=z(L, T, B, 4 * H), tc=z(L, T, B, H),
                  xa=z(T, B, 4 * H), tmp=z(B, 4 * H), dx=z(T, B, H), da=z(T, B, 4 * H),
-                 dnext=z(B, H), dcnext=z(B, H), dtmpB=z(B, H))
+                 dnext=z(B, H), dcnext=z(B, H), dtmpB=z(B, H),
+                 part=z(min(B, os.cpu_count() or 1), 4 * H, H))
         return b
 
     def train_chunk(self, t, losses):
@@ -184,7 +189,7 @@ class LSTM(Family):
                          t._grad.as_tuple(), t._theta.flat, t._grad.flat, t._opt, t._hyper,
                          t._rng, t._drop, b["hs"], b["cs"], b["gates"], b["tc"], b["xa"],
                          b["tmp"], b["xin"], b["masks"], b["ys"], b["dh"], b["dx"], b["da"],
-                         b["dnext"], b["dcnext"], b["dtmpB"], b["xs"])
+                         b["dnext"], b["dcnext"], b["dtmpB"], b["part"], b["xs"], t.chunks)
 
     def loss(self, t, ids, b):
         return lstm_loss(ids, t._theta.as_tuple(), b["hs"], b["cs"], b["gates"], b["tc"],
@@ -193,14 +198,14 @@ class LSTM(Family):
     def forward(self, t, b, T=1, drop=0.0):
         Wemb, Wxh, Whh, bxh, bhh, _, _ = t._theta.as_tuple()
         lstm_forward(b["hs"], b["cs"], b["gates"], b["tc"], b["xa"], b["tmp"], b["xin"],
-                     b["xs"], T, drop, b["masks"], Wemb, Wxh, Whh, bxh, bhh)
+                     b["xs"], T, drop, b["masks"], Wemb, Wxh, Whh, bxh, bhh, t.chunks)
 
     def backward(self, t, b, T, drop):
         _, Wxh, Whh, _, _, _, _ = t._theta.as_tuple()
         dWemb, dWxh, dWhh, dbxh, dbhh, _, _ = t._grad.as_tuple()
         lstm_backward(dWemb, dWxh, dWhh, dbxh, dbhh, b["dh"], b["dx"], b["da"], b["dnext"],
-                      b["dcnext"], b["dtmpB"], b["hs"], b["cs"], b["gates"], b["tc"],
-                      b["xin"], b["xs"], T, drop, b["masks"], Wxh, Whh)
+                      b["dcnext"], b["dtmpB"], b["part"], b["hs"], b["cs"], b["gates"], b["tc"],
+                      b["xin"], b["xs"], T, drop, b["masks"], Wxh, Whh, t.chunks)
 
 
 FAMILIES = {f.name: f for f in (RNN(), GRU(), LSTM())}

@@ -5,6 +5,7 @@ import math
 import os
 from pathlib import Path
 
+import numba
 import numpy as np
 
 from . import blas, checkpoint
@@ -43,6 +44,9 @@ class Trainer:
         # steps (kernels.rnn).
         self.exact = bool(cfg.train.exact and self.dtype == np.float64)
         self.threads = cfg.train.threads or (1 if B == 1 else os.cpu_count() or 1)
+        # A family that splits its streams across threads itself wants a one-thread BLAS
+        # inside them (two BLAS threads there were slower: measured).
+        self.blas_threads = 1 if self.family.parallel_streams else self.threads
         arrays = self.family.arrays(V, H, L)
         self._theta = FlatBuffer(arrays, self.dtype)
         self._grad = FlatBuffer(arrays, self.dtype)
@@ -57,6 +61,7 @@ class Trainer:
         self._rng = np.array([cfg.train.seed * 2654435761 + 1], np.uint64)  # dropout
         self._data = self.corpus.streams(B)
         self._buf = self.family.buffers(L, T, B, H, V, self.dtype)
+        self.chunks = 1  # threads sharing the streams; set with the rest by _set_threads
         self._eval = None  # buffers of evaluate(), made on first use
         self.cursor = np.zeros(2, np.int64)  # [data pointer, iteration]
         self.smooth_loss = -math.log(1.0 / V) * T  # min-char-rnn's smooth_loss at n = 0
@@ -85,7 +90,7 @@ class Trainer:
         losses = np.empty(int(n), np.float64)
         if n <= 0:
             return losses
-        blas.set_threads(self.threads)
+        self._set_threads()
         self.family.train_chunk(self, losses)
         T = self.config.train.seq_length
         smooth = self.smooth_loss
@@ -93,6 +98,14 @@ class Trainer:
             smooth = smooth * 0.999 + loss * T * 0.001
         self.smooth_loss = smooth
         return losses
+
+    def _set_threads(self):
+        """Threads for this trainer's kernels: Numba's, for loops over streams (at most
+        NUMBA_NUM_THREADS, which sweep workers set to 1), and the BLAS's."""
+        most = self._buf["part"].shape[0] if self.family.parallel_streams else 1
+        self.chunks = max(1, min(self.threads, numba.config.NUMBA_NUM_THREADS, most))
+        numba.set_num_threads(self.chunks)
+        blas.set_threads(self.blas_threads)
 
     def loss_of(self, ids):
         """Mean nats per character of predicting ids[1:] from ids[:-1] from a zero state,
@@ -119,7 +132,7 @@ class Trainer:
         """(loss summed over the window's steps and averaged over streams, gradients by
         public name as float64) of one window xs (T+1, B) of ids, from a zero state and
         with the dropout masks now in the buffers; the parameters are not changed."""
-        blas.set_threads(self.threads)
+        self._set_threads()
         loss = self.family.gradients(self, np.ascontiguousarray(xs, np.int32))
         public = self.family.public(self._grad.views, self.config.model.layers)
         return loss, {k: np.array(v, dtype=np.float64) for k, v in public.items()}

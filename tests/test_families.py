@@ -148,3 +148,14 @@ def test_bad_family_input():
     t = Trainer(tiny_config(model={"kind": "gru"}), text=SMALL_TEXT)
     with pytest.raises(ValueError, match="bh.0"):
         t.set_params({"bh.0": np.zeros(8)})  # a vanilla RNN's name on a GRU
+
+
+@pytest.mark.parametrize("kind", ["gru", "lstm"])
+def test_thread_counts_differ_only_by_rounding(kind):
+    runs = []
+    for threads in (1, 2):
+        t = make(kind, batch=4, hidden=16, seq=8, train={"threads": threads})
+        t.train_iters(30)
+        runs.append(t.params())
+    for k in runs[0]:
+        np.testing.assert_allclose(runs[0][k], runs[1][k], rtol=1e-9, atol=1e-12, err_msg=k)

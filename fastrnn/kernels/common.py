@@ -9,10 +9,10 @@ rounded before they are added (no FMA), numpy's pairwise summation for the softm
 normaliser, and exp/log/tanh from the C library.
 """
 import numpy as np
-from numba import types
+from numba import prange, types
 from numba.extending import overload
 
-from .jit import jit
+from .jit import jit, pjit_inline
 
 
 def tanh(x):
@@ -206,6 +206,22 @@ def outer_sum(dW, dY, X, exact):
             x = X[r]
             for n in range(N):
                 w[n] += a * x[n]
+
+
+@pjit_inline
+def outer_sum_parallel(dW, dY, X, part, chunks):
+    """dW = dY.T @ X as `chunks` matrix products over slices of the rows, one per
+    thread, summed at the end. part: (chunks, M, N) scratch."""
+    R = dY.shape[0]
+    if chunks <= 1:
+        np.dot(dY.T, X, dW)
+        return
+    for ch in prange(chunks):
+        r0, r1 = ch * R // chunks, (ch + 1) * R // chunks
+        np.dot(dY[r0:r1].T, X[r0:r1], part[ch])
+    dW[...] = part[0]
+    for ch in range(1, chunks):
+        dW += part[ch]
 
 
 @jit

@@ -9,3 +9,11 @@ would hide a diverging run.
 import numba
 
 jit = numba.njit(cache=True, error_model="numpy", nogil=True)
+
+# For kernels that split independent streams across cores with prange; the number of
+# threads is numba.set_num_threads() (NUMBA_NUM_THREADS at most).
+# A function that calls a parallel one cannot be cached (the inner one is a dynamic
+# global to it), so the parallel pieces are inlined into their callers, all parallel.
+pjit = numba.njit(cache=True, error_model="numpy", nogil=True, parallel=True)
+pjit_inline = numba.njit(cache=True, error_model="numpy", nogil=True, parallel=True,
+                         inline="always")

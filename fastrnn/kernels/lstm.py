@@ -10,82 +10,79 @@ the pre-activations, then the i, f, g, o activations in place; tc (L, T, B, H)
 tanh(c'); da (T, B, 4H) scratch. (xa is unused: gates serve.)
 """
 import numpy as np
+from numba import prange
 
 from .common import (dropout_masks, input_backward, input_projection, layer_input,
-                     matmul_rows_t, next_window, optimizer_step, outer_sum, row_sum_rev,
+                     next_window, optimizer_step, outer_sum_parallel, row_sum_rev,
                      saved_layer_input, sigmoid, tanh)
-from .jit import jit
+from .jit import jit, pjit, pjit_inline
 from .output import output_backward, output_forward
 
 
-@jit
+@pjit_inline
 def lstm_forward(hs, cs, gates, tc, xa, tmp, xin, x, T, drop, masks, Wemb, Wxh, Whh, bxh,
-                 bhh):
+                 bhh, chunks):
+    """The streams are independent, so each of `chunks` threads runs the recurrence of
+    its own slice of them through all T steps."""
     L, _, B, H = hs.shape
+    chunks = max(1, min(B, chunks))
     for l in range(L):
         h, c, g = hs[l], cs[l], gates[l]
         inputs = layer_input(xin, hs, l, T, drop, masks) if l > 0 else h[0]
         input_projection(g, x, T, l, hs, inputs, Wemb, Wxh, bxh)
-        for t in range(T):
-            np.dot(h[t], Whh[l].T, tmp)
-            for b in range(B):
-                # one array per loop, so that LLVM vectorises each
-                row, hrow, bias = g[t, b], tmp[b], bhh[l]
-                for j in range(4 * H):
-                    row[j] += hrow[j] + bias[j]
-                for j in range(2 * H):
-                    row[j] = sigmoid(row[j])  # i, f
-                gg = row[2 * H:3 * H]
-                for k in range(H):
-                    gg[k] = tanh(gg[k])
-                og = row[3 * H:]
-                for k in range(H):
-                    og[k] = sigmoid(og[k])
-                ig, fg = row[:H], row[H:2 * H]
-                cold, cnew, tv, hnew = c[t, b], c[t + 1, b], tc[l, t, b], h[t + 1, b]
-                for k in range(H):
-                    cnew[k] = fg[k] * cold[k] + ig[k] * gg[k]
-                for k in range(H):
-                    tv[k] = tanh(cnew[k])
-                for k in range(H):
-                    hnew[k] = og[k] * tv[k]
+        for ch in prange(chunks):
+            _lstm_steps(h, c, g, tc[l], tmp, Whh[l], bhh[l], T, ch * B // chunks,
+                        (ch + 1) * B // chunks)
 
 
 @jit
-def lstm_backward(dWemb, dWxh, dWhh, dbxh, dbhh, dh, dx, da, dnext, dcnext, dtmp,
-                  hs, cs, gates, tc, xin, x, T, drop, masks, Wxh, Whh):
+def _lstm_steps(h, c, g, tc, tmp, Whh, bhh, T, b0, b1):
+    """The recurrence of streams b0..b1-1 through T steps of one layer."""
+    H = h.shape[2]
+    for t in range(T):
+        np.dot(h[t, b0:b1], Whh.T, tmp[b0:b1])
+        for b in range(b0, b1):
+            # one array per loop, so that LLVM vectorises each
+            row, hrow, bias = g[t, b], tmp[b], bhh
+            for j in range(4 * H):
+                row[j] += hrow[j] + bias[j]
+            for j in range(2 * H):
+                row[j] = sigmoid(row[j])  # i, f
+            gg = row[2 * H:3 * H]
+            for k in range(H):
+                gg[k] = tanh(gg[k])
+            og = row[3 * H:]
+            for k in range(H):
+                og[k] = sigmoid(og[k])
+            ig, fg = row[:H], row[H:2 * H]
+            cold, cnew, tv, hnew = c[t, b], c[t + 1, b], tc[t, b], h[t + 1, b]
+            for k in range(H):
+                cnew[k] = fg[k] * cold[k] + ig[k] * gg[k]
+            for k in range(H):
+                tv[k] = tanh(cnew[k])
+            for k in range(H):
+                hnew[k] = og[k] * tv[k]
+
+
+@pjit_inline
+def lstm_backward(dWemb, dWxh, dWhh, dbxh, dbhh, dh, dx, da, dnext, dcnext, dtmp, part,
+                  hs, cs, gates, tc, xin, x, T, drop, masks, Wxh, Whh, chunks):
     """dh (T, B, H): dLoss/dh of the top layer on entry, scratch after; dx the same
     shape; da (T, B, 4H) the gate pre-activation gradients (the same on the input and
-    the hidden side); dnext, dcnext, dtmp (B, H). Weight gradients are overwritten."""
+    the hidden side); dnext, dcnext, dtmp (B, H); part (chunks, 4H, H) scratch. Weight
+    gradients are overwritten. As in the forward pass, each thread runs its own slice
+    of the streams."""
     L, _, B, H = hs.shape
+    chunks = max(1, min(B, chunks))
     for l in range(L - 1, -1, -1):
-        h, c, g = hs[l], cs[l], gates[l]
+        h = hs[l]
         dnext[:] = 0
         dcnext[:] = 0
-        for t in range(T - 1, -1, -1):
-            for b in range(B):
-                row, dar = g[t, b], da[t, b]
-                ig, fg, gg, og = row[:H], row[H:2 * H], row[2 * H:3 * H], row[3 * H:]
-                d, dc, tv, cold = dh[t, b], dcnext[b], tc[l, t, b], c[t, b]
-                dn = dnext[b]
-                for k in range(H):
-                    d[k] += dn[k]
-                for k in range(H):
-                    dc[k] += d[k] * og[k] * (1 - tv[k] * tv[k])
-                di, df, dg, do = dar[:H], dar[H:2 * H], dar[2 * H:3 * H], dar[3 * H:]
-                for k in range(H):
-                    di[k] = dc[k] * gg[k] * ig[k] * (1 - ig[k])
-                for k in range(H):
-                    df[k] = dc[k] * cold[k] * fg[k] * (1 - fg[k])
-                for k in range(H):
-                    dg[k] = dc[k] * ig[k] * (1 - gg[k] * gg[k])
-                for k in range(H):
-                    do[k] = d[k] * tv[k] * og[k] * (1 - og[k])
-                for k in range(H):
-                    dc[k] *= fg[k]
-            matmul_rows_t(dnext, da[t], Whh[l], False)
+        for ch in prange(chunks):
+            _lstm_steps_back(dh, da, dnext, dcnext, cs[l], gates[l], tc[l], Whh[l], T,
+                             ch * B // chunks, (ch + 1) * B // chunks)
         rows = da.reshape(-1, 4 * H)[:T * B]
-        outer_sum(dWhh[l], rows, h.reshape(-1, H)[:T * B], False)
+        outer_sum_parallel(dWhh[l], rows, h.reshape(-1, H)[:T * B], part, chunks)
         row_sum_rev(dbhh[l], rows)
         inputs = saved_layer_input(xin, hs, l, T, drop) if l > 0 else h[0]
         input_backward(dWemb, dWxh, dbxh, dx, da, x, T, l, inputs, drop, masks, Wxh)
@@ -93,10 +90,39 @@ def lstm_backward(dWemb, dWxh, dWhh, dbxh, dbhh, dh, dx, da, dnext, dcnext, dtmp
 
 
 @jit
+def _lstm_steps_back(dh, da, dnext, dcnext, c, g, tc, Whh, T, b0, b1):
+    """BPTT of streams b0..b1-1 through T steps of one layer."""
+    H = dh.shape[2]
+    for t in range(T - 1, -1, -1):
+        for b in range(b0, b1):
+            row, dar = g[t, b], da[t, b]
+            ig, fg, gg, og = row[:H], row[H:2 * H], row[2 * H:3 * H], row[3 * H:]
+            d, dc, tv, cold = dh[t, b], dcnext[b], tc[t, b], c[t, b]
+            dn = dnext[b]
+            for k in range(H):
+                d[k] += dn[k]
+            for k in range(H):
+                dc[k] += d[k] * og[k] * (1 - tv[k] * tv[k])
+            di, df, dg, do = dar[:H], dar[H:2 * H], dar[2 * H:3 * H], dar[3 * H:]
+            for k in range(H):
+                di[k] = dc[k] * gg[k] * ig[k] * (1 - ig[k])
+            for k in range(H):
+                df[k] = dc[k] * cold[k] * fg[k] * (1 - fg[k])
+            for k in range(H):
+                dg[k] = dc[k] * ig[k] * (1 - gg[k] * gg[k])
+            for k in range(H):
+                do[k] = d[k] * tv[k] * og[k] * (1 - og[k])
+            for k in range(H):
+                dc[k] *= fg[k]
+        np.dot(da[t, b0:b1], Whh, dnext[b0:b1])
+
+
+@pjit
 def lstm_train_chunk(losses, cursor, data, kind, P, G, theta, grad, state, hyper, rng, drop,
                      hs, cs, gates, tc, xa, tmp, xin, masks, ys, dh, dx, da, dnext, dcnext,
-                     dtmp, xs):
-    """Train len(losses) iterations (see rnn_train_chunk for the shared arguments)."""
+                     dtmp, part, xs, chunks):
+    """Train len(losses) iterations (see rnn_train_chunk for the shared arguments);
+    chunks: how many threads share the streams."""
     Wemb, Wxh, Whh, bxh, bhh, Why, by = P
     dWemb, dWxh, dWhh, dbxh, dbhh, dWhy, dby = G
     L, T1, B, H = hs.shape
@@ -106,11 +132,11 @@ def lstm_train_chunk(losses, cursor, data, kind, P, G, theta, grad, state, hyper
         if drop > 0:
             dropout_masks(masks, rng, drop)
         lstm_forward(hs, cs, gates, tc, xa, tmp, xin, xs, T, drop, masks, Wemb, Wxh, Whh,
-                     bxh, bhh)
+                     bxh, bhh, chunks)
         losses[k] = output_forward(ys, hs[L - 1], T, xs[1:], 1.0 / B, False, Why, by) / (T * B)
         output_backward(dWhy, dby, dh, ys, hs[L - 1], T, False, Why)
-        lstm_backward(dWemb, dWxh, dWhh, dbxh, dbhh, dh, dx, da, dnext, dcnext, dtmp, hs,
-                      cs, gates, tc, xin, xs, T, drop, masks, Wxh, Whh)
+        lstm_backward(dWemb, dWxh, dWhh, dbxh, dbhh, dh, dx, da, dnext, dcnext, dtmp, part,
+                      hs, cs, gates, tc, xin, xs, T, drop, masks, Wxh, Whh, chunks)
         optimizer_step(kind, theta, grad, state, hyper, n)
         hs[:, 0] = hs[:, T]  # carry the last states into the next iteration
         cs[:, 0] = cs[:, T]
@@ -118,7 +144,7 @@ def lstm_train_chunk(losses, cursor, data, kind, P, G, theta, grad, state, hyper
         cursor[1] = n + 1
 
 
-@jit
+@pjit
 def lstm_loss(ids, P, hs, cs, gates, tc, xa, tmp, xin, masks, ys, xs):
     """Summed loss in nats of predicting ids[1:] from ids[:-1], one stream, zero state,
     no dropout, in windows of the buffers' T steps."""
@@ -134,7 +160,7 @@ def lstm_loss(ids, P, hs, cs, gates, tc, xa, tmp, xin, masks, ys, xs):
         for t in range(n + 1):
             xs[t, 0] = ids[p + t]
         lstm_forward(hs, cs, gates, tc, xa, tmp, xin, xs, n, 0.0, masks, Wemb, Wxh, Whh,
-                     bxh, bhh)
+                     bxh, bhh, 1)
         total += output_forward(ys, hs[L - 1], n, xs[1:], 1.0, False, Why, by)
         hs[:, 0] = hs[:, n]
         cs[:, 0] = cs[:, n]
