@@ -18,21 +18,23 @@ class Family:
     G = 1  # gates per layer
     cell = False  # whether there is a cell state besides h
     parallel_streams = False  # else the BLAS's threads are the parallelism
+    biases = ("bxh", "bhh")  # per layer: PyTorch's two; min-char-rnn has one
 
     def arrays(self, V, H, L):
         """Internal arrays in buffer order: (name, shape)."""
         G = self.G
-        return [("Wemb", (V, G * H)), ("Wxh", (L - 1, G * H, H)), ("Whh", (L, G * H, H)),
-                ("bxh", (L, G * H)), ("bhh", (L, G * H)), ("Why", (V, H)), ("by", (V,))]
+        return ([("Wemb", (V, G * H)), ("Wxh", (L - 1, G * H, H)), ("Whh", (L, G * H, H))]
+                + [(b, (L, G * H)) for b in self.biases] + [("Why", (V, H)), ("by", (V,))])
 
     def public(self, views, L):
-        """Public names (PyTorch's orientation and gate order) as writable views."""
+        """Public names (PyTorch's orientation and gate order; min-char-rnn's for the
+        vanilla RNN) as writable views."""
         out = {}
         for l in range(L):
             out[f"Wxh.{l}"] = views["Wemb"].T if l == 0 else views["Wxh"][l - 1]
             out[f"Whh.{l}"] = views["Whh"][l]
-            out[f"bxh.{l}"] = views["bxh"][l]
-            out[f"bhh.{l}"] = views["bhh"][l]
+            for b in self.biases:
+                out[f"{b}.{l}"] = views[b][l]
         out["Why"] = views["Why"]
         out["by"] = views["by"]
         return out
@@ -84,20 +86,7 @@ class Family:
 class RNN(Family):
     """min-char-rnn's tanh cell with its names: Wxh.{l}, Whh.{l}, bh.{l}, Why, by."""
     name = "rnn"
-
-    def arrays(self, V, H, L):
-        return [("Wemb", (V, H)), ("Wxh", (L - 1, H, H)), ("Whh", (L, H, H)),
-                ("bh", (L, H)), ("Why", (V, H)), ("by", (V,))]
-
-    def public(self, views, L):
-        out = {}
-        for l in range(L):
-            out[f"Wxh.{l}"] = views["Wemb"].T if l == 0 else views["Wxh"][l - 1]
-            out[f"Whh.{l}"] = views["Whh"][l]
-            out[f"bh.{l}"] = views["bh"][l]
-        out["Why"] = views["Why"]
-        out["by"] = views["by"]
-        return out
+    biases = ("bh",)
 
     def init(self, public, seed, H):
         """min-char-rnn's initialisation: weights randn * 0.01 drawn in order, biases
@@ -178,7 +167,7 @@ class LSTM(Family):
         b = super().buffers(L, T, B, H, V, dtype)
         z = lambda *shape: np.zeros(shape, dtype)  # noqa: E731
         b.update(cs=z(L, T + 1, B, H), gates=z(L, T, B, 4 * H), tc=z(L, T, B, H),
-                 xa=z(T, B, 4 * H), tmp=z(B, 4 * H), dx=z(T, B, H), da=z(T, B, 4 * H),
+                 tmp=z(B, 4 * H), dx=z(T, B, H), da=z(T, B, 4 * H),
                  dnext=z(B, H), dcnext=z(B, H), dtmpB=z(B, H),
                  part=z(min(B, os.cpu_count() or 1), 4 * H, H))
         return b
@@ -187,17 +176,17 @@ class LSTM(Family):
         b = t._buf
         lstm_train_chunk(losses, t.cursor, t._data, t._kind, t._theta.as_tuple(),
                          t._grad.as_tuple(), t._theta.flat, t._grad.flat, t._opt, t._hyper,
-                         t._rng, t._drop, b["hs"], b["cs"], b["gates"], b["tc"], b["xa"],
+                         t._rng, t._drop, b["hs"], b["cs"], b["gates"], b["tc"],
                          b["tmp"], b["xin"], b["masks"], b["ys"], b["dh"], b["dx"], b["da"],
                          b["dnext"], b["dcnext"], b["dtmpB"], b["part"], b["xs"], t.chunks)
 
     def loss(self, t, ids, b):
         return lstm_loss(ids, t._theta.as_tuple(), b["hs"], b["cs"], b["gates"], b["tc"],
-                         b["xa"], b["tmp"], b["xin"], b["masks"], b["ys"], b["xs"])
+                         b["tmp"], b["xin"], b["masks"], b["ys"], b["xs"])
 
     def forward(self, t, b, T=1, drop=0.0):
         Wemb, Wxh, Whh, bxh, bhh, _, _ = t._theta.as_tuple()
-        lstm_forward(b["hs"], b["cs"], b["gates"], b["tc"], b["xa"], b["tmp"], b["xin"],
+        lstm_forward(b["hs"], b["cs"], b["gates"], b["tc"], b["tmp"], b["xin"],
                      b["xs"], T, drop, b["masks"], Wemb, Wxh, Whh, bxh, bhh, t.chunks)
 
     def backward(self, t, b, T, drop):

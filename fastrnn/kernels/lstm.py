@@ -7,7 +7,7 @@
 Parameters as for the GRU (fastrnn.kernels.gru) with G*H = 4H gate rows. Buffers:
 hs, cs (L, T+1, B, H) hidden and cell states, [:, 0] carried in; gates (L, T, B, 4H)
 the pre-activations, then the i, f, g, o activations in place; tc (L, T, B, H)
-tanh(c'); da (T, B, 4H) scratch. (xa is unused: gates serve.)
+tanh(c'); da (T, B, 4H) scratch.
 """
 import numpy as np
 from numba import prange
@@ -20,7 +20,7 @@ from .output import output_backward, output_forward
 
 
 @pjit_inline
-def lstm_forward(hs, cs, gates, tc, xa, tmp, xin, x, T, drop, masks, Wemb, Wxh, Whh, bxh,
+def lstm_forward(hs, cs, gates, tc, tmp, xin, x, T, drop, masks, Wemb, Wxh, Whh, bxh,
                  bhh, chunks):
     """The streams are independent, so each of `chunks` threads runs the recurrence of
     its own slice of them through all T steps."""
@@ -119,7 +119,7 @@ def _lstm_steps_back(dh, da, dnext, dcnext, c, g, tc, Whh, T, b0, b1):
 
 @pjit
 def lstm_train_chunk(losses, cursor, data, kind, P, G, theta, grad, state, hyper, rng, drop,
-                     hs, cs, gates, tc, xa, tmp, xin, masks, ys, dh, dx, da, dnext, dcnext,
+                     hs, cs, gates, tc, tmp, xin, masks, ys, dh, dx, da, dnext, dcnext,
                      dtmp, part, xs, chunks):
     """Train len(losses) iterations (see rnn_train_chunk for the shared arguments);
     chunks: how many threads share the streams."""
@@ -131,7 +131,7 @@ def lstm_train_chunk(losses, cursor, data, kind, P, G, theta, grad, state, hyper
         p, n = next_window(xs, hs, cs, data, cursor, T)
         if drop > 0:
             dropout_masks(masks, rng, drop)
-        lstm_forward(hs, cs, gates, tc, xa, tmp, xin, xs, T, drop, masks, Wemb, Wxh, Whh,
+        lstm_forward(hs, cs, gates, tc, tmp, xin, xs, T, drop, masks, Wemb, Wxh, Whh,
                      bxh, bhh, chunks)
         losses[k] = output_forward(ys, hs[L - 1], T, xs[1:], 1.0 / B, False, Why, by) / (T * B)
         output_backward(dWhy, dby, dh, ys, hs[L - 1], T, False, Why)
@@ -145,7 +145,7 @@ def lstm_train_chunk(losses, cursor, data, kind, P, G, theta, grad, state, hyper
 
 
 @pjit
-def lstm_loss(ids, P, hs, cs, gates, tc, xa, tmp, xin, masks, ys, xs):
+def lstm_loss(ids, P, hs, cs, gates, tc, tmp, xin, masks, ys, xs):
     """Summed loss in nats of predicting ids[1:] from ids[:-1], one stream, zero state,
     no dropout, in windows of the buffers' T steps."""
     Wemb, Wxh, Whh, bxh, bhh, Why, by = P
@@ -159,7 +159,7 @@ def lstm_loss(ids, P, hs, cs, gates, tc, xa, tmp, xin, masks, ys, xs):
         n = min(T, ids.size - 1 - p)
         for t in range(n + 1):
             xs[t, 0] = ids[p + t]
-        lstm_forward(hs, cs, gates, tc, xa, tmp, xin, xs, n, 0.0, masks, Wemb, Wxh, Whh,
+        lstm_forward(hs, cs, gates, tc, tmp, xin, xs, n, 0.0, masks, Wemb, Wxh, Whh,
                      bxh, bhh, 1)
         total += output_forward(ys, hs[L - 1], n, xs[1:], 1.0, False, Why, by)
         hs[:, 0] = hs[:, n]
