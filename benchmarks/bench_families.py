@@ -3,8 +3,8 @@ the same run.
 
     python benchmarks/bench_families.py [--text shakespeare] [--rounds 3]
 
-Cases: each family at batch 1 (hidden 128, seq 25), and the LSTM at batch 32, hidden
-512, seq 64 with 1 and 2 threads. Prints it/s, characters/s, the ratios, and achieved
+Cases: each family at batch 1 (hidden 128, seq 25), and at batch 32 (hidden 512, seq 64)
+with 1 and 2 threads. Prints it/s, characters/s, the ratios, and achieved
 GFLOP/s as a fraction of this machine's single-core float32 matrix-multiply peak,
 measured first in the same run; then one JSON line.
 """
@@ -134,7 +134,7 @@ def main():
     text = read_text(resolve(args.text))
     peak = peak_gflops()
     cases = [(k, 128, 1, 25, 1, 1, True) for k in ("rnn", "gru", "lstm")]
-    cases += [("lstm", 512, 1, 64, 32, th, False) for th in (1, 2)]
+    cases += [(k, 512, 1, 64, 32, th, False) for k in ("rnn", "gru", "lstm") for th in (1, 2)]
     print(f"single-core float32 matmul peak: {peak:.1f} GFLOP/s")
     print(f"{'case':<30} {'fastrnn chars/s':>16} {'x numpy':>8} {'x torch':>8} "
           f"{'GFLOP/s':>8} {'of peak':>8}")
@@ -148,8 +148,10 @@ def main():
         x_t = f"{c['fastrnn'] / c['torch']:.2f}x" if "torch" in c else "-"
         print(f"{name:<30} {c['fastrnn']:>16,} {x_np:>8} {x_t:>8} {r['gflops']:>8.1f} "
               f"{r['gflops'] / (peak * r['threads']):>7.0%}", flush=True)
-    lstm = {r["threads"]: r["chars_s"]["fastrnn"] for r in results if r["batch"] == 32}
-    print(f"LSTM B32 H512: 2 threads / 1 thread = {lstm[2] / lstm[1]:.2f}x")
+    for kind in G:
+        c = {r["threads"]: r["chars_s"]["fastrnn"] for r in results
+             if r["batch"] == 32 and r["kind"] == kind}
+        print(f"{kind} B32 H512: 2 threads / 1 thread = {c[2] / c[1]:.2f}x")
     print(json.dumps(dict(peak_gflops=round(peak, 1), results=results)))
 
 

@@ -17,7 +17,6 @@ class Family:
     """What differs between rnn, gru and lstm; subclasses fill it in."""
     G = 1  # gates per layer
     cell = False  # whether there is a cell state besides h
-    parallel_streams = False  # else the BLAS's threads are the parallelism
     biases = ("bxh", "bhh")  # per layer: PyTorch's two; min-char-rnn has one
 
     def arrays(self, V, H, L):
@@ -55,11 +54,13 @@ class Family:
     def buffers(self, L, T, B, H, V, dtype):
         """Arrays the kernels borrow, allocated once. Shared names: hs (L, T+1, B, H)
         states; xin, masks (L-1, T, B, H) dropped layer inputs and dropout masks; ys
-        (T, B, V); dh (T, B, H); xs (T+1, B) ids."""
+        (T, B, V); dh (T, B, H); xs (T+1, B) ids; part (threads, max(G*H, V), H) each
+        thread's share of a weight gradient."""
         z = lambda *shape: np.zeros(shape, dtype)  # noqa: E731
         return dict(hs=z(L, T + 1, B, H), xin=z(max(L - 1, 1), T, B, H),
                     masks=z(max(L - 1, 1), T, B, H), ys=z(T, B, V), dh=z(T, B, H),
-                    dtmp=z(T, B, H), xs=np.zeros((T + 1, B), np.int32))
+                    dtmp=z(T, B, H), xs=np.zeros((T + 1, B), np.int32),
+                    part=z(os.cpu_count() or 1, max(self.G * H, V), H))
 
 
     def gradients(self, t, xs):
@@ -76,9 +77,10 @@ class Family:
         self.forward(t, b, T, t._drop)
         Why, by = t._theta.views["Why"], t._theta.views["by"]
         loss = output_forward(b["ys"], b["hs"][L - 1], T, b["xs"][1:], 1.0 / B, t.exact,
-                              Why, by)
+                              Why, by, t.chunks)
         g = t._grad.views
-        output_backward(g["Why"], g["by"], b["dh"], b["ys"], b["hs"][L - 1], T, t.exact, Why)
+        output_backward(g["Why"], g["by"], b["dh"], b["ys"], b["hs"][L - 1], T, t.exact, Why,
+                        b["part"], t.chunks)
         self.backward(t, b, T, t._drop)
         return loss / B
 
@@ -105,7 +107,7 @@ class RNN(Family):
         rnn_train_chunk(losses, t.cursor, t._data, t.exact, t._kind, t._theta.as_tuple(),
                         t._grad.as_tuple(), t._theta.flat, t._grad.flat, t._opt, t._hyper,
                         t._rng, t._drop, b["hs"], b["tmp"], b["xin"], b["masks"], b["ys"],
-                        b["dh"], b["dtmp"], b["xs"])
+                        b["dh"], b["dtmp"], b["part"], b["xs"], t.chunks)
 
     def loss(self, t, ids, b):
         return rnn_loss(ids, t.exact, t._theta.as_tuple(), b["hs"], b["tmp"], b["xin"],
@@ -114,13 +116,13 @@ class RNN(Family):
     def forward(self, t, b, T=1, drop=0.0):
         Wemb, Wxh, Whh, bh, _, _ = t._theta.as_tuple()
         rnn_forward(b["hs"], b["tmp"], b["xin"], b["xs"], T, t.exact, drop, b["masks"], Wemb,
-                    Wxh, Whh, bh)
+                    Wxh, Whh, bh, t.chunks)
 
     def backward(self, t, b, T, drop):
         _, Wxh, Whh, _, _, _ = t._theta.as_tuple()
         dWemb, dWxh, dWhh, dbh, _, _ = t._grad.as_tuple()
-        rnn_backward(dWemb, dWxh, dWhh, dbh, b["dh"], b["dtmp"], b["tmp"], b["hs"], b["xin"],
-                     b["xs"], T, t.exact, drop, b["masks"], Wxh, Whh)
+        rnn_backward(dWemb, dWxh, dWhh, dbh, b["dh"], b["dtmp"], b["tmp"], b["part"], b["hs"],
+                     b["xin"], b["xs"], T, t.exact, drop, b["masks"], Wxh, Whh, t.chunks)
 
 
 class GRU(Family):
@@ -140,7 +142,7 @@ class GRU(Family):
                         t._grad.as_tuple(), t._theta.flat, t._grad.flat, t._opt, t._hyper,
                         t._rng, t._drop, b["hs"], b["gates"], b["hn"], b["xa"], b["tmp"],
                         b["xin"], b["masks"], b["ys"], b["dh"], b["dx"], b["da_x"],
-                        b["da_h"], b["dnext"], b["dtmpB"], b["xs"])
+                        b["da_h"], b["dnext"], b["dtmpB"], b["part"], b["xs"], t.chunks)
 
     def loss(self, t, ids, b):
         return gru_loss(ids, t._theta.as_tuple(), b["hs"], b["gates"], b["hn"], b["xa"],
@@ -149,27 +151,25 @@ class GRU(Family):
     def forward(self, t, b, T=1, drop=0.0):
         Wemb, Wxh, Whh, bxh, bhh, _, _ = t._theta.as_tuple()
         gru_forward(b["hs"], b["gates"], b["hn"], b["xa"], b["tmp"], b["xin"], b["xs"], T,
-                    drop, b["masks"], Wemb, Wxh, Whh, bxh, bhh)
+                    drop, b["masks"], Wemb, Wxh, Whh, bxh, bhh, t.chunks)
 
     def backward(self, t, b, T, drop):
         _, Wxh, Whh, _, _, _, _ = t._theta.as_tuple()
         dWemb, dWxh, dWhh, dbxh, dbhh, _, _ = t._grad.as_tuple()
         gru_backward(dWemb, dWxh, dWhh, dbxh, dbhh, b["dh"], b["dx"], b["da_x"], b["da_h"],
-                     b["dnext"], b["dtmpB"], b["hs"], b["gates"], b["hn"], b["xin"], b["xs"],
-                     T, drop, b["masks"], Wxh, Whh)
+                     b["dnext"], b["dtmpB"], b["part"], b["hs"], b["gates"], b["hn"], b["xin"],
+                     b["xs"], T, drop, b["masks"], Wxh, Whh, t.chunks)
 
 
 class LSTM(Family):
     name, G, cell = "lstm", 4, True
-    parallel_streams = True  # its kernels split the streams across threads themselves
 
     def buffers(self, L, T, B, H, V, dtype):
         b = super().buffers(L, T, B, H, V, dtype)
         z = lambda *shape: np.zeros(shape, dtype)  # noqa: E731
         b.update(cs=z(L, T + 1, B, H), gates=z(L, T, B, 4 * H), tc=z(L, T, B, H),
                  tmp=z(B, 4 * H), dx=z(T, B, H), da=z(T, B, 4 * H),
-                 dnext=z(B, H), dcnext=z(B, H), dtmpB=z(B, H),
-                 part=z(min(B, os.cpu_count() or 1), 4 * H, H))
+                 dnext=z(B, H), dcnext=z(B, H), dtmpB=z(B, H))
         return b
 
     def train_chunk(self, t, losses):

@@ -44,9 +44,6 @@ class Trainer:
         # steps (kernels.rnn).
         self.exact = bool(cfg.train.exact and self.dtype == np.float64)
         self.threads = cfg.train.threads or (1 if B == 1 else os.cpu_count() or 1)
-        # A family that splits its streams across threads itself wants a one-thread BLAS
-        # inside them (two BLAS threads there were slower: measured).
-        self.blas_threads = 1 if self.family.parallel_streams else self.threads
         arrays = self.family.arrays(V, H, L)
         self._theta = FlatBuffer(arrays, self.dtype)
         self._grad = FlatBuffer(arrays, self.dtype)
@@ -100,12 +97,14 @@ class Trainer:
         return losses
 
     def _set_threads(self):
-        """Threads for this trainer's kernels: Numba's, for loops over streams (at most
-        NUMBA_NUM_THREADS, which sweep workers set to 1), and the BLAS's."""
-        most = self._buf["part"].shape[0] if self.family.parallel_streams else 1
+        """Threads for this trainer's kernels: Numba's (at most NUMBA_NUM_THREADS, which
+        sweep workers set to 1), each splitting off its own share of the streams, rows
+        or columns and calling a one-thread BLAS inside it (OpenBLAS's own threads were
+        slower for these shapes: measured)."""
+        most = self._buf["part"].shape[0]
         self.chunks = max(1, min(self.threads, numba.config.NUMBA_NUM_THREADS, most))
         numba.set_num_threads(self.chunks)
-        blas.set_threads(self.blas_threads)
+        blas.set_threads(1)
 
     def loss_of(self, ids):
         """Mean nats per character of predicting ids[1:] from ids[:-1] from a zero state,

@@ -91,10 +91,10 @@ def test_every_family_learns_with_every_optimizer(kind, optim):
 def test_optimizer_updates_match_their_formulas():
     from fastrnn.kernels.common import optimizer_step
     rs = np.random.RandomState(3)
-    g0 = rs.randn(20) * 3
+    g0 = rs.randn(5000) * 3  # long enough to be split between two threads
     hyper = np.array([0.01, 2.0, 0.0, 1e-8, 0.9, 0.999, 1.0, 10])
-    for kind in range(4):
-        theta, state = rs.randn(20), np.abs(rs.randn(2, 20))
+    for kind, chunks in zip(range(4), (1, 2, 1, 2)):
+        theta, state = rs.randn(5000), np.abs(rs.randn(2, 5000))
         th, st, g = theta.copy(), state.copy(), np.clip(g0, -2, 2)
         if kind == 0:
             st[0] += g * g
@@ -108,18 +108,19 @@ def test_optimizer_updates_match_their_formulas():
             th -= 0.01 * (st[0] / (1 - 0.9 ** 5)) / (np.sqrt(st[1] / (1 - 0.999 ** 5)) + 1e-8)
         else:
             th -= 0.01 * g
-        optimizer_step(kind, theta, g0.copy(), state, hyper, 4)
+        optimizer_step(kind, theta, g0.copy(), state, hyper, 4, chunks)
         np.testing.assert_allclose(theta, th, rtol=1e-12, err_msg=str(kind))
         np.testing.assert_allclose(state, st, rtol=1e-12, err_msg=str(kind))
 
 
 def test_global_norm_clipping_and_lr_decay():
     from fastrnn.kernels.common import optimizer_step
-    g = np.array([3.0, 4.0])  # norm 5
-    theta = np.zeros(2)
+    g = np.repeat([3.0, 4.0], 2000) / np.sqrt(2000)  # norm 5
+    theta = np.zeros(4000)
     hyper = np.array([1.0, 0.0, 1.0, 1e-8, 0.9, 0.999, 0.5, 10])  # sgd, clip_norm 1
-    optimizer_step(3, theta, g, np.zeros((2, 2)), hyper, 25)  # lr 1 * 0.5 ** 2
-    np.testing.assert_allclose(theta, [-0.25 * 0.6, -0.25 * 0.8])
+    optimizer_step(3, theta, g, np.zeros((2, 4000)), hyper, 25, 2)  # lr 1 * 0.5 ** 2
+    expect = np.repeat([-0.25 * 0.6, -0.25 * 0.8], 2000) / np.sqrt(2000)
+    np.testing.assert_allclose(theta, expect)
 
 
 def test_lstm_state_carries_and_resets_at_the_wrap():
@@ -150,7 +151,7 @@ def test_bad_family_input():
         t.set_params({"bh.0": np.zeros(8)})  # a vanilla RNN's name on a GRU
 
 
-@pytest.mark.parametrize("kind", ["gru", "lstm"])
+@pytest.mark.parametrize("kind", ["rnn", "gru", "lstm"])
 def test_thread_counts_differ_only_by_rounding(kind):
     runs = []
     for threads in (1, 2):

@@ -115,18 +115,38 @@ def test_adagrad_update_clips_and_matches_min_char_rnn():
 
 
 @pytest.mark.parametrize("exact", [True, False])
-def test_outer_sum_and_matmuls_match_numpy(exact):
+@pytest.mark.parametrize("chunks", [1, 2])
+def test_outer_sum_matmuls_and_row_sums_match_numpy(exact, chunks):
     rs = np.random.RandomState(2)
-    dY, X, W = rs.randn(13, 7), rs.randn(13, 9), rs.randn(7, 9)
-    dW = np.empty((7, 9))
-    common.outer_sum(dW, dY, X, exact)
+    dY, X, W = rs.randn(13, 37), rs.randn(13, 9), rs.randn(37, 9)
+    part = np.full((2, 40, 9), np.nan)  # scratch: must be written before it is read
+    dW = np.full((37, 9), np.nan)
+    common.outer_sum(dW, dY, X, exact, part, chunks)
     np.testing.assert_allclose(dW, dY.T @ X, rtol=1e-12)
-    out = np.empty((13, 7))
-    common.matmul_rows(out, X, W, exact)
+    out = np.empty((13, 37))
+    common.matmul_rows(out, X, W, exact, chunks)
     np.testing.assert_allclose(out, X @ W.T, rtol=1e-12)
     out2 = np.empty((13, 9))
-    common.matmul_rows_t(out2, dY, W, exact)
+    common.matmul_rows_t(out2, dY, W, exact, chunks)
     np.testing.assert_allclose(out2, dY @ W, rtol=1e-12)
+    sums = np.full(37, np.nan)
+    common.row_sum_rev(sums, dY, chunks)
+    np.testing.assert_allclose(sums, dY.sum(axis=0), rtol=1e-12)
+
+
+def test_exact_pieces_do_not_depend_on_the_thread_count():
+    """The exact path's outer sums and row sums split columns or rows of the result
+    between threads, never a sum, so every element is the same with 1 or 2 threads."""
+    rs = np.random.RandomState(5)
+    dY, X = rs.randn(25, 70), rs.randn(25, 33)
+    results = []
+    for chunks in (1, 2):
+        dW, sums = np.empty((70, 33)), np.empty(70)
+        common.outer_sum(dW, dY, X, True, np.empty((2, 70, 33)), chunks)
+        common.row_sum_rev(sums, dY, chunks)
+        results.append((dW, sums))
+    assert np.array_equal(results[0][0], results[1][0])
+    assert np.array_equal(results[0][1], results[1][1])
 
 
 def test_float32_training_learns_and_stays_finite():

@@ -61,6 +61,19 @@ def test_chunks_compose_exactly():
     assert all(np.array_equal(a.params()[k], b.params()[k]) for k in a.params())
 
 
+@pytest.mark.parametrize("layers", [1, 2])
+def test_exact_float64_is_the_same_with_two_threads(layers):
+    """Threads split rows or columns of results, never a sum, in the exact path."""
+    runs = []
+    for threads in (1, 2):
+        t = Trainer(tiny_config(model={"hidden": 40, "layers": layers},
+                                train={"threads": threads}), text=SMALL_TEXT)
+        assert t.exact
+        runs.append((t.train_iters(200), t.params()))
+    assert np.allclose(runs[0][0], runs[1][0], rtol=1e-12)  # (the loss sum may be split)
+    assert all(np.array_equal(runs[0][1][k], runs[1][1][k]) for k in runs[0][1])
+
+
 def test_evaluate_is_mean_nats_on_the_validation_split():
     text = SMALL_TEXT * 3
     t = Trainer(tiny_config(data={"val_fraction": 0.25}), text=text)

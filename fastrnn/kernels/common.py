@@ -153,36 +153,81 @@ def softmax_xent(y, target, scale):
 
 
 @jit
-def matmul_rows(out, X, W, exact):
+def span(ch, chunks, n, align):
+    """The part [lo, hi) of range(n) that chunk ch of `chunks` takes, its boundaries on
+    multiples of align."""
+    lo = (ch * n // chunks) // align * align
+    hi = n if ch == chunks - 1 else ((ch + 1) * n // chunks) // align * align
+    return lo, hi
+
+
+# The pieces below split their work across `chunks` threads (prange) in ways that leave
+# every result element's arithmetic as it is with one thread, unless they say otherwise.
+# They are inlined into their callers: Numba cannot cache a function that calls a
+# parallel one, and the thread count arrives as an argument for the same reason.
+
+@pjit_inline
+def matmul_rows(out, X, W, exact, chunks):
     """out (R, M) = X (R, N) @ W.T, W: (M, N). exact: one gemv per row, as min-char-rnn's
-    np.dot(W, x) does; otherwise one matrix product (a gemv still when R is 1)."""
-    if exact or X.shape[0] == 1:
-        for r in range(X.shape[0]):
-            np.dot(W, X[r], out[r])
-    else:
-        np.dot(X, W.T, out)
+    np.dot(W, x) does; otherwise matrix products (a gemv still when R is 1) over the
+    threads' slices of the rows (their rounding depends on the split)."""
+    R = X.shape[0]
+    chunks = max(1, min(chunks, R))
+    for ch in prange(chunks):
+        r0, r1 = span(ch, chunks, R, 1)
+        if exact or r1 - r0 == 1:
+            for r in range(r0, r1):
+                np.dot(W, X[r], out[r])
+        else:
+            np.dot(X[r0:r1], W.T, out[r0:r1])
 
 
-@jit
-def matmul_rows_t(out, X, W, exact):
+@pjit_inline
+def matmul_rows_t(out, X, W, exact, chunks):
     """out (R, N) = X (R, M) @ W, W: (M, N): min-char-rnn's np.dot(W.T, dy) per row."""
-    if exact or X.shape[0] == 1:
-        for r in range(X.shape[0]):
-            np.dot(W.T, X[r], out[r])
-    else:
-        np.dot(X, W, out)
+    R = X.shape[0]
+    chunks = max(1, min(chunks, R))
+    for ch in prange(chunks):
+        r0, r1 = span(ch, chunks, R, 1)
+        if exact or r1 - r0 == 1:
+            for r in range(r0, r1):
+                np.dot(W.T, X[r], out[r])
+        else:
+            np.dot(X[r0:r1], W, out[r0:r1])
 
 
-@jit
-def outer_sum(dW, dY, X, exact):
+@pjit_inline
+def outer_sum(dW, dY, X, exact, part, chunks):
     """dW (M, N) = sum over rows r of outer(dY[r], X[r]); dY: (R, M), X: (R, N).
 
     exact: min-char-rnn's `dW += np.dot(dy, x.T)` over reversed time, each product
-    rounded before it is added; four rows of dW at a time so that each X row is read
-    once per four. Otherwise one matrix product."""
-    if not exact:
+    rounded before it is added, each thread taking a slice of dW's rows. Otherwise one
+    matrix product per thread over its slice of the R rows, summed at the end (so the
+    rounding depends on the split); part: (chunks, >= M, N) scratch."""
+    M = dW.shape[0]
+    R = dY.shape[0]
+    if exact:
+        chunks = max(1, min(chunks, M // 4))
+        for ch in prange(chunks):
+            m0, m1 = span(ch, chunks, M, 4)
+            _outer_sum_exact(dW[m0:m1], dY[:, m0:m1], X)
+        return
+    chunks = max(1, min(chunks, R))
+    if chunks == 1:
         np.dot(dY.T, X, dW)
         return
+    for ch in prange(chunks):
+        r0, r1 = span(ch, chunks, R, 1)
+        np.dot(dY[r0:r1].T, X[r0:r1], part[ch, :M])
+    dW[...] = part[0, :M]
+    for ch in range(1, chunks):
+        dW += part[ch, :M]
+
+
+@jit
+def _outer_sum_exact(dW, dY, X):
+    """outer_sum's exact order, four rows of dW at a time so that each X row is read
+    once per four."""
     M, N = dW.shape
     R = dY.shape[0]
     dW[:] = 0
@@ -209,28 +254,19 @@ def outer_sum(dW, dY, X, exact):
 
 
 @pjit_inline
-def outer_sum_parallel(dW, dY, X, part, chunks):
-    """dW = dY.T @ X as `chunks` matrix products over slices of the rows, one per
-    thread, summed at the end. part: (chunks, M, N) scratch."""
-    R = dY.shape[0]
-    if chunks <= 1:
-        np.dot(dY.T, X, dW)
-        return
+def row_sum_rev(out, A, chunks):
+    """out (N,) = sum of the rows of A (R, N), last row first; each thread takes a slice
+    of the columns."""
+    N = A.shape[1]
+    chunks = max(1, min(chunks, N // 16))
     for ch in prange(chunks):
-        r0, r1 = ch * R // chunks, (ch + 1) * R // chunks
-        np.dot(dY[r0:r1].T, X[r0:r1], part[ch])
-    dW[...] = part[0]
-    for ch in range(1, chunks):
-        dW += part[ch]
-
-
-@jit
-def row_sum_rev(out, A):
-    """out (N,) = sum of the rows of A (R, N), last row first."""
-    out[:] = 0
-    for r in range(A.shape[0] - 1, -1, -1):
-        for n in range(A.shape[1]):
-            out[n] += A[r, n]
+        n0, n1 = span(ch, chunks, N, 16)
+        o = out[n0:n1]
+        o[:] = 0
+        for r in range(A.shape[0] - 1, -1, -1):
+            a = A[r, n0:n1]
+            for n in range(n1 - n0):
+                o[n] += a[n]
 
 
 @jit
@@ -275,49 +311,61 @@ def saved_layer_input(xin, hs, l, T, drop):
     return xin[l - 1].reshape(-1, H)[:T * B]
 
 
-@jit
-def input_projection(xa, x, T, l, hs, inputs, Wemb, Wxh, bxh):
+@pjit_inline
+def input_projection(xa, x, T, l, hs, inputs, Wemb, Wxh, bxh, chunks):
     """xa (T, B, G*H) = Wxh x + bxh for every step: a row gather for layer 0 (one-hot
     input), one matrix product of the layer input rows otherwise."""
     _, B, GH = xa.shape
-    if l == 0:
-        for t in range(T):
+    rows = xa.reshape(-1, GH)[:T * B]
+    if l > 0:
+        matmul_rows(rows, inputs, Wxh[l - 1], False, chunks)
+    chunks = max(1, min(chunks, T))
+    for ch in prange(chunks):
+        t0, t1 = span(ch, chunks, T, 1)
+        for t in range(t0, t1):
             for b in range(B):
-                e = Wemb[x[t, b]]
-                for j in range(GH):
-                    xa[t, b, j] = e[j] + bxh[0, j]
-    else:
-        rows = xa.reshape(-1, GH)[:T * B]
-        np.dot(inputs, Wxh[l - 1].T, rows)
-        for r in range(T * B):
-            for j in range(GH):
-                rows[r, j] += bxh[l, j]
+                row, bias = xa[t, b], bxh[l]
+                if l == 0:
+                    e = Wemb[x[t, b]]
+                    for j in range(GH):
+                        row[j] = e[j] + bias[j]
+                else:
+                    for j in range(GH):
+                        row[j] += bias[j]
 
 
-@jit
-def embedding_backward(dWemb, d, x, T):
+@pjit_inline
+def embedding_backward(dWemb, d, x, T, chunks):
     """dWemb (V, G*H) = the rows of d (T, B, G*H) added into the rows of their input
-    characters x (T, B), last step first: the gradient of the one-hot product."""
-    dWemb[:] = 0
-    for t in range(T - 1, -1, -1):
-        for b in range(x.shape[1] - 1, -1, -1):
-            dWemb[x[t, b]] += d[t, b]
+    characters x (T, B), last step first: the gradient of the one-hot product. Each
+    thread takes a slice of the columns."""
+    GH = dWemb.shape[1]
+    chunks = max(1, min(chunks, GH // 16))
+    for ch in prange(chunks):
+        j0, j1 = span(ch, chunks, GH, 16)
+        dWemb[:, j0:j1] = 0
+        for t in range(T - 1, -1, -1):
+            for b in range(x.shape[1] - 1, -1, -1):
+                row, src = dWemb[x[t, b]], d[t, b]
+                for j in range(j0, j1):
+                    row[j] += src[j]
 
 
-@jit
-def input_backward(dWemb, dWxh, dbxh, dx, da, x, T, l, inputs, drop, masks, Wxh):
+@pjit_inline
+def input_backward(dWemb, dWxh, dbxh, dx, da, x, T, l, inputs, drop, masks, Wxh, part,
+                   chunks):
     """Gradients of input_projection from da (T, B, G*H): dWemb (layer 0, row scatter)
     or dWxh[l-1], dbxh[l]; for l >= 1 also dx (T, B, H), the gradient of the layer
     below's states (through its dropout mask)."""
     _, B, GH = da.shape
     rows = da.reshape(-1, GH)[:T * B]
-    row_sum_rev(dbxh[l], rows)
+    row_sum_rev(dbxh[l], rows, chunks)
     if l == 0:
-        embedding_backward(dWemb, da, x, T)
+        embedding_backward(dWemb, da, x, T, chunks)
     else:
-        np.dot(rows.T, inputs, dWxh[l - 1])
+        outer_sum(dWxh[l - 1], rows, inputs, False, part, chunks)
         drows = dx.reshape(-1, dx.shape[2])[:T * B]
-        np.dot(rows, Wxh[l - 1], drows)
+        matmul_rows_t(drows, rows, Wxh[l - 1], False, chunks)
         if drop > 0:
             apply_mask(drows, masks[l - 1])
 
@@ -368,13 +416,15 @@ def adagrad_update(theta, grad, mem, lr, clip, eps):
         theta[i] += -lr * g / np.sqrt(mem[i] + eps)
 
 
-@jit
-def optimizer_step(kind, theta, grad, state, hyper, n):
-    """One update of the flat parameters from the flat gradient, iteration n (0-based).
+@pjit_inline
+def optimizer_step(kind, theta, grad, state, hyper, n, chunks):
+    """One update of the flat parameters from the flat gradient, iteration n (0-based),
+    each of `chunks` threads taking a slice of the buffers.
 
     The learning rate is hyper[LR] * hyper[DECAY] ** (n // hyper[DECAY_EVERY]). The
     gradient is first scaled to global norm hyper[CLIP_NORM] if it is longer (when that
-    is above 0), then clipped element-wise to +-hyper[CLIP] (when above 0), then:
+    is above 0; the norm's rounding depends on the split), then clipped element-wise to
+    +-hyper[CLIP] (when above 0), then:
     adagrad  min-char-rnn's: m += g^2; theta -= lr g / sqrt(m + eps)
     rmsprop  char-rnn's: m = b2 m + (1 - b2) g^2; theta -= lr g / (sqrt(m) + eps)
     adam     m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2, bias-corrected
@@ -384,18 +434,40 @@ def optimizer_step(kind, theta, grad, state, hyper, n):
     lr = hyper[LR]
     if hyper[DECAY] != 1:
         lr = lr * hyper[DECAY] ** (n // int(hyper[DECAY_EVERY]))
-    clip, eps = hyper[CLIP], hyper[EPS]
+    P = theta.size
+    chunks = max(1, min(chunks, P // 1024))
+    scale = hyper[CLIP_NORM] - hyper[CLIP_NORM] + 1  # 1 in the model dtype
     if hyper[CLIP_NORM] > 0:
         sq = 0.0
-        for i in range(grad.size):
-            sq += grad[i] * grad[i]
+        for ch in prange(chunks):
+            i0, i1 = span(ch, chunks, P, 16)
+            sq += _sum_squares(grad[i0:i1])
         norm = np.sqrt(sq)
         if norm > hyper[CLIP_NORM]:
             scale = hyper[CLIP_NORM] / norm
-            for i in range(grad.size):
-                grad[i] *= scale
+    for ch in prange(chunks):
+        i0, i1 = span(ch, chunks, P, 16)
+        _update(kind, theta[i0:i1], grad[i0:i1], state[0, i0:i1], state[1, i0:i1], hyper,
+                lr, scale, n)
+
+
+@jit
+def _sum_squares(g):
+    s = 0.0
+    for i in range(g.size):
+        s += g[i] * g[i]
+    return s
+
+
+@jit
+def _update(kind, theta, grad, m, v, hyper, lr, scale, n):
+    """optimizer_step on one slice of the buffers."""
+    clip, eps = hyper[CLIP], hyper[EPS]
+    if scale != 1:
+        for i in range(grad.size):
+            grad[i] *= scale
     if kind == ADAGRAD and clip > 0:
-        adagrad_update(theta, grad, state[0], lr, clip, eps)
+        adagrad_update(theta, grad, m, lr, clip, eps)
         return
     if clip > 0:
         for i in range(grad.size):
@@ -404,7 +476,6 @@ def optimizer_step(kind, theta, grad, state, hyper, n):
                 grad[i] = clip
             elif g < -clip:
                 grad[i] = -clip
-    m, v = state[0], state[1]
     if kind == ADAGRAD:
         for i in range(theta.size):
             g = grad[i]

@@ -13,79 +13,107 @@ activations; hn (L, T, B, H) the W_hn h + b_hn term; xa (T, B, 3H) and da_h (T, 
 scratch; tmp (B, 3H).
 """
 import numpy as np
+from numba import prange
 
 from .common import (dropout_masks, input_backward, input_projection, layer_input,
                      matmul_rows_t, next_window, optimizer_step, outer_sum, row_sum_rev,
-                     saved_layer_input, sigmoid, tanh)
+                     saved_layer_input, sigmoid, span, tanh)
+from .jit import jit, pjit, pjit_inline
 from .output import output_backward, output_forward
-from .jit import jit
 
 
-@jit
-def gru_forward(hs, gates, hn, xa, tmp, xin, x, T, drop, masks, Wemb, Wxh, Whh, bxh, bhh):
+@pjit_inline
+def gru_forward(hs, gates, hn, xa, tmp, xin, x, T, drop, masks, Wemb, Wxh, Whh, bxh, bhh,
+                chunks):
+    """Each of `chunks` threads runs the recurrence of its own slice of the streams."""
     L, _, B, H = hs.shape
+    streams = max(1, min(B, chunks))
     for l in range(L):
-        h = hs[l]
-        inputs = layer_input(xin, hs, l, T, drop, masks) if l > 0 else h[0]
-        input_projection(xa, x, T, l, hs, inputs, Wemb, Wxh, bxh)
-        g = gates[l]
-        for t in range(T):
-            np.dot(h[t], Whh[l].T, tmp)
-            for b in range(B):
-                for i in range(H):
-                    r = sigmoid(xa[t, b, i] + tmp[b, i] + bhh[l, i])
-                    z = sigmoid(xa[t, b, H + i] + tmp[b, H + i] + bhh[l, H + i])
-                    hnv = tmp[b, 2 * H + i] + bhh[l, 2 * H + i]
-                    n = tanh(xa[t, b, 2 * H + i] + r * hnv)
-                    h[t + 1, b, i] = (1 - z) * n + z * h[t, b, i]
-                    g[t, b, i] = r
-                    g[t, b, H + i] = z
-                    g[t, b, 2 * H + i] = n
-                    hn[l, t, b, i] = hnv
+        inputs = layer_input(xin, hs, l, T, drop, masks) if l > 0 else hs[l, 0]
+        input_projection(xa, x, T, l, hs, inputs, Wemb, Wxh, bxh, chunks)
+        for ch in prange(streams):
+            b0, b1 = span(ch, streams, B, 1)
+            _gru_steps(hs[l], gates[l], hn[l], xa, tmp, Whh[l], bhh[l], T, b0, b1)
 
 
 @jit
-def gru_backward(dWemb, dWxh, dWhh, dbxh, dbhh, dh, dx, da_x, da_h, dnext, dtmp,
-                 hs, gates, hn, xin, x, T, drop, masks, Wxh, Whh):
+def _gru_steps(h, g, hn, xa, tmp, Whh, bhh, T, b0, b1):
+    """The recurrence of streams b0..b1-1 through T steps of one layer."""
+    H = h.shape[2]
+    for t in range(T):
+        np.dot(h[t, b0:b1], Whh.T, tmp[b0:b1])
+        for b in range(b0, b1):
+            a, hr, gr, hnr = xa[t, b], tmp[b], g[t, b], hn[t, b]
+            hold, hnew = h[t, b], h[t + 1, b]
+            for i in range(H):
+                r = sigmoid(a[i] + hr[i] + bhh[i])
+                z = sigmoid(a[H + i] + hr[H + i] + bhh[H + i])
+                hnv = hr[2 * H + i] + bhh[2 * H + i]
+                n = tanh(a[2 * H + i] + r * hnv)
+                hnew[i] = (1 - z) * n + z * hold[i]
+                gr[i] = r
+                gr[H + i] = z
+                gr[2 * H + i] = n
+                hnr[i] = hnv
+
+
+@pjit_inline
+def gru_backward(dWemb, dWxh, dWhh, dbxh, dbhh, dh, dx, da_x, da_h, dnext, dtmp, part,
+                 hs, gates, hn, xin, x, T, drop, masks, Wxh, Whh, chunks):
     """dh (T, B, H): dLoss/dh of the top layer on entry, scratch after; dx the same
     shape; da_x, da_h (T, B, 3H) the gradients of the input-side and hidden-side
-    pre-activations; dnext, dtmp (B, H). Weight gradients are overwritten."""
+    pre-activations; dnext, dtmp (B, H); part: outer_sum's scratch. Weight gradients
+    are overwritten. As in the forward pass, each thread runs its own slice of the
+    streams."""
     L, _, B, H = hs.shape
+    streams = max(1, min(B, chunks))
     for l in range(L - 1, -1, -1):
         h = hs[l]
-        g = gates[l]
         dnext[:] = 0
-        for t in range(T - 1, -1, -1):
-            for b in range(B):
-                for i in range(H):
-                    d = dh[t, b, i] + dnext[b, i]
-                    r, z, n = g[t, b, i], g[t, b, H + i], g[t, b, 2 * H + i]
-                    dn_pre = d * (1 - z) * (1 - n * n)
-                    dz_pre = d * (h[t, b, i] - n) * z * (1 - z)
-                    dr_pre = dn_pre * hn[l, t, b, i] * r * (1 - r)
-                    da_x[t, b, i] = dr_pre
-                    da_x[t, b, H + i] = dz_pre
-                    da_x[t, b, 2 * H + i] = dn_pre
-                    da_h[t, b, i] = dr_pre
-                    da_h[t, b, H + i] = dz_pre
-                    da_h[t, b, 2 * H + i] = dn_pre * r
-                    dnext[b, i] = d * z
-            matmul_rows_t(dtmp, da_h[t], Whh[l], False)
-            for b in range(B):
-                for i in range(H):
-                    dnext[b, i] += dtmp[b, i]
+        for ch in prange(streams):
+            b0, b1 = span(ch, streams, B, 1)
+            _gru_steps_back(dh, da_x, da_h, dnext, dtmp, h, gates[l], hn[l], Whh[l], T,
+                            b0, b1)
         rows_h = da_h.reshape(-1, 3 * H)[:T * B]
-        outer_sum(dWhh[l], rows_h, h.reshape(-1, H)[:T * B], False)
-        row_sum_rev(dbhh[l], rows_h)
+        outer_sum(dWhh[l], rows_h, h.reshape(-1, H)[:T * B], False, part, chunks)
+        row_sum_rev(dbhh[l], rows_h, chunks)
         inputs = saved_layer_input(xin, hs, l, T, drop) if l > 0 else h[0]
-        input_backward(dWemb, dWxh, dbxh, dx, da_x, x, T, l, inputs, drop, masks, Wxh)
+        input_backward(dWemb, dWxh, dbxh, dx, da_x, x, T, l, inputs, drop, masks, Wxh,
+                       part, chunks)
         dh, dx = dx, dh
 
 
 @jit
+def _gru_steps_back(dh, da_x, da_h, dnext, dtmp, h, g, hn, Whh, T, b0, b1):
+    """BPTT of streams b0..b1-1 through T steps of one layer."""
+    H = h.shape[2]
+    for t in range(T - 1, -1, -1):
+        for b in range(b0, b1):
+            gr, hnr, hold, dhr, dn = g[t, b], hn[t, b], h[t, b], dh[t, b], dnext[b]
+            ax, ah = da_x[t, b], da_h[t, b]
+            for i in range(H):
+                d = dhr[i] + dn[i]
+                r, z, n = gr[i], gr[H + i], gr[2 * H + i]
+                dn_pre = d * (1 - z) * (1 - n * n)
+                dz_pre = d * (hold[i] - n) * z * (1 - z)
+                dr_pre = dn_pre * hnr[i] * r * (1 - r)
+                ax[i] = dr_pre
+                ax[H + i] = dz_pre
+                ax[2 * H + i] = dn_pre
+                ah[i] = dr_pre
+                ah[H + i] = dz_pre
+                ah[2 * H + i] = dn_pre * r
+                dn[i] = d * z
+        matmul_rows_t(dtmp[b0:b1], da_h[t, b0:b1], Whh, False, 1)
+        for b in range(b0, b1):
+            for i in range(H):
+                dnext[b, i] += dtmp[b, i]
+
+
+@pjit
 def gru_train_chunk(losses, cursor, data, kind, P, G, theta, grad, state, hyper, rng, drop,
                     hs, gates, hn, xa, tmp, xin, masks, ys, dh, dx, da_x, da_h, dnext,
-                    dtmp, xs):
+                    dtmp, part, xs, chunks):
     """Train len(losses) iterations (see rnn_train_chunk for the shared arguments)."""
     Wemb, Wxh, Whh, bxh, bhh, Why, by = P
     dWemb, dWxh, dWhh, dbxh, dbhh, dWhy, dby = G
@@ -96,18 +124,19 @@ def gru_train_chunk(losses, cursor, data, kind, P, G, theta, grad, state, hyper,
         if drop > 0:
             dropout_masks(masks, rng, drop)
         gru_forward(hs, gates, hn, xa, tmp, xin, xs, T, drop, masks, Wemb, Wxh, Whh, bxh,
-                    bhh)
-        losses[k] = output_forward(ys, hs[L - 1], T, xs[1:], 1.0 / B, False, Why, by) / (T * B)
-        output_backward(dWhy, dby, dh, ys, hs[L - 1], T, False, Why)
-        gru_backward(dWemb, dWxh, dWhh, dbxh, dbhh, dh, dx, da_x, da_h, dnext, dtmp, hs,
-                     gates, hn, xin, xs, T, drop, masks, Wxh, Whh)
-        optimizer_step(kind, theta, grad, state, hyper, n)
+                    bhh, chunks)
+        losses[k] = output_forward(ys, hs[L - 1], T, xs[1:], 1.0 / B, False, Why, by,
+                                   chunks) / (T * B)
+        output_backward(dWhy, dby, dh, ys, hs[L - 1], T, False, Why, part, chunks)
+        gru_backward(dWemb, dWxh, dWhh, dbxh, dbhh, dh, dx, da_x, da_h, dnext, dtmp, part,
+                     hs, gates, hn, xin, xs, T, drop, masks, Wxh, Whh, chunks)
+        optimizer_step(kind, theta, grad, state, hyper, n, chunks)
         hs[:, 0] = hs[:, T]  # carry the last state into the next iteration
         cursor[0] = p + T
         cursor[1] = n + 1
 
 
-@jit
+@pjit
 def gru_loss(ids, P, hs, gates, hn, xa, tmp, xin, masks, ys, xs):
     """Summed loss in nats of predicting ids[1:] from ids[:-1], one stream, zero state,
     no dropout, in windows of the buffers' T steps."""
@@ -121,8 +150,9 @@ def gru_loss(ids, P, hs, gates, hn, xa, tmp, xin, masks, ys, xs):
         n = min(T, ids.size - 1 - p)
         for t in range(n + 1):
             xs[t, 0] = ids[p + t]
-        gru_forward(hs, gates, hn, xa, tmp, xin, xs, n, 0.0, masks, Wemb, Wxh, Whh, bxh, bhh)
-        total += output_forward(ys, hs[L - 1], n, xs[1:], 1.0, False, Why, by)
+        gru_forward(hs, gates, hn, xa, tmp, xin, xs, n, 0.0, masks, Wemb, Wxh, Whh, bxh,
+                    bhh, 1)
+        total += output_forward(ys, hs[L - 1], n, xs[1:], 1.0, False, Why, by, 1)
         hs[:, 0] = hs[:, n]
         p += n
     return total

@@ -13,8 +13,8 @@ import numpy as np
 from numba import prange
 
 from .common import (dropout_masks, input_backward, input_projection, layer_input,
-                     next_window, optimizer_step, outer_sum_parallel, row_sum_rev,
-                     saved_layer_input, sigmoid, tanh)
+                     next_window, optimizer_step, outer_sum, row_sum_rev, saved_layer_input,
+                     sigmoid, span, tanh)
 from .jit import jit, pjit, pjit_inline
 from .output import output_backward, output_forward
 
@@ -25,14 +25,14 @@ def lstm_forward(hs, cs, gates, tc, tmp, xin, x, T, drop, masks, Wemb, Wxh, Whh,
     """The streams are independent, so each of `chunks` threads runs the recurrence of
     its own slice of them through all T steps."""
     L, _, B, H = hs.shape
-    chunks = max(1, min(B, chunks))
+    streams = max(1, min(B, chunks))
     for l in range(L):
         h, c, g = hs[l], cs[l], gates[l]
         inputs = layer_input(xin, hs, l, T, drop, masks) if l > 0 else h[0]
-        input_projection(g, x, T, l, hs, inputs, Wemb, Wxh, bxh)
-        for ch in prange(chunks):
-            _lstm_steps(h, c, g, tc[l], tmp, Whh[l], bhh[l], T, ch * B // chunks,
-                        (ch + 1) * B // chunks)
+        input_projection(g, x, T, l, hs, inputs, Wemb, Wxh, bxh, chunks)
+        for ch in prange(streams):
+            b0, b1 = span(ch, streams, B, 1)
+            _lstm_steps(h, c, g, tc[l], tmp, Whh[l], bhh[l], T, b0, b1)
 
 
 @jit
@@ -69,23 +69,25 @@ def lstm_backward(dWemb, dWxh, dWhh, dbxh, dbhh, dh, dx, da, dnext, dcnext, dtmp
                   hs, cs, gates, tc, xin, x, T, drop, masks, Wxh, Whh, chunks):
     """dh (T, B, H): dLoss/dh of the top layer on entry, scratch after; dx the same
     shape; da (T, B, 4H) the gate pre-activation gradients (the same on the input and
-    the hidden side); dnext, dcnext, dtmp (B, H); part (chunks, 4H, H) scratch. Weight
+    the hidden side); dnext, dcnext, dtmp (B, H); part: outer_sum's scratch. Weight
     gradients are overwritten. As in the forward pass, each thread runs its own slice
     of the streams."""
     L, _, B, H = hs.shape
-    chunks = max(1, min(B, chunks))
+    streams = max(1, min(B, chunks))
     for l in range(L - 1, -1, -1):
         h = hs[l]
         dnext[:] = 0
         dcnext[:] = 0
-        for ch in prange(chunks):
+        for ch in prange(streams):
+            b0, b1 = span(ch, streams, B, 1)
             _lstm_steps_back(dh, da, dnext, dcnext, cs[l], gates[l], tc[l], Whh[l], T,
-                             ch * B // chunks, (ch + 1) * B // chunks)
+                             b0, b1)
         rows = da.reshape(-1, 4 * H)[:T * B]
-        outer_sum_parallel(dWhh[l], rows, h.reshape(-1, H)[:T * B], part, chunks)
-        row_sum_rev(dbhh[l], rows)
+        outer_sum(dWhh[l], rows, h.reshape(-1, H)[:T * B], False, part, chunks)
+        row_sum_rev(dbhh[l], rows, chunks)
         inputs = saved_layer_input(xin, hs, l, T, drop) if l > 0 else h[0]
-        input_backward(dWemb, dWxh, dbxh, dx, da, x, T, l, inputs, drop, masks, Wxh)
+        input_backward(dWemb, dWxh, dbxh, dx, da, x, T, l, inputs, drop, masks, Wxh, part,
+                       chunks)
         dh, dx = dx, dh
 
 
@@ -133,11 +135,12 @@ def lstm_train_chunk(losses, cursor, data, kind, P, G, theta, grad, state, hyper
             dropout_masks(masks, rng, drop)
         lstm_forward(hs, cs, gates, tc, tmp, xin, xs, T, drop, masks, Wemb, Wxh, Whh,
                      bxh, bhh, chunks)
-        losses[k] = output_forward(ys, hs[L - 1], T, xs[1:], 1.0 / B, False, Why, by) / (T * B)
-        output_backward(dWhy, dby, dh, ys, hs[L - 1], T, False, Why)
+        losses[k] = output_forward(ys, hs[L - 1], T, xs[1:], 1.0 / B, False, Why, by,
+                                   chunks) / (T * B)
+        output_backward(dWhy, dby, dh, ys, hs[L - 1], T, False, Why, part, chunks)
         lstm_backward(dWemb, dWxh, dWhh, dbxh, dbhh, dh, dx, da, dnext, dcnext, dtmp, part,
                       hs, cs, gates, tc, xin, xs, T, drop, masks, Wxh, Whh, chunks)
-        optimizer_step(kind, theta, grad, state, hyper, n)
+        optimizer_step(kind, theta, grad, state, hyper, n, chunks)
         hs[:, 0] = hs[:, T]  # carry the last states into the next iteration
         cs[:, 0] = cs[:, T]
         cursor[0] = p + T
@@ -161,7 +164,7 @@ def lstm_loss(ids, P, hs, cs, gates, tc, tmp, xin, masks, ys, xs):
             xs[t, 0] = ids[p + t]
         lstm_forward(hs, cs, gates, tc, tmp, xin, xs, n, 0.0, masks, Wemb, Wxh, Whh,
                      bxh, bhh, 1)
-        total += output_forward(ys, hs[L - 1], n, xs[1:], 1.0, False, Why, by)
+        total += output_forward(ys, hs[L - 1], n, xs[1:], 1.0, False, Why, by, 1)
         hs[:, 0] = hs[:, n]
         cs[:, 0] = cs[:, n]
         p += n

@@ -1,33 +1,38 @@
 """The output layer shared by every family: logits y = Why h_top + by, softmax and
 cross-entropy, and their gradients."""
+from numba import prange
 
-from .common import matmul_rows, matmul_rows_t, outer_sum, row_sum_rev, softmax_xent
-from .jit import jit
+from .common import matmul_rows, matmul_rows_t, outer_sum, row_sum_rev, softmax_xent, span
+from .jit import pjit_inline
 
 
-@jit
-def output_forward(ys, top, T, targets, scale, exact, Why, by):
+@pjit_inline
+def output_forward(ys, top, T, targets, scale, exact, Why, by, chunks):
     """Logits, then softmax gradients in place, for T steps; returns the summed loss.
-    ys: (T, B, V) out; top: (T+1, B, H) the top layer's states; targets: (T, B)."""
+    ys: (T, B, V) out; top: (T+1, B, H) the top layer's states; targets: (T, B).
+    The loss is summed in step order (with more than one thread, per thread first)."""
     _, B, V = ys.shape
     H = top.shape[2]
     y2 = ys.reshape(-1, V)[:T * B]
-    matmul_rows(y2, top.reshape(-1, H)[B:(T + 1) * B], Why, exact)
+    matmul_rows(y2, top.reshape(-1, H)[B:(T + 1) * B], Why, exact, chunks)
+    chunks = max(1, min(chunks, T))
     loss = 0.0
-    for t in range(T):
-        for b in range(B):
-            y = ys[t, b]
-            for v in range(V):
-                y[v] += by[v]
-            loss += softmax_xent(y, targets[t, b], scale)
+    for ch in prange(chunks):
+        t0, t1 = span(ch, chunks, T, 1)
+        for t in range(t0, t1):
+            for b in range(B):
+                y = ys[t, b]
+                for v in range(V):
+                    y[v] += by[v]
+                loss += softmax_xent(y, targets[t, b], scale)
     return loss
 
 
-@jit
-def output_backward(dWhy, dby, dh, dys, top, T, exact, Why):
+@pjit_inline
+def output_backward(dWhy, dby, dh, dys, top, T, exact, Why, part, chunks):
     """dWhy (V, H), dby (V,) overwritten; dh (T, B, H) receives Why^T dy per step."""
     _, B, H = dh.shape
     dy2 = dys.reshape(-1, dys.shape[2])[:T * B]
-    matmul_rows_t(dh.reshape(-1, H)[:T * B], dy2, Why, exact)
-    outer_sum(dWhy, dy2, top.reshape(-1, H)[B:(T + 1) * B], exact)
-    row_sum_rev(dby, dy2)
+    matmul_rows_t(dh.reshape(-1, H)[:T * B], dy2, Why, exact, chunks)
+    outer_sum(dWhy, dy2, top.reshape(-1, H)[B:(T + 1) * B], exact, part, chunks)
+    row_sum_rev(dby, dy2, chunks)

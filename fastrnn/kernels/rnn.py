@@ -17,20 +17,24 @@ projections, the output layer, every weight gradient) is one matrix product over
 T*B rows and only the recurrence runs step by step.
 """
 
+from numba import prange
+
 from .common import (apply_mask, dropout_masks, embedding_backward, layer_input,
                      matmul_rows, matmul_rows_t, next_window, optimizer_step, outer_sum,
-                     row_sum_rev, saved_layer_input, tanh)
-from .jit import jit
+                     row_sum_rev, saved_layer_input, span, tanh)
+from .jit import jit, pjit, pjit_inline
 from .output import output_backward, output_forward
 
 
-@jit
-def rnn_forward(hs, tmp, xin, x, T, exact, drop, masks, Wemb, Wxh, Whh, bh):
+@pjit_inline
+def rnn_forward(hs, tmp, xin, x, T, exact, drop, masks, Wemb, Wxh, Whh, bh, chunks):
     """hs: (L, T+1, B, H), hs[:, 0] the carried-in state, hs[:, 1:T+1] filled here.
     x: (T, B) input ids; tmp: (B, H) scratch. Only the first T steps are used. With
     drop > 0 the input of each layer above the first goes through masks (L-1, T, B, H)
-    into xin (L-1, T, B, H)."""
+    into xin (L-1, T, B, H). The streams are independent, so each of `chunks` threads
+    runs the recurrence of its own slice of them through all T steps."""
     L, _, B, H = hs.shape
+    streams = max(1, min(B, chunks))
     for l in range(L):
         h = hs[l]
         if l == 0:
@@ -39,48 +43,70 @@ def rnn_forward(hs, tmp, xin, x, T, exact, drop, masks, Wemb, Wxh, Whh, bh):
                     h[t + 1, b] = Wemb[x[t, b]]
         else:
             inputs = layer_input(xin, hs, l, T, drop, masks)
-            matmul_rows(h.reshape(-1, H)[B:(T + 1) * B], inputs, Wxh[l - 1], exact)
-        for t in range(T):
-            matmul_rows(tmp, h[t], Whh[l], exact)
-            for b in range(B):
-                for i in range(H):
-                    h[t + 1, b, i] = tanh(h[t + 1, b, i] + tmp[b, i] + bh[l, i])
+            matmul_rows(h.reshape(-1, H)[B:(T + 1) * B], inputs, Wxh[l - 1], exact, chunks)
+        for ch in prange(streams):
+            b0, b1 = span(ch, streams, B, 1)
+            _rnn_steps(h, tmp, Whh[l], bh[l], T, exact, b0, b1)
 
 
 @jit
-def rnn_backward(dWemb, dWxh, dWhh, dbh, dh, dtmp, dnext, hs, xin, x, T, exact, drop, masks,
-                 Wxh, Whh):
+def _rnn_steps(h, tmp, Whh, bh, T, exact, b0, b1):
+    """The recurrence of streams b0..b1-1 through T steps of one layer."""
+    H = h.shape[2]
+    for t in range(T):
+        matmul_rows(tmp[b0:b1], h[t, b0:b1], Whh, exact, 1)
+        for b in range(b0, b1):
+            row, r = h[t + 1, b], tmp[b]
+            for i in range(H):
+                row[i] = tanh(row[i] + r[i] + bh[i])
+
+
+@pjit_inline
+def rnn_backward(dWemb, dWxh, dWhh, dbh, dh, dtmp, dnext, part, hs, xin, x, T, exact, drop,
+                 masks, Wxh, Whh, chunks):
     """BPTT through all layers. dh: (T, B, H) holds dLoss/dh of the top layer on entry
-    and is used as scratch, as is dtmp, a second such buffer; dnext: (B, H) scratch.
-    Weight gradients are overwritten."""
+    and is used as scratch, as is dtmp, a second such buffer; dnext: (B, H) scratch;
+    part: outer_sum's. Weight gradients are overwritten."""
     L, _, B, H = hs.shape
+    streams = max(1, min(B, chunks))
     for l in range(L - 1, -1, -1):
         h = hs[l]
         dnext[:] = 0
-        for t in range(T - 1, -1, -1):
-            for b in range(B):
-                for i in range(H):
-                    hv = h[t + 1, b, i]
-                    # backprop through tanh: dhraw = (1 - h^2) * (dh + dhnext)
-                    dh[t, b, i] = (1 - hv * hv) * (dh[t, b, i] + dnext[b, i])
-            matmul_rows_t(dnext, dh[t], Whh[l], exact)
+        for ch in prange(streams):
+            b0, b1 = span(ch, streams, B, 1)
+            _rnn_steps_back(dh, dnext, h, Whh[l], T, exact, b0, b1)
         draw = dh.reshape(-1, H)[:T * B]
-        outer_sum(dWhh[l], draw, h.reshape(-1, H)[:T * B], exact)
-        row_sum_rev(dbh[l], draw)
+        outer_sum(dWhh[l], draw, h.reshape(-1, H)[:T * B], exact, part, chunks)
+        row_sum_rev(dbh[l], draw, chunks)
         if l == 0:
-            embedding_backward(dWemb, dh, x, T)
+            embedding_backward(dWemb, dh, x, T, chunks)
         else:
-            outer_sum(dWxh[l - 1], draw, saved_layer_input(xin, hs, l, T, drop), exact)
+            outer_sum(dWxh[l - 1], draw, saved_layer_input(xin, hs, l, T, drop), exact,
+                      part, chunks)
             below = dtmp.reshape(-1, H)[:T * B]
-            matmul_rows_t(below, draw, Wxh[l - 1], exact)
+            matmul_rows_t(below, draw, Wxh[l - 1], exact, chunks)
             if drop > 0:
                 apply_mask(below, masks[l - 1])
             dh, dtmp = dtmp, dh
 
 
 @jit
+def _rnn_steps_back(dh, dnext, h, Whh, T, exact, b0, b1):
+    """BPTT of streams b0..b1-1 through T steps of one layer: dh becomes the gradient
+    of the pre-activations."""
+    H = h.shape[2]
+    for t in range(T - 1, -1, -1):
+        for b in range(b0, b1):
+            d, dn, hv = dh[t, b], dnext[b], h[t + 1, b]
+            for i in range(H):
+                # backprop through tanh: dhraw = (1 - h^2) * (dh + dhnext)
+                d[i] = (1 - hv[i] * hv[i]) * (d[i] + dn[i])
+        matmul_rows_t(dnext[b0:b1], dh[t, b0:b1], Whh, exact, 1)
+
+
+@pjit
 def rnn_train_chunk(losses, cursor, data, exact, kind, P, G, theta, grad, state, hyper, rng,
-                    drop, hs, tmp, xin, masks, ys, dh, dtmp, xs):
+                    drop, hs, tmp, xin, masks, ys, dh, dtmp, part, xs, chunks):
     """Train len(losses) iterations of min-char-rnn's loop in one call.
 
     losses: (K,) out, mean nats per character of each iteration.
@@ -91,7 +117,7 @@ def rnn_train_chunk(losses, cursor, data, exact, kind, P, G, theta, grad, state,
     dropout generator state; drop: dropout probability between layers.
     hs: (L, T+1, B, H), carrying the hidden state between calls in hs[:, 0].
     tmp: (B, H); xin, masks: (L-1, T, B, H); ys: (T, B, V); dh, dtmp: (T, B, H);
-    xs: (T+1, B) int32.
+    part: (threads, max(G*H, V), H) scratch; xs: (T+1, B) int32; chunks: threads.
     """
     Wemb, Wxh, Whh, bh, Why, by = P
     dWemb, dWxh, dWhh, dbh, dWhy, dby = G
@@ -102,19 +128,19 @@ def rnn_train_chunk(losses, cursor, data, exact, kind, P, G, theta, grad, state,
         p, n = next_window(xs, hs, hs, data, cursor, T)
         if drop > 0:
             dropout_masks(masks, rng, drop)
-        rnn_forward(hs, tmp, xin, xs, T, exact, drop, masks, Wemb, Wxh, Whh, bh)
-        loss = output_forward(ys, hs[L - 1], T, xs[1:], scale, exact, Why, by)
+        rnn_forward(hs, tmp, xin, xs, T, exact, drop, masks, Wemb, Wxh, Whh, bh, chunks)
+        loss = output_forward(ys, hs[L - 1], T, xs[1:], scale, exact, Why, by, chunks)
         losses[k] = loss / (T * B)
-        output_backward(dWhy, dby, dh, ys, hs[L - 1], T, exact, Why)
-        rnn_backward(dWemb, dWxh, dWhh, dbh, dh, dtmp, tmp, hs, xin, xs, T, exact, drop,
-                     masks, Wxh, Whh)
-        optimizer_step(kind, theta, grad, state, hyper, n)
+        output_backward(dWhy, dby, dh, ys, hs[L - 1], T, exact, Why, part, chunks)
+        rnn_backward(dWemb, dWxh, dWhh, dbh, dh, dtmp, tmp, part, hs, xin, xs, T, exact,
+                     drop, masks, Wxh, Whh, chunks)
+        optimizer_step(kind, theta, grad, state, hyper, n, chunks)
         hs[:, 0] = hs[:, T]  # carry the last state into the next iteration
         cursor[0] = p + T
         cursor[1] = n + 1
 
 
-@jit
+@pjit
 def rnn_loss(ids, exact, P, hs, tmp, xin, masks, ys, xs):
     """Summed loss in nats of predicting ids[1:] from ids[:-1] as one stream from a zero
     state, in windows of the buffers' T steps with the state carried across windows."""
@@ -128,8 +154,8 @@ def rnn_loss(ids, exact, P, hs, tmp, xin, masks, ys, xs):
         n = min(T, ids.size - 1 - p)
         for t in range(n + 1):
             xs[t, 0] = ids[p + t]
-        rnn_forward(hs, tmp, xin, xs, n, exact, 0.0, masks, Wemb, Wxh, Whh, bh)
-        total += output_forward(ys, hs[L - 1], n, xs[1:], 1.0, exact, Why, by)
+        rnn_forward(hs, tmp, xin, xs, n, exact, 0.0, masks, Wemb, Wxh, Whh, bh, 1)
+        total += output_forward(ys, hs[L - 1], n, xs[1:], 1.0, exact, Why, by, 1)
         hs[:, 0] = hs[:, n]
         p += n
     return total
