@@ -54,13 +54,16 @@ class Family:
     def buffers(self, L, T, B, H, V, dtype):
         """Arrays the kernels borrow, allocated once. Shared names: hs (L, T+1, B, H)
         states; xin, masks (L-1, T, B, H) dropped layer inputs and dropout masks; ys
-        (T, B, V); dh (T, B, H); xs (T+1, B) ids; part (threads, max(G*H, V), H) each
-        thread's share of a weight gradient."""
+        (T, B, V); dh (T, B, H); xs (T+1, B) ids; and each thread's own scratch: part
+        (threads, max(G*H, V), H) for its share of a weight gradient, scratch (threads,
+        B*G*H) and spart (threads, B*H) for its share of a step's product."""
         z = lambda *shape: np.zeros(shape, dtype)  # noqa: E731
+        n = os.cpu_count() or 1
         return dict(hs=z(L, T + 1, B, H), xin=z(max(L - 1, 1), T, B, H),
                     masks=z(max(L - 1, 1), T, B, H), ys=z(T, B, V), dh=z(T, B, H),
                     dtmp=z(T, B, H), xs=np.zeros((T + 1, B), np.int32),
-                    part=z(os.cpu_count() or 1, max(self.G * H, V), H))
+                    part=z(n, max(self.G * H, V), H), scratch=z(n, B * self.G * H),
+                    spart=z(n, B * H))
 
 
     def gradients(self, t, xs):
@@ -107,22 +110,24 @@ class RNN(Family):
         rnn_train_chunk(losses, t.cursor, t._data, t.exact, t._kind, t._theta.as_tuple(),
                         t._grad.as_tuple(), t._theta.flat, t._grad.flat, t._opt, t._hyper,
                         t._rng, t._drop, b["hs"], b["tmp"], b["xin"], b["masks"], b["ys"],
-                        b["dh"], b["dtmp"], b["part"], b["xs"], t.chunks)
+                        b["dh"], b["dtmp"], b["part"], b["scratch"], b["spart"], b["xs"],
+                        t.chunks)
 
     def loss(self, t, ids, b):
         return rnn_loss(ids, t.exact, t._theta.as_tuple(), b["hs"], b["tmp"], b["xin"],
-                        b["masks"], b["ys"], b["xs"])
+                        b["masks"], b["ys"], b["scratch"], b["xs"])
 
     def forward(self, t, b, T=1, drop=0.0):
         Wemb, Wxh, Whh, bh, _, _ = t._theta.as_tuple()
         rnn_forward(b["hs"], b["tmp"], b["xin"], b["xs"], T, t.exact, drop, b["masks"], Wemb,
-                    Wxh, Whh, bh, t.chunks)
+                    Wxh, Whh, bh, b["scratch"], t.chunks)
 
     def backward(self, t, b, T, drop):
         _, Wxh, Whh, _, _, _ = t._theta.as_tuple()
         dWemb, dWxh, dWhh, dbh, _, _ = t._grad.as_tuple()
         rnn_backward(dWemb, dWxh, dWhh, dbh, b["dh"], b["dtmp"], b["tmp"], b["part"], b["hs"],
-                     b["xin"], b["xs"], T, t.exact, drop, b["masks"], Wxh, Whh, t.chunks)
+                     b["xin"], b["xs"], T, t.exact, drop, b["masks"], Wxh, Whh, b["scratch"],
+                     b["spart"], t.chunks)
 
 
 class GRU(Family):
@@ -142,23 +147,25 @@ class GRU(Family):
                         t._grad.as_tuple(), t._theta.flat, t._grad.flat, t._opt, t._hyper,
                         t._rng, t._drop, b["hs"], b["gates"], b["hn"], b["xa"], b["tmp"],
                         b["xin"], b["masks"], b["ys"], b["dh"], b["dx"], b["da_x"],
-                        b["da_h"], b["dnext"], b["dtmpB"], b["part"], b["xs"], t.chunks)
+                        b["da_h"], b["dnext"], b["dtmpB"], b["part"], b["scratch"],
+                        b["spart"], b["xs"], t.chunks)
 
     def loss(self, t, ids, b):
         return gru_loss(ids, t._theta.as_tuple(), b["hs"], b["gates"], b["hn"], b["xa"],
-                        b["tmp"], b["xin"], b["masks"], b["ys"], b["xs"])
+                        b["tmp"], b["xin"], b["masks"], b["ys"], b["scratch"], b["xs"])
 
     def forward(self, t, b, T=1, drop=0.0):
         Wemb, Wxh, Whh, bxh, bhh, _, _ = t._theta.as_tuple()
         gru_forward(b["hs"], b["gates"], b["hn"], b["xa"], b["tmp"], b["xin"], b["xs"], T,
-                    drop, b["masks"], Wemb, Wxh, Whh, bxh, bhh, t.chunks)
+                    drop, b["masks"], Wemb, Wxh, Whh, bxh, bhh, b["scratch"], t.chunks)
 
     def backward(self, t, b, T, drop):
         _, Wxh, Whh, _, _, _, _ = t._theta.as_tuple()
         dWemb, dWxh, dWhh, dbxh, dbhh, _, _ = t._grad.as_tuple()
         gru_backward(dWemb, dWxh, dWhh, dbxh, dbhh, b["dh"], b["dx"], b["da_x"], b["da_h"],
                      b["dnext"], b["dtmpB"], b["part"], b["hs"], b["gates"], b["hn"], b["xin"],
-                     b["xs"], T, drop, b["masks"], Wxh, Whh, t.chunks)
+                     b["xs"], T, drop, b["masks"], Wxh, Whh, b["scratch"], b["spart"],
+                     t.chunks)
 
 
 class LSTM(Family):
@@ -178,23 +185,26 @@ class LSTM(Family):
                          t._grad.as_tuple(), t._theta.flat, t._grad.flat, t._opt, t._hyper,
                          t._rng, t._drop, b["hs"], b["cs"], b["gates"], b["tc"],
                          b["tmp"], b["xin"], b["masks"], b["ys"], b["dh"], b["dx"], b["da"],
-                         b["dnext"], b["dcnext"], b["dtmpB"], b["part"], b["xs"], t.chunks)
+                         b["dnext"], b["dcnext"], b["dtmpB"], b["part"], b["scratch"],
+                         b["spart"], b["xs"], t.chunks)
 
     def loss(self, t, ids, b):
         return lstm_loss(ids, t._theta.as_tuple(), b["hs"], b["cs"], b["gates"], b["tc"],
-                         b["tmp"], b["xin"], b["masks"], b["ys"], b["xs"])
+                         b["tmp"], b["xin"], b["masks"], b["ys"], b["scratch"], b["xs"])
 
     def forward(self, t, b, T=1, drop=0.0):
         Wemb, Wxh, Whh, bxh, bhh, _, _ = t._theta.as_tuple()
         lstm_forward(b["hs"], b["cs"], b["gates"], b["tc"], b["tmp"], b["xin"],
-                     b["xs"], T, drop, b["masks"], Wemb, Wxh, Whh, bxh, bhh, t.chunks)
+                     b["xs"], T, drop, b["masks"], Wemb, Wxh, Whh, bxh, bhh, b["scratch"],
+                     t.chunks)
 
     def backward(self, t, b, T, drop):
         _, Wxh, Whh, _, _, _, _ = t._theta.as_tuple()
         dWemb, dWxh, dWhh, dbxh, dbhh, _, _ = t._grad.as_tuple()
         lstm_backward(dWemb, dWxh, dWhh, dbxh, dbhh, b["dh"], b["dx"], b["da"], b["dnext"],
                       b["dcnext"], b["dtmpB"], b["part"], b["hs"], b["cs"], b["gates"], b["tc"],
-                      b["xin"], b["xs"], T, drop, b["masks"], Wxh, Whh, t.chunks)
+                      b["xin"], b["xs"], T, drop, b["masks"], Wxh, Whh, b["scratch"],
+                      b["spart"], t.chunks)
 
 
 FAMILIES = {f.name: f for f in (RNN(), GRU(), LSTM())}

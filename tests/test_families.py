@@ -155,7 +155,8 @@ def test_bad_family_input():
 def test_thread_counts_differ_only_by_rounding(kind):
     runs = []
     for threads in (1, 2):
-        t = make(kind, batch=4, hidden=16, seq=8, train={"threads": threads})
+        # big enough that every piece is split between the threads
+        t = make(kind, batch=16, hidden=96, seq=8, train={"threads": threads})
         t.train_iters(30)
         runs.append(t.params())
     for k in runs[0]:

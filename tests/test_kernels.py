@@ -117,36 +117,53 @@ def test_adagrad_update_clips_and_matches_min_char_rnn():
 @pytest.mark.parametrize("exact", [True, False])
 @pytest.mark.parametrize("chunks", [1, 2])
 def test_outer_sum_matmuls_and_row_sums_match_numpy(exact, chunks):
-    rs = np.random.RandomState(2)
-    dY, X, W = rs.randn(13, 37), rs.randn(13, 9), rs.randn(37, 9)
-    part = np.full((2, 40, 9), np.nan)  # scratch: must be written before it is read
-    dW = np.full((37, 9), np.nan)
+    rs = np.random.RandomState(2)  # (big enough to be split between threads)
+    dY, X, W = rs.randn(1700, 80), rs.randn(1700, 40), rs.randn(80, 40)
+    part = np.full((2, 90, 40), np.nan)  # scratch: must be written before it is read
+    dW = np.full((80, 40), np.nan)
     common.outer_sum(dW, dY, X, exact, part, chunks)
-    np.testing.assert_allclose(dW, dY.T @ X, rtol=1e-12)
-    out = np.empty((13, 37))
+    np.testing.assert_allclose(dW, dY.T @ X, rtol=1e-10, atol=1e-10)
+    out = np.empty((1700, 80))
     common.matmul_rows(out, X, W, exact, chunks)
-    np.testing.assert_allclose(out, X @ W.T, rtol=1e-12)
-    out2 = np.empty((13, 9))
+    np.testing.assert_allclose(out, X @ W.T, rtol=1e-10, atol=1e-10)
+    out2 = np.empty((1700, 40))
     common.matmul_rows_t(out2, dY, W, exact, chunks)
-    np.testing.assert_allclose(out2, dY @ W, rtol=1e-12)
-    sums = np.full(37, np.nan)
+    np.testing.assert_allclose(out2, dY @ W, rtol=1e-10, atol=1e-10)
+    sums = np.full(80, np.nan)
     common.row_sum_rev(sums, dY, chunks)
-    np.testing.assert_allclose(sums, dY.sum(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(sums, dY.sum(axis=0), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("chunks", [1, 2])
+def test_step_products_match_numpy(chunks):
+    rs = np.random.RandomState(4)
+    h, W, d = rs.randn(16, 96), rs.randn(4 * 96, 96), rs.randn(16, 4 * 96)
+    scratch, spart = np.full((2, 16 * 4 * 96), np.nan), np.full((2, 16 * 96), np.nan)
+    for exact in (False, True):
+        out = np.full((16, 4 * 96), np.nan)
+        common.step_matmul(out, h, W, exact, scratch, chunks)
+        np.testing.assert_allclose(out, h @ W.T, rtol=1e-10, atol=1e-10)
+    out = np.full((16, 96), np.nan)
+    common.step_matmul_t(out, d, W, scratch, spart, chunks)
+    np.testing.assert_allclose(out, d @ W, rtol=1e-10, atol=1e-10)
 
 
 def test_exact_pieces_do_not_depend_on_the_thread_count():
     """The exact path's outer sums and row sums split columns or rows of the result
     between threads, never a sum, so every element is the same with 1 or 2 threads."""
     rs = np.random.RandomState(5)
-    dY, X = rs.randn(25, 70), rs.randn(25, 33)
+    dY, X = rs.randn(2000, 70), rs.randn(2000, 33)
+    h, W = rs.randn(1, 512), rs.randn(512, 512)
     results = []
     for chunks in (1, 2):
-        dW, sums = np.empty((70, 33)), np.empty(70)
+        dW, sums, out = np.empty((70, 33)), np.empty(70), np.empty((1, 512))
         common.outer_sum(dW, dY, X, True, np.empty((2, 70, 33)), chunks)
         common.row_sum_rev(sums, dY, chunks)
-        results.append((dW, sums))
-    assert np.array_equal(results[0][0], results[1][0])
-    assert np.array_equal(results[0][1], results[1][1])
+        common.step_matmul(out, h, W, True, np.empty((2, 512)), chunks)
+        results.append((dW, sums, out))
+    for one, two in zip(*results):
+        assert np.array_equal(one, two)
+    assert np.array_equal(results[1][2][0], W @ h[0])  # min-char-rnn's np.dot(Whh, h)
 
 
 def test_float32_training_learns_and_stays_finite():

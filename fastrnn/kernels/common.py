@@ -164,36 +164,107 @@ def span(ch, chunks, n, align):
 # The pieces below split their work across `chunks` threads (prange) in ways that leave
 # every result element's arithmetic as it is with one thread, unless they say otherwise.
 # They are inlined into their callers: Numba cannot cache a function that calls a
-# parallel one, and the thread count arrives as an argument for the same reason.
+# parallel one, and the thread count arrives as an argument for the same reason. With
+# one chunk they skip prange, whose start costs about a microsecond even then, and so
+# does small work (under SMALL multiply-adds).
+SMALL = 65536
+
 
 @pjit_inline
 def matmul_rows(out, X, W, exact, chunks):
     """out (R, M) = X (R, N) @ W.T, W: (M, N). exact: one gemv per row, as min-char-rnn's
     np.dot(W, x) does; otherwise matrix products (a gemv still when R is 1) over the
     threads' slices of the rows (their rounding depends on the split)."""
-    R = X.shape[0]
-    chunks = max(1, min(chunks, R))
+    R, N = X.shape
+    chunks = max(1, min(chunks, R, R * N * W.shape[0] // SMALL))
+    if chunks == 1:
+        _matmul_rows(out, X, W, exact)
+        return
     for ch in prange(chunks):
         r0, r1 = span(ch, chunks, R, 1)
-        if exact or r1 - r0 == 1:
-            for r in range(r0, r1):
-                np.dot(W, X[r], out[r])
-        else:
-            np.dot(X[r0:r1], W.T, out[r0:r1])
+        _matmul_rows(out[r0:r1], X[r0:r1], W, exact)
+
+
+@jit
+def _matmul_rows(out, X, W, exact):
+    if exact or X.shape[0] == 1:
+        for r in range(X.shape[0]):
+            np.dot(W, X[r], out[r])
+    else:
+        np.dot(X, W.T, out)
 
 
 @pjit_inline
 def matmul_rows_t(out, X, W, exact, chunks):
     """out (R, N) = X (R, M) @ W, W: (M, N): min-char-rnn's np.dot(W.T, dy) per row."""
-    R = X.shape[0]
-    chunks = max(1, min(chunks, R))
+    R, M = X.shape
+    chunks = max(1, min(chunks, R, R * M * W.shape[1] // SMALL))
+    if chunks == 1:
+        _matmul_rows_t(out, X, W, exact)
+        return
     for ch in prange(chunks):
         r0, r1 = span(ch, chunks, R, 1)
-        if exact or r1 - r0 == 1:
-            for r in range(r0, r1):
-                np.dot(W.T, X[r], out[r])
+        _matmul_rows_t(out[r0:r1], X[r0:r1], W, exact)
+
+
+@jit
+def _matmul_rows_t(out, X, W, exact):
+    if exact or X.shape[0] == 1:
+        for r in range(X.shape[0]):
+            np.dot(W.T, X[r], out[r])
+    else:
+        np.dot(X, W, out)
+
+
+@pjit_inline
+def step_matmul(out, X, W, exact, scratch, chunks):
+    """out (B, M) = X (B, N) @ W.T, W: (M, N), for one step of a recurrence: each thread
+    takes a slice of W's rows, so that each reads only its part of W. exact: one gemv
+    per row of X (each thread's on its own rows of W, which leaves every element's
+    arithmetic as it is: OpenBLAS's gemv treats rows independently, in fours).
+    scratch: (threads, >= B*M) holds the threads' products before they are copied into
+    out."""
+    B, N = X.shape
+    M = W.shape[0]
+    chunks = max(1, min(chunks, B * M * N // SMALL, M // 16))
+    if chunks == 1:
+        if exact:
+            for r in range(B):
+                np.dot(W, X[r], out[r])
         else:
-            np.dot(X[r0:r1], W, out[r0:r1])
+            np.dot(X, W.T, out)
+        return
+    for ch in prange(chunks):
+        m0, m1 = span(ch, chunks, M, 16)
+        if exact:
+            for r in range(B):
+                np.dot(W[m0:m1], X[r], out[r, m0:m1])
+        else:
+            o = scratch[ch, :B * (m1 - m0)].reshape(B, m1 - m0)
+            np.dot(X, W[m0:m1].T, o)
+            out[:, m0:m1] = o
+
+
+@pjit_inline
+def step_matmul_t(out, X, W, scratch, part, chunks):
+    """out (B, N) = X (B, M) @ W, W: (M, N), for one step of BPTT: each thread takes a
+    slice of the M products that are summed, and the threads' sums are added at the
+    end (so the rounding depends on the split). scratch: (threads, >= B*M); part:
+    (threads, >= B*N)."""
+    B, M = X.shape
+    N = W.shape[1]
+    chunks = max(1, min(chunks, B * M * N // SMALL, M // 16))
+    if chunks == 1:
+        np.dot(X, W, out)
+        return
+    for ch in prange(chunks):
+        m0, m1 = span(ch, chunks, M, 16)
+        xc = scratch[ch, :B * (m1 - m0)].reshape(B, m1 - m0)
+        xc[...] = X[:, m0:m1]
+        np.dot(xc, W[m0:m1], part[ch, :B * N].reshape(B, N))
+    out[...] = part[0, :B * N].reshape(B, N)
+    for ch in range(1, chunks):
+        out += part[ch, :B * N].reshape(B, N)
 
 
 @pjit_inline
@@ -204,10 +275,14 @@ def outer_sum(dW, dY, X, exact, part, chunks):
     rounded before it is added, each thread taking a slice of dW's rows. Otherwise one
     matrix product per thread over its slice of the R rows, summed at the end (so the
     rounding depends on the split); part: (chunks, >= M, N) scratch."""
-    M = dW.shape[0]
+    M, N = dW.shape
     R = dY.shape[0]
+    chunks = max(1, min(chunks, R * M * N // SMALL))
     if exact:
         chunks = max(1, min(chunks, M // 4))
+        if chunks == 1:
+            _outer_sum_exact(dW, dY, X)
+            return
         for ch in prange(chunks):
             m0, m1 = span(ch, chunks, M, 4)
             _outer_sum_exact(dW[m0:m1], dY[:, m0:m1], X)
@@ -257,16 +332,22 @@ def _outer_sum_exact(dW, dY, X):
 def row_sum_rev(out, A, chunks):
     """out (N,) = sum of the rows of A (R, N), last row first; each thread takes a slice
     of the columns."""
-    N = A.shape[1]
-    chunks = max(1, min(chunks, N // 16))
+    R, N = A.shape
+    chunks = max(1, min(chunks, N // 16, R * N // SMALL))
+    if chunks == 1:
+        _row_sum_rev(out, A)
+        return
     for ch in prange(chunks):
         n0, n1 = span(ch, chunks, N, 16)
-        o = out[n0:n1]
-        o[:] = 0
-        for r in range(A.shape[0] - 1, -1, -1):
-            a = A[r, n0:n1]
-            for n in range(n1 - n0):
-                o[n] += a[n]
+        _row_sum_rev(out[n0:n1], A[:, n0:n1])
+
+
+@jit
+def _row_sum_rev(out, A):
+    out[:] = 0
+    for r in range(A.shape[0] - 1, -1, -1):
+        for n in range(A.shape[1]):
+            out[n] += A[r, n]
 
 
 @jit
@@ -319,19 +400,28 @@ def input_projection(xa, x, T, l, hs, inputs, Wemb, Wxh, bxh, chunks):
     rows = xa.reshape(-1, GH)[:T * B]
     if l > 0:
         matmul_rows(rows, inputs, Wxh[l - 1], False, chunks)
-    chunks = max(1, min(chunks, T))
+    chunks = max(1, min(chunks, T, T * B * GH // SMALL))
+    if chunks == 1:
+        _add_inputs(xa, x, l, Wemb, bxh[l], 0, T)
+        return
     for ch in prange(chunks):
         t0, t1 = span(ch, chunks, T, 1)
-        for t in range(t0, t1):
-            for b in range(B):
-                row, bias = xa[t, b], bxh[l]
-                if l == 0:
-                    e = Wemb[x[t, b]]
-                    for j in range(GH):
-                        row[j] = e[j] + bias[j]
-                else:
-                    for j in range(GH):
-                        row[j] += bias[j]
+        _add_inputs(xa, x, l, Wemb, bxh[l], t0, t1)
+
+
+@jit
+def _add_inputs(xa, x, l, Wemb, bias, t0, t1):
+    """Steps t0..t1-1 of input_projection after its matrix product."""
+    for t in range(t0, t1):
+        for b in range(xa.shape[1]):
+            row = xa[t, b]
+            if l == 0:
+                e = Wemb[x[t, b]]
+                for j in range(row.size):
+                    row[j] = e[j] + bias[j]
+            else:
+                for j in range(row.size):
+                    row[j] += bias[j]
 
 
 @pjit_inline
@@ -340,15 +430,24 @@ def embedding_backward(dWemb, d, x, T, chunks):
     characters x (T, B), last step first: the gradient of the one-hot product. Each
     thread takes a slice of the columns."""
     GH = dWemb.shape[1]
-    chunks = max(1, min(chunks, GH // 16))
+    chunks = max(1, min(chunks, GH // 16, T * x.shape[1] * GH // SMALL))
+    if chunks == 1:
+        _embedding_backward(dWemb, d, x, T, 0, GH)
+        return
     for ch in prange(chunks):
         j0, j1 = span(ch, chunks, GH, 16)
-        dWemb[:, j0:j1] = 0
-        for t in range(T - 1, -1, -1):
-            for b in range(x.shape[1] - 1, -1, -1):
-                row, src = dWemb[x[t, b]], d[t, b]
-                for j in range(j0, j1):
-                    row[j] += src[j]
+        _embedding_backward(dWemb, d, x, T, j0, j1)
+
+
+@jit
+def _embedding_backward(dWemb, d, x, T, j0, j1):
+    """Columns j0..j1-1 of embedding_backward."""
+    dWemb[:, j0:j1] = 0
+    for t in range(T - 1, -1, -1):
+        for b in range(x.shape[1] - 1, -1, -1):
+            row, src = dWemb[x[t, b]], d[t, b]
+            for j in range(j0, j1):
+                row[j] += src[j]
 
 
 @pjit_inline
@@ -435,16 +534,22 @@ def optimizer_step(kind, theta, grad, state, hyper, n, chunks):
     if hyper[DECAY] != 1:
         lr = lr * hyper[DECAY] ** (n // int(hyper[DECAY_EVERY]))
     P = theta.size
-    chunks = max(1, min(chunks, P // 1024))
+    chunks = max(1, min(chunks, P // SMALL))
     scale = hyper[CLIP_NORM] - hyper[CLIP_NORM] + 1  # 1 in the model dtype
     if hyper[CLIP_NORM] > 0:
         sq = 0.0
-        for ch in prange(chunks):
-            i0, i1 = span(ch, chunks, P, 16)
-            sq += _sum_squares(grad[i0:i1])
+        if chunks == 1:
+            sq = _sum_squares(grad)
+        else:
+            for ch in prange(chunks):
+                i0, i1 = span(ch, chunks, P, 16)
+                sq += _sum_squares(grad[i0:i1])
         norm = np.sqrt(sq)
         if norm > hyper[CLIP_NORM]:
             scale = hyper[CLIP_NORM] / norm
+    if chunks == 1:
+        _update(kind, theta, grad, state[0], state[1], hyper, lr, scale, n)
+        return
     for ch in prange(chunks):
         i0, i1 = span(ch, chunks, P, 16)
         _update(kind, theta[i0:i1], grad[i0:i1], state[0, i0:i1], state[1, i0:i1], hyper,

@@ -9,79 +9,88 @@ hs, cs (L, T+1, B, H) hidden and cell states, [:, 0] carried in; gates (L, T, B,
 the pre-activations, then the i, f, g, o activations in place; tc (L, T, B, H)
 tanh(c'); da (T, B, 4H) scratch.
 """
-import numpy as np
 from numba import prange
 
 from .common import (dropout_masks, input_backward, input_projection, layer_input,
                      next_window, optimizer_step, outer_sum, row_sum_rev, saved_layer_input,
-                     sigmoid, span, tanh)
+                     sigmoid, span, step_matmul, step_matmul_t, tanh)
 from .jit import jit, pjit, pjit_inline
 from .output import output_backward, output_forward
 
 
 @pjit_inline
 def lstm_forward(hs, cs, gates, tc, tmp, xin, x, T, drop, masks, Wemb, Wxh, Whh, bxh,
-                 bhh, chunks):
-    """The streams are independent, so each of `chunks` threads runs the recurrence of
-    its own slice of them through all T steps."""
+                 bhh, scratch, chunks):
+    """Each step's recurrent product is split between the threads by rows of Whh, then
+    its gates by streams (see step_matmul)."""
     L, _, B, H = hs.shape
-    streams = max(1, min(B, chunks))
+    streams = max(1, min(B, chunks, B * H // 256))  # (a thread's start is ~1 us)
     for l in range(L):
         h, c, g = hs[l], cs[l], gates[l]
         inputs = layer_input(xin, hs, l, T, drop, masks) if l > 0 else h[0]
         input_projection(g, x, T, l, hs, inputs, Wemb, Wxh, bxh, chunks)
-        for ch in prange(streams):
-            b0, b1 = span(ch, streams, B, 1)
-            _lstm_steps(h, c, g, tc[l], tmp, Whh[l], bhh[l], T, b0, b1)
+        for t in range(T):
+            step_matmul(tmp, h[t], Whh[l], False, scratch, chunks)
+            if streams == 1:
+                _lstm_cells(h, c, g, tc[l], tmp, bhh[l], t, 0, B)
+                continue
+            for ch in prange(streams):
+                b0, b1 = span(ch, streams, B, 1)
+                _lstm_cells(h, c, g, tc[l], tmp, bhh[l], t, b0, b1)
 
 
 @jit
-def _lstm_steps(h, c, g, tc, tmp, Whh, bhh, T, b0, b1):
-    """The recurrence of streams b0..b1-1 through T steps of one layer."""
+def _lstm_cells(h, c, g, tc, tmp, bhh, t, b0, b1):
+    """Step t of streams b0..b1-1, from the gate pre-activations without bhh in g[t]
+    and Whh h in tmp."""
     H = h.shape[2]
-    for t in range(T):
-        np.dot(h[t, b0:b1], Whh.T, tmp[b0:b1])
-        for b in range(b0, b1):
-            # one array per loop, so that LLVM vectorises each
-            row, hrow, bias = g[t, b], tmp[b], bhh
-            for j in range(4 * H):
-                row[j] += hrow[j] + bias[j]
-            for j in range(2 * H):
-                row[j] = sigmoid(row[j])  # i, f
-            gg = row[2 * H:3 * H]
-            for k in range(H):
-                gg[k] = tanh(gg[k])
-            og = row[3 * H:]
-            for k in range(H):
-                og[k] = sigmoid(og[k])
-            ig, fg = row[:H], row[H:2 * H]
-            cold, cnew, tv, hnew = c[t, b], c[t + 1, b], tc[t, b], h[t + 1, b]
-            for k in range(H):
-                cnew[k] = fg[k] * cold[k] + ig[k] * gg[k]
-            for k in range(H):
-                tv[k] = tanh(cnew[k])
-            for k in range(H):
-                hnew[k] = og[k] * tv[k]
+    for b in range(b0, b1):
+        # one array per loop, so that LLVM vectorises each
+        row, hrow = g[t, b], tmp[b]
+        for j in range(4 * H):
+            row[j] += hrow[j] + bhh[j]
+        for j in range(2 * H):
+            row[j] = sigmoid(row[j])  # i, f
+        gg = row[2 * H:3 * H]
+        for k in range(H):
+            gg[k] = tanh(gg[k])
+        og = row[3 * H:]
+        for k in range(H):
+            og[k] = sigmoid(og[k])
+        ig, fg = row[:H], row[H:2 * H]
+        cold, cnew, tv, hnew = c[t, b], c[t + 1, b], tc[t, b], h[t + 1, b]
+        for k in range(H):
+            cnew[k] = fg[k] * cold[k] + ig[k] * gg[k]
+        for k in range(H):
+            tv[k] = tanh(cnew[k])
+        for k in range(H):
+            hnew[k] = og[k] * tv[k]
 
 
 @pjit_inline
 def lstm_backward(dWemb, dWxh, dWhh, dbxh, dbhh, dh, dx, da, dnext, dcnext, dtmp, part,
-                  hs, cs, gates, tc, xin, x, T, drop, masks, Wxh, Whh, chunks):
+                  hs, cs, gates, tc, xin, x, T, drop, masks, Wxh, Whh, scratch, spart,
+                  chunks):
     """dh (T, B, H): dLoss/dh of the top layer on entry, scratch after; dx the same
     shape; da (T, B, 4H) the gate pre-activation gradients (the same on the input and
-    the hidden side); dnext, dcnext, dtmp (B, H); part: outer_sum's scratch. Weight
-    gradients are overwritten. As in the forward pass, each thread runs its own slice
-    of the streams."""
+    the hidden side); dnext, dcnext, dtmp (B, H); part: outer_sum's scratch; scratch,
+    spart: step_matmul_t's. Weight gradients are overwritten. Each step's gates are
+    split between the threads by streams, its product with Whh by gate rows."""
     L, _, B, H = hs.shape
-    streams = max(1, min(B, chunks))
+    streams = max(1, min(B, chunks, B * H // 256))
     for l in range(L - 1, -1, -1):
         h = hs[l]
         dnext[:] = 0
         dcnext[:] = 0
-        for ch in prange(streams):
-            b0, b1 = span(ch, streams, B, 1)
-            _lstm_steps_back(dh, da, dnext, dcnext, cs[l], gates[l], tc[l], Whh[l], T,
-                             b0, b1)
+        for t in range(T - 1, -1, -1):
+            if streams == 1:
+                _lstm_cells_back(dh, da, dnext, dcnext, cs[l], gates[l], tc[l], t, 0, B)
+            else:
+                for ch in prange(streams):
+                    b0, b1 = span(ch, streams, B, 1)
+                    _lstm_cells_back(dh, da, dnext, dcnext, cs[l], gates[l], tc[l], t, b0,
+                                     b1)
+            step_matmul_t(dnext, da[t], Whh[l], scratch, spart, chunks)
         rows = da.reshape(-1, 4 * H)[:T * B]
         outer_sum(dWhh[l], rows, h.reshape(-1, H)[:T * B], False, part, chunks)
         row_sum_rev(dbhh[l], rows, chunks)
@@ -92,37 +101,36 @@ def lstm_backward(dWemb, dWxh, dWhh, dbxh, dbhh, dh, dx, da, dnext, dcnext, dtmp
 
 
 @jit
-def _lstm_steps_back(dh, da, dnext, dcnext, c, g, tc, Whh, T, b0, b1):
-    """BPTT of streams b0..b1-1 through T steps of one layer."""
+def _lstm_cells_back(dh, da, dnext, dcnext, c, g, tc, t, b0, b1):
+    """BPTT through step t of streams b0..b1-1: da[t] from dh[t] + dnext, and dcnext
+    carried to step t-1."""
     H = dh.shape[2]
-    for t in range(T - 1, -1, -1):
-        for b in range(b0, b1):
-            row, dar = g[t, b], da[t, b]
-            ig, fg, gg, og = row[:H], row[H:2 * H], row[2 * H:3 * H], row[3 * H:]
-            d, dc, tv, cold = dh[t, b], dcnext[b], tc[t, b], c[t, b]
-            dn = dnext[b]
-            for k in range(H):
-                d[k] += dn[k]
-            for k in range(H):
-                dc[k] += d[k] * og[k] * (1 - tv[k] * tv[k])
-            di, df, dg, do = dar[:H], dar[H:2 * H], dar[2 * H:3 * H], dar[3 * H:]
-            for k in range(H):
-                di[k] = dc[k] * gg[k] * ig[k] * (1 - ig[k])
-            for k in range(H):
-                df[k] = dc[k] * cold[k] * fg[k] * (1 - fg[k])
-            for k in range(H):
-                dg[k] = dc[k] * ig[k] * (1 - gg[k] * gg[k])
-            for k in range(H):
-                do[k] = d[k] * tv[k] * og[k] * (1 - og[k])
-            for k in range(H):
-                dc[k] *= fg[k]
-        np.dot(da[t, b0:b1], Whh, dnext[b0:b1])
+    for b in range(b0, b1):
+        row, dar = g[t, b], da[t, b]
+        ig, fg, gg, og = row[:H], row[H:2 * H], row[2 * H:3 * H], row[3 * H:]
+        d, dc, tv, cold = dh[t, b], dcnext[b], tc[t, b], c[t, b]
+        dn = dnext[b]
+        for k in range(H):
+            d[k] += dn[k]
+        for k in range(H):
+            dc[k] += d[k] * og[k] * (1 - tv[k] * tv[k])
+        di, df, dg, do = dar[:H], dar[H:2 * H], dar[2 * H:3 * H], dar[3 * H:]
+        for k in range(H):
+            di[k] = dc[k] * gg[k] * ig[k] * (1 - ig[k])
+        for k in range(H):
+            df[k] = dc[k] * cold[k] * fg[k] * (1 - fg[k])
+        for k in range(H):
+            dg[k] = dc[k] * ig[k] * (1 - gg[k] * gg[k])
+        for k in range(H):
+            do[k] = d[k] * tv[k] * og[k] * (1 - og[k])
+        for k in range(H):
+            dc[k] *= fg[k]
 
 
 @pjit
 def lstm_train_chunk(losses, cursor, data, kind, P, G, theta, grad, state, hyper, rng, drop,
                      hs, cs, gates, tc, tmp, xin, masks, ys, dh, dx, da, dnext, dcnext,
-                     dtmp, part, xs, chunks):
+                     dtmp, part, scratch, spart, xs, chunks):
     """Train len(losses) iterations (see rnn_train_chunk for the shared arguments);
     chunks: how many threads share the streams."""
     Wemb, Wxh, Whh, bxh, bhh, Why, by = P
@@ -134,12 +142,13 @@ def lstm_train_chunk(losses, cursor, data, kind, P, G, theta, grad, state, hyper
         if drop > 0:
             dropout_masks(masks, rng, drop)
         lstm_forward(hs, cs, gates, tc, tmp, xin, xs, T, drop, masks, Wemb, Wxh, Whh,
-                     bxh, bhh, chunks)
+                     bxh, bhh, scratch, chunks)
         losses[k] = output_forward(ys, hs[L - 1], T, xs[1:], 1.0 / B, False, Why, by,
                                    chunks) / (T * B)
         output_backward(dWhy, dby, dh, ys, hs[L - 1], T, False, Why, part, chunks)
         lstm_backward(dWemb, dWxh, dWhh, dbxh, dbhh, dh, dx, da, dnext, dcnext, dtmp, part,
-                      hs, cs, gates, tc, xin, xs, T, drop, masks, Wxh, Whh, chunks)
+                      hs, cs, gates, tc, xin, xs, T, drop, masks, Wxh, Whh, scratch, spart,
+                      chunks)
         optimizer_step(kind, theta, grad, state, hyper, n, chunks)
         hs[:, 0] = hs[:, T]  # carry the last states into the next iteration
         cs[:, 0] = cs[:, T]
@@ -148,7 +157,7 @@ def lstm_train_chunk(losses, cursor, data, kind, P, G, theta, grad, state, hyper
 
 
 @pjit
-def lstm_loss(ids, P, hs, cs, gates, tc, tmp, xin, masks, ys, xs):
+def lstm_loss(ids, P, hs, cs, gates, tc, tmp, xin, masks, ys, scratch, xs):
     """Summed loss in nats of predicting ids[1:] from ids[:-1], one stream, zero state,
     no dropout, in windows of the buffers' T steps."""
     Wemb, Wxh, Whh, bxh, bhh, Why, by = P
@@ -163,7 +172,7 @@ def lstm_loss(ids, P, hs, cs, gates, tc, tmp, xin, masks, ys, xs):
         for t in range(n + 1):
             xs[t, 0] = ids[p + t]
         lstm_forward(hs, cs, gates, tc, tmp, xin, xs, n, 0.0, masks, Wemb, Wxh, Whh,
-                     bxh, bhh, 1)
+                     bxh, bhh, scratch, 1)
         total += output_forward(ys, hs[L - 1], n, xs[1:], 1.0, False, Why, by, 1)
         hs[:, 0] = hs[:, n]
         cs[:, 0] = cs[:, n]

@@ -2,8 +2,9 @@
 cross-entropy, and their gradients."""
 from numba import prange
 
-from .common import matmul_rows, matmul_rows_t, outer_sum, row_sum_rev, softmax_xent, span
-from .jit import pjit_inline
+from .common import (SMALL, matmul_rows, matmul_rows_t, outer_sum, row_sum_rev,
+                     softmax_xent, span)
+from .jit import jit, pjit_inline
 
 
 @pjit_inline
@@ -15,16 +16,26 @@ def output_forward(ys, top, T, targets, scale, exact, Why, by, chunks):
     H = top.shape[2]
     y2 = ys.reshape(-1, V)[:T * B]
     matmul_rows(y2, top.reshape(-1, H)[B:(T + 1) * B], Why, exact, chunks)
-    chunks = max(1, min(chunks, T))
+    chunks = max(1, min(chunks, T, T * B * V // SMALL))
+    if chunks == 1:
+        return _softmax_steps(ys, targets, scale, by, 0, T)
     loss = 0.0
     for ch in prange(chunks):
         t0, t1 = span(ch, chunks, T, 1)
-        for t in range(t0, t1):
-            for b in range(B):
-                y = ys[t, b]
-                for v in range(V):
-                    y[v] += by[v]
-                loss += softmax_xent(y, targets[t, b], scale)
+        loss += _softmax_steps(ys, targets, scale, by, t0, t1)
+    return loss
+
+
+@jit
+def _softmax_steps(ys, targets, scale, by, t0, t1):
+    """Steps t0..t1-1 of output_forward after the logits' product; their summed loss."""
+    loss = 0.0
+    for t in range(t0, t1):
+        for b in range(ys.shape[1]):
+            y = ys[t, b]
+            for v in range(y.size):
+                y[v] += by[v]
+            loss += softmax_xent(y, targets[t, b], scale)
     return loss
 
 

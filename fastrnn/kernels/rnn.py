@@ -21,20 +21,20 @@ from numba import prange
 
 from .common import (apply_mask, dropout_masks, embedding_backward, layer_input,
                      matmul_rows, matmul_rows_t, next_window, optimizer_step, outer_sum,
-                     row_sum_rev, saved_layer_input, span, tanh)
+                     row_sum_rev, saved_layer_input, span, step_matmul, step_matmul_t, tanh)
 from .jit import jit, pjit, pjit_inline
 from .output import output_backward, output_forward
 
 
 @pjit_inline
-def rnn_forward(hs, tmp, xin, x, T, exact, drop, masks, Wemb, Wxh, Whh, bh, chunks):
+def rnn_forward(hs, tmp, xin, x, T, exact, drop, masks, Wemb, Wxh, Whh, bh, scratch, chunks):
     """hs: (L, T+1, B, H), hs[:, 0] the carried-in state, hs[:, 1:T+1] filled here.
     x: (T, B) input ids; tmp: (B, H) scratch. Only the first T steps are used. With
     drop > 0 the input of each layer above the first goes through masks (L-1, T, B, H)
-    into xin (L-1, T, B, H). The streams are independent, so each of `chunks` threads
-    runs the recurrence of its own slice of them through all T steps."""
+    into xin (L-1, T, B, H). Each step's recurrent product is split between the threads
+    by rows of Whh, then its tanh by streams (see step_matmul)."""
     L, _, B, H = hs.shape
-    streams = max(1, min(B, chunks))
+    streams = max(1, min(B, chunks, B * H // 256))  # (a thread's start is ~1 us)
     for l in range(L):
         h = hs[l]
         if l == 0:
@@ -44,37 +44,49 @@ def rnn_forward(hs, tmp, xin, x, T, exact, drop, masks, Wemb, Wxh, Whh, bh, chun
         else:
             inputs = layer_input(xin, hs, l, T, drop, masks)
             matmul_rows(h.reshape(-1, H)[B:(T + 1) * B], inputs, Wxh[l - 1], exact, chunks)
-        for ch in prange(streams):
-            b0, b1 = span(ch, streams, B, 1)
-            _rnn_steps(h, tmp, Whh[l], bh[l], T, exact, b0, b1)
+        for t in range(T):
+            step_matmul(tmp, h[t], Whh[l], exact, scratch, chunks)
+            if streams == 1:
+                _rnn_cells(h, tmp, bh[l], t, 0, B)
+                continue
+            for ch in prange(streams):
+                b0, b1 = span(ch, streams, B, 1)
+                _rnn_cells(h, tmp, bh[l], t, b0, b1)
 
 
 @jit
-def _rnn_steps(h, tmp, Whh, bh, T, exact, b0, b1):
-    """The recurrence of streams b0..b1-1 through T steps of one layer."""
-    H = h.shape[2]
-    for t in range(T):
-        matmul_rows(tmp[b0:b1], h[t, b0:b1], Whh, exact, 1)
-        for b in range(b0, b1):
-            row, r = h[t + 1, b], tmp[b]
-            for i in range(H):
-                row[i] = tanh(row[i] + r[i] + bh[i])
+def _rnn_cells(h, tmp, bh, t, b0, b1):
+    """Step t of streams b0..b1-1: h[t+1] = tanh(Wxh x + Whh h + bh), the first term
+    already in h[t+1] and the second in tmp."""
+    for b in range(b0, b1):
+        row, r = h[t + 1, b], tmp[b]
+        for i in range(row.size):
+            row[i] = tanh(row[i] + r[i] + bh[i])
 
 
 @pjit_inline
 def rnn_backward(dWemb, dWxh, dWhh, dbh, dh, dtmp, dnext, part, hs, xin, x, T, exact, drop,
-                 masks, Wxh, Whh, chunks):
+                 masks, Wxh, Whh, scratch, spart, chunks):
     """BPTT through all layers. dh: (T, B, H) holds dLoss/dh of the top layer on entry
     and is used as scratch, as is dtmp, a second such buffer; dnext: (B, H) scratch;
-    part: outer_sum's. Weight gradients are overwritten."""
+    part: outer_sum's; scratch, spart: step_matmul_t's. Weight gradients are
+    overwritten."""
     L, _, B, H = hs.shape
-    streams = max(1, min(B, chunks))
+    streams = max(1, min(B, chunks, B * H // 256))
     for l in range(L - 1, -1, -1):
         h = hs[l]
         dnext[:] = 0
-        for ch in prange(streams):
-            b0, b1 = span(ch, streams, B, 1)
-            _rnn_steps_back(dh, dnext, h, Whh[l], T, exact, b0, b1)
+        for t in range(T - 1, -1, -1):
+            if streams == 1:
+                _rnn_cells_back(dh, dnext, h, t, 0, B)
+            else:
+                for ch in prange(streams):
+                    b0, b1 = span(ch, streams, B, 1)
+                    _rnn_cells_back(dh, dnext, h, t, b0, b1)
+            if exact:  # min-char-rnn's gemv per stream
+                matmul_rows_t(dnext, dh[t], Whh[l], True, chunks)
+            else:
+                step_matmul_t(dnext, dh[t], Whh[l], scratch, spart, chunks)
         draw = dh.reshape(-1, H)[:T * B]
         outer_sum(dWhh[l], draw, h.reshape(-1, H)[:T * B], exact, part, chunks)
         row_sum_rev(dbh[l], draw, chunks)
@@ -91,22 +103,19 @@ def rnn_backward(dWemb, dWxh, dWhh, dbh, dh, dtmp, dnext, part, hs, xin, x, T, e
 
 
 @jit
-def _rnn_steps_back(dh, dnext, h, Whh, T, exact, b0, b1):
-    """BPTT of streams b0..b1-1 through T steps of one layer: dh becomes the gradient
-    of the pre-activations."""
-    H = h.shape[2]
-    for t in range(T - 1, -1, -1):
-        for b in range(b0, b1):
-            d, dn, hv = dh[t, b], dnext[b], h[t + 1, b]
-            for i in range(H):
-                # backprop through tanh: dhraw = (1 - h^2) * (dh + dhnext)
-                d[i] = (1 - hv[i] * hv[i]) * (d[i] + dn[i])
-        matmul_rows_t(dnext[b0:b1], dh[t, b0:b1], Whh, exact, 1)
+def _rnn_cells_back(dh, dnext, h, t, b0, b1):
+    """BPTT through step t's tanh for streams b0..b1-1: dh[t] becomes the gradient of
+    the pre-activation."""
+    for b in range(b0, b1):
+        d, dn, hv = dh[t, b], dnext[b], h[t + 1, b]
+        for i in range(d.size):
+            # backprop through tanh: dhraw = (1 - h^2) * (dh + dhnext)
+            d[i] = (1 - hv[i] * hv[i]) * (d[i] + dn[i])
 
 
 @pjit
 def rnn_train_chunk(losses, cursor, data, exact, kind, P, G, theta, grad, state, hyper, rng,
-                    drop, hs, tmp, xin, masks, ys, dh, dtmp, part, xs, chunks):
+                    drop, hs, tmp, xin, masks, ys, dh, dtmp, part, scratch, spart, xs, chunks):
     """Train len(losses) iterations of min-char-rnn's loop in one call.
 
     losses: (K,) out, mean nats per character of each iteration.
@@ -117,7 +126,8 @@ def rnn_train_chunk(losses, cursor, data, exact, kind, P, G, theta, grad, state,
     dropout generator state; drop: dropout probability between layers.
     hs: (L, T+1, B, H), carrying the hidden state between calls in hs[:, 0].
     tmp: (B, H); xin, masks: (L-1, T, B, H); ys: (T, B, V); dh, dtmp: (T, B, H);
-    part: (threads, max(G*H, V), H) scratch; xs: (T+1, B) int32; chunks: threads.
+    part: (threads, max(G*H, V), H), scratch: (threads, B*G*H) and spart: (threads,
+    B*H), the threads' own scratch; xs: (T+1, B) int32; chunks: threads.
     """
     Wemb, Wxh, Whh, bh, Why, by = P
     dWemb, dWxh, dWhh, dbh, dWhy, dby = G
@@ -128,12 +138,13 @@ def rnn_train_chunk(losses, cursor, data, exact, kind, P, G, theta, grad, state,
         p, n = next_window(xs, hs, hs, data, cursor, T)
         if drop > 0:
             dropout_masks(masks, rng, drop)
-        rnn_forward(hs, tmp, xin, xs, T, exact, drop, masks, Wemb, Wxh, Whh, bh, chunks)
+        rnn_forward(hs, tmp, xin, xs, T, exact, drop, masks, Wemb, Wxh, Whh, bh, scratch,
+                    chunks)
         loss = output_forward(ys, hs[L - 1], T, xs[1:], scale, exact, Why, by, chunks)
         losses[k] = loss / (T * B)
         output_backward(dWhy, dby, dh, ys, hs[L - 1], T, exact, Why, part, chunks)
         rnn_backward(dWemb, dWxh, dWhh, dbh, dh, dtmp, tmp, part, hs, xin, xs, T, exact,
-                     drop, masks, Wxh, Whh, chunks)
+                     drop, masks, Wxh, Whh, scratch, spart, chunks)
         optimizer_step(kind, theta, grad, state, hyper, n, chunks)
         hs[:, 0] = hs[:, T]  # carry the last state into the next iteration
         cursor[0] = p + T
@@ -141,7 +152,7 @@ def rnn_train_chunk(losses, cursor, data, exact, kind, P, G, theta, grad, state,
 
 
 @pjit
-def rnn_loss(ids, exact, P, hs, tmp, xin, masks, ys, xs):
+def rnn_loss(ids, exact, P, hs, tmp, xin, masks, ys, scratch, xs):
     """Summed loss in nats of predicting ids[1:] from ids[:-1] as one stream from a zero
     state, in windows of the buffers' T steps with the state carried across windows."""
     Wemb, Wxh, Whh, bh, Why, by = P
@@ -154,7 +165,7 @@ def rnn_loss(ids, exact, P, hs, tmp, xin, masks, ys, xs):
         n = min(T, ids.size - 1 - p)
         for t in range(n + 1):
             xs[t, 0] = ids[p + t]
-        rnn_forward(hs, tmp, xin, xs, n, exact, 0.0, masks, Wemb, Wxh, Whh, bh, 1)
+        rnn_forward(hs, tmp, xin, xs, n, exact, 0.0, masks, Wemb, Wxh, Whh, bh, scratch, 1)
         total += output_forward(ys, hs[L - 1], n, xs[1:], 1.0, exact, Why, by, 1)
         hs[:, 0] = hs[:, n]
         p += n
