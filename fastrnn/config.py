@@ -62,12 +62,15 @@ class TrainConfig:
     seq_length: int = _key(25, "characters of truncated backpropagation through time", min=1)
     batch_size: int = _key(1, "parallel streams, each a contiguous slice of the text", min=1)
     max_iters: int = _key(1_000_000, "iterations to train", min=1)
+    max_minutes: float = _key(None, "also stop after this many minutes of training in one "
+                              "invocation of the runner (null: no limit)", min_open=0.0,
+                              optional=True)
     dtype: str = _key("float32", "float type of parameters and kernels",
                       choices=("float32", "float64"))
     exact: bool = _key(True, "float64: reproduce min-char-rnn bit for bit (one gemv per "
                         "step); false: matrix products over all steps, faster; float32 "
                         "always takes the fast path")
-    threads: int = _key(0, "BLAS threads in the kernels; 0: one for batch_size 1 (faster "
+    threads: int = _key(0, "threads in the kernels; 0: one for batch_size 1 (faster "
                          "there), else all cores", min=0)
     seed: int = _key(0, "seed of the initial weights and of sampling", min=0)
     out_dir: str = _key("", "run folder; empty means runs/<config file name>")

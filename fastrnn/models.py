@@ -115,7 +115,7 @@ class RNN(Family):
 
     def loss(self, t, ids, b):
         return rnn_loss(ids, t.exact, t._theta.as_tuple(), b["hs"], b["tmp"], b["xin"],
-                        b["masks"], b["ys"], b["scratch"], b["xs"])
+                        b["masks"], b["ys"], b["scratch"], b["xs"], t.chunks)
 
     def forward(self, t, b, T=1, drop=0.0):
         Wemb, Wxh, Whh, bh, _, _ = t._theta.as_tuple()
@@ -152,7 +152,8 @@ class GRU(Family):
 
     def loss(self, t, ids, b):
         return gru_loss(ids, t._theta.as_tuple(), b["hs"], b["gates"], b["hn"], b["xa"],
-                        b["tmp"], b["xin"], b["masks"], b["ys"], b["scratch"], b["xs"])
+                        b["tmp"], b["xin"], b["masks"], b["ys"], b["scratch"],
+                        b["xs"], t.chunks)
 
     def forward(self, t, b, T=1, drop=0.0):
         Wemb, Wxh, Whh, bxh, bhh, _, _ = t._theta.as_tuple()
@@ -190,7 +191,8 @@ class LSTM(Family):
 
     def loss(self, t, ids, b):
         return lstm_loss(ids, t._theta.as_tuple(), b["hs"], b["cs"], b["gates"], b["tc"],
-                         b["tmp"], b["xin"], b["masks"], b["ys"], b["scratch"], b["xs"])
+                         b["tmp"], b["xin"], b["masks"], b["ys"], b["scratch"],
+                         b["xs"], t.chunks)
 
     def forward(self, t, b, T=1, drop=0.0):
         Wemb, Wxh, Whh, bxh, bhh, _, _ = t._theta.as_tuple()

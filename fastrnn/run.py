@@ -88,7 +88,8 @@ class Run:
         last_time, last_iter = t0, start_iter
         val = None
         try:
-            while t.iteration < cfg.max_iters:
+            final = False
+            while not final:
                 n = _next_stop(t.iteration, cfg) - t.iteration
                 losses = t.train_iters(n)
                 if not np.all(np.isfinite(losses)):
@@ -101,10 +102,12 @@ class Run:
                     metrics.close()
                     return 3
                 it = t.iteration
+                final = it >= cfg.max_iters or (cfg.max_minutes is not None and
+                                                time.perf_counter() - t0 >= 60 * cfg.max_minutes)
                 val = None
-                if it % cfg.eval_every == 0 or it == cfg.max_iters:
+                if it % cfg.eval_every == 0 or final:
                     val = self._evaluate()
-                    if it == cfg.max_iters:
+                    if final:
                         self.last_val = val
                     if val is not None and val < self.best_val:
                         self.best_val = val
@@ -114,10 +117,10 @@ class Run:
                 now = time.perf_counter()
                 rate = (it - last_iter) / max(now - last_time, 1e-9)
                 progress.update(it, t.smooth_loss, T, rate, val)
-                if it % cfg.log_every == 0 or val is not None or it == cfg.max_iters:
+                if it % cfg.log_every == 0 or val is not None or final:
                     _write_row(metrics, it, t.smooth_loss, T, val, rate, now - t0)
                     last_time, last_iter = now, it
-                if it % cfg.checkpoint_every == 0 or it == cfg.max_iters:
+                if it % cfg.checkpoint_every == 0 or final:
                     t.save(self.dir / checkpoint.LATEST, self._extra())
         except KeyboardInterrupt:
             progress.close()

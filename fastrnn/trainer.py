@@ -106,26 +106,30 @@ class Trainer:
         numba.set_num_threads(self.chunks)
         blas.set_threads(1)
 
-    def loss_of(self, ids):
-        """Mean nats per character of predicting ids[1:] from ids[:-1] from a zero state,
-        without dropout."""
-        if len(ids) < 2:
+    def loss_of(self, ids, streams=1):
+        """Mean nats per character of predicting ids[1:] from ids[:-1] without dropout,
+        the text cut into `streams` contiguous pieces (which the threads share), each
+        read from a zero state; the last len(ids) % streams ids are left out."""
+        streams = max(1, min(streams, len(ids) // 2))
+        S = len(ids) // streams
+        if S < 2:
             raise UserError("need at least 2 characters to measure a loss")
-        if self._eval is None:
-            cfg = self.config
-            self._eval = self.family.buffers(cfg.model.layers, cfg.train.seq_length, 1,
+        cfg = self.config
+        if self._eval is None or self._eval["xs"].shape[1] != streams:
+            self._eval = self.family.buffers(cfg.model.layers, cfg.train.seq_length, streams,
                                              cfg.model.hidden, len(self.vocab), self.dtype)
-        blas.set_threads(1)
-        total = self.family.loss(self, np.ascontiguousarray(ids, np.int32), self._eval)
-        return total / (len(ids) - 1)
+        self._set_threads()
+        rows = np.ascontiguousarray(np.asarray(ids, np.int32)[:streams * S].reshape(streams, S))
+        return self.family.loss(self, rows, self._eval) / (streams * (S - 1))
 
     def evaluate(self):
         """Mean nats per character on the validation split (the last data.val_fraction of
-        the text), read as one stream from a zero state."""
+        the text), read as train.batch_size contiguous streams from a zero state (one
+        stream for a batch-1 model, as min-char-rnn would read it)."""
         if len(self.corpus.val) < 2:
             raise UserError("no validation text: set data.val_fraction above 0 "
                             "(e.g. data.val_fraction=0.1)")
-        return self.loss_of(self.corpus.val)
+        return self.loss_of(self.corpus.val, self.config.train.batch_size)
 
     def gradients(self, xs):
         """(loss summed over the window's steps and averaged over streams, gradients by

@@ -54,6 +54,13 @@ def test_bad_input_is_one_line_and_exit_2(workdir, capsys, args, match):
     assert len(err) == 1 and match in err[0] and "Traceback" not in err[0]
 
 
+def test_time_limit_stops_with_an_evaluation_and_a_checkpoint(workdir, capsys):
+    assert run_main(["tiny.yaml", "train.max_minutes=0.00001"]) == 0
+    out = capsys.readouterr().out
+    assert "done: 100 iterations" in out and "best validation" in out  # one log interval
+    assert fastrnn.load(workdir / "runs/tiny/latest.npz", data=False).iteration == 100
+
+
 def test_invalid_yaml_and_bad_files(workdir, capsys):
     (workdir / "bad.yaml").write_text("model: [unclosed\n")
     assert run_main(["bad.yaml"]) == 2

@@ -368,6 +368,17 @@ def next_window(xs, hs, cs, data, cursor, T):
 
 
 @jit
+def window_of(xs, ids, p, T):
+    """Copy the next window of the streams ids (B, S) from position p into xs: up to T
+    steps and the targets of the last; returns how many steps."""
+    n = min(T, ids.shape[1] - 1 - p)
+    for t in range(n + 1):
+        for b in range(ids.shape[0]):
+            xs[t, b] = ids[b, p + t]
+    return n
+
+
+@jit
 def layer_input(out, hs, l, T, drop, masks):
     """The input of layer l >= 1 over all steps as (T*B, H) rows: the states of layer
     l-1, through its dropout mask when drop > 0 (then written into out, (L-1, T, B, H))."""

@@ -16,7 +16,7 @@ from numba import prange
 
 from .common import (dropout_masks, input_backward, input_projection, layer_input,
                      next_window, optimizer_step, outer_sum, row_sum_rev, saved_layer_input,
-                     sigmoid, span, step_matmul, step_matmul_t, tanh)
+                     sigmoid, span, step_matmul, step_matmul_t, tanh, window_of)
 from .jit import jit, pjit, pjit_inline
 from .output import output_backward, output_forward
 
@@ -144,22 +144,19 @@ def gru_train_chunk(losses, cursor, data, kind, P, G, theta, grad, state, hyper,
 
 
 @pjit
-def gru_loss(ids, P, hs, gates, hn, xa, tmp, xin, masks, ys, scratch, xs):
-    """Summed loss in nats of predicting ids[1:] from ids[:-1], one stream, zero state,
-    no dropout, in windows of the buffers' T steps."""
+def gru_loss(ids, P, hs, gates, hn, xa, tmp, xin, masks, ys, scratch, xs, chunks):
+    """Summed loss in nats over the streams ids (B, S), as rnn_loss."""
     Wemb, Wxh, Whh, bxh, bhh, Why, by = P
-    L, T1, _, H = hs.shape
+    L, T1, B, H = hs.shape
     T = T1 - 1
     hs[:, 0] = 0
     total = 0.0
     p = 0
-    while p + 1 < ids.size:
-        n = min(T, ids.size - 1 - p)
-        for t in range(n + 1):
-            xs[t, 0] = ids[p + t]
+    while p + 1 < ids.shape[1]:
+        n = window_of(xs, ids, p, T)
         gru_forward(hs, gates, hn, xa, tmp, xin, xs, n, 0.0, masks, Wemb, Wxh, Whh, bxh,
-                    bhh, scratch, 1)
-        total += output_forward(ys, hs[L - 1], n, xs[1:], 1.0, False, Why, by, 1)
+                    bhh, scratch, chunks)
+        total += output_forward(ys, hs[L - 1], n, xs[1:], 1.0, False, Why, by, chunks)
         hs[:, 0] = hs[:, n]
         p += n
     return total

@@ -20,7 +20,7 @@ T*B rows and only the recurrence runs step by step.
 from numba import prange
 
 from .common import (apply_mask, dropout_masks, embedding_backward, layer_input,
-                     matmul_rows, matmul_rows_t, next_window, optimizer_step, outer_sum,
+                     matmul_rows, matmul_rows_t, next_window, window_of, optimizer_step, outer_sum,
                      row_sum_rev, saved_layer_input, span, step_matmul, step_matmul_t, tanh)
 from .jit import jit, pjit, pjit_inline
 from .output import output_backward, output_forward
@@ -152,21 +152,21 @@ def rnn_train_chunk(losses, cursor, data, exact, kind, P, G, theta, grad, state,
 
 
 @pjit
-def rnn_loss(ids, exact, P, hs, tmp, xin, masks, ys, scratch, xs):
-    """Summed loss in nats of predicting ids[1:] from ids[:-1] as one stream from a zero
-    state, in windows of the buffers' T steps with the state carried across windows."""
+def rnn_loss(ids, exact, P, hs, tmp, xin, masks, ys, scratch, xs, chunks):
+    """Summed loss in nats of predicting ids[:, 1:] from ids[:, :-1], the rows of ids
+    (B, S) being B streams read from a zero state, in windows of the buffers' T steps
+    with the state carried across windows; no dropout."""
     Wemb, Wxh, Whh, bh, Why, by = P
-    L, T1, _, H = hs.shape
+    L, T1, B, H = hs.shape
     T = T1 - 1
     hs[:, 0] = 0
     total = 0.0
     p = 0
-    while p + 1 < ids.size:
-        n = min(T, ids.size - 1 - p)
-        for t in range(n + 1):
-            xs[t, 0] = ids[p + t]
-        rnn_forward(hs, tmp, xin, xs, n, exact, 0.0, masks, Wemb, Wxh, Whh, bh, scratch, 1)
-        total += output_forward(ys, hs[L - 1], n, xs[1:], 1.0, exact, Why, by, 1)
+    while p + 1 < ids.shape[1]:
+        n = window_of(xs, ids, p, T)
+        rnn_forward(hs, tmp, xin, xs, n, exact, 0.0, masks, Wemb, Wxh, Whh, bh, scratch,
+                    chunks)
+        total += output_forward(ys, hs[L - 1], n, xs[1:], 1.0, exact, Why, by, chunks)
         hs[:, 0] = hs[:, n]
         p += n
     return total
