@@ -175,45 +175,39 @@ def matmul_rows(out, X, W, exact, chunks):
     """out (R, M) = X (R, N) @ W.T, W: (M, N). exact: one gemv per row, as min-char-rnn's
     np.dot(W, x) does; otherwise matrix products (a gemv still when R is 1) over the
     threads' slices of the rows (their rounding depends on the split)."""
-    R, N = X.shape
-    chunks = max(1, min(chunks, R, R * N * W.shape[0] // SMALL))
-    if chunks == 1:
-        _matmul_rows(out, X, W, exact)
-        return
-    for ch in prange(chunks):
-        r0, r1 = span(ch, chunks, R, 1)
-        _matmul_rows(out[r0:r1], X[r0:r1], W, exact)
-
-
-@jit
-def _matmul_rows(out, X, W, exact):
-    if exact or X.shape[0] == 1:
-        for r in range(X.shape[0]):
-            np.dot(W, X[r], out[r])
-    else:
-        np.dot(X, W.T, out)
+    _split_rows(out, X, W, exact, False, chunks)
 
 
 @pjit_inline
 def matmul_rows_t(out, X, W, exact, chunks):
     """out (R, N) = X (R, M) @ W, W: (M, N): min-char-rnn's np.dot(W.T, dy) per row."""
-    R, M = X.shape
-    chunks = max(1, min(chunks, R, R * M * W.shape[1] // SMALL))
+    _split_rows(out, X, W, exact, True, chunks)
+
+
+@pjit_inline
+def _split_rows(out, X, W, exact, transposed, chunks):
+    R = X.shape[0]
+    chunks = max(1, min(chunks, R, X.size * out.shape[1] // SMALL))
     if chunks == 1:
-        _matmul_rows_t(out, X, W, exact)
+        _row_products(out, X, W, exact, transposed)
         return
     for ch in prange(chunks):
         r0, r1 = span(ch, chunks, R, 1)
-        _matmul_rows_t(out[r0:r1], X[r0:r1], W, exact)
+        _row_products(out[r0:r1], X[r0:r1], W, exact, transposed)
 
 
 @jit
-def _matmul_rows_t(out, X, W, exact):
+def _row_products(out, X, W, exact, transposed):
     if exact or X.shape[0] == 1:
         for r in range(X.shape[0]):
-            np.dot(W.T, X[r], out[r])
-    else:
+            if transposed:
+                np.dot(W.T, X[r], out[r])
+            else:
+                np.dot(W, X[r], out[r])
+    elif transposed:
         np.dot(X, W, out)
+    else:
+        np.dot(X, W.T, out)
 
 
 @pjit_inline
@@ -227,8 +221,9 @@ def step_matmul(out, X, W, exact, scratch, chunks):
     B, N = X.shape
     M = W.shape[0]
     chunks = max(1, min(chunks, B * M * N // SMALL, M // 16))
+    gemv = exact or B == 1  # (a one-row matrix product is slower than a gemv)
     if chunks == 1:
-        if exact:
+        if gemv:
             for r in range(B):
                 np.dot(W, X[r], out[r])
         else:
@@ -236,7 +231,7 @@ def step_matmul(out, X, W, exact, scratch, chunks):
         return
     for ch in prange(chunks):
         m0, m1 = span(ch, chunks, M, 16)
-        if exact:
+        if gemv:
             for r in range(B):
                 np.dot(W[m0:m1], X[r], out[r, m0:m1])
         else:
@@ -255,13 +250,19 @@ def step_matmul_t(out, X, W, scratch, part, chunks):
     N = W.shape[1]
     chunks = max(1, min(chunks, B * M * N // SMALL, M // 16))
     if chunks == 1:
-        np.dot(X, W, out)
+        if B == 1:
+            np.dot(W.T, X[0], out[0])
+        else:
+            np.dot(X, W, out)
         return
     for ch in prange(chunks):
         m0, m1 = span(ch, chunks, M, 16)
-        xc = scratch[ch, :B * (m1 - m0)].reshape(B, m1 - m0)
-        xc[...] = X[:, m0:m1]
-        np.dot(xc, W[m0:m1], part[ch, :B * N].reshape(B, N))
+        if B == 1:
+            np.dot(W[m0:m1].T, X[0, m0:m1], part[ch, :N])
+        else:
+            xc = scratch[ch, :B * (m1 - m0)].reshape(B, m1 - m0)
+            xc[...] = X[:, m0:m1]
+            np.dot(xc, W[m0:m1], part[ch, :B * N].reshape(B, N))
     out[...] = part[0, :B * N].reshape(B, N)
     for ch in range(1, chunks):
         out += part[ch, :B * N].reshape(B, N)
