@@ -1,12 +1,14 @@
 """Benchmark: fastrnn against the numpy min-char-rnn, timed in the same run.
 
     python -m fastrnn.bench [--text PATH] [--hidden 100 512] [--dtype float64 float32]
+                            [--threads 1 2]
 
 Rounds of each contender are interleaved so that a noisy machine slows all of them
 alike; compilation and warm-up happen before the first round. Prints a table of
 iterations per second (min, median, max over rounds) with the ratio of medians to the
 reference, then the same as one JSON line. "float64 exact" is the default float64 mode,
-min-char-rnn to the bit; "float64" is train.exact=false.
+min-char-rnn to the bit; "float64" is train.exact=false. Each runs with each of
+--threads (train.threads).
 """
 import argparse
 import json
@@ -41,18 +43,20 @@ def _calibrate(step, seconds):
 
 
 def run(text, hiddens=(100, 512), dtypes=("float64", "float32"), seq_length=25,
-        rounds=5, seconds=1.0, out=sys.stdout):
+        rounds=5, seconds=1.0, threads=(1,), out=sys.stdout):
     results = []
     for H in hiddens:
         ref = MinCharRNN(text, H, seq_length, seed=0)
         contenders = {"numpy": lambda n, r=ref: r.train(n)}
         for dtype in dtypes:
             for exact in ([True, False] if dtype == "float64" else [False]):
-                cfg = {"data": {"val_fraction": 0.0}, "model": {"hidden": H},
-                       "train": {"seq_length": seq_length, "dtype": dtype, "seed": 0,
-                                 "exact": exact}}
-                name = f"fastrnn {dtype}" + (" exact" if exact else "")
-                contenders[name] = Trainer(cfg, text=text).train_iters
+                for th in threads:
+                    cfg = {"data": {"val_fraction": 0.0}, "model": {"hidden": H},
+                           "train": {"seq_length": seq_length, "dtype": dtype, "seed": 0,
+                                     "exact": exact, "threads": th}}
+                    name = (f"fastrnn {dtype}" + (" exact" if exact else "")
+                            + (f", {th} thread{'s' * (th > 1)}" if len(threads) > 1 else ""))
+                    contenders[name] = Trainer(cfg, text=text).train_iters
         sizes = {name: _calibrate(step, seconds) for name, step in contenders.items()}
         rates = {name: [] for name in contenders}
         for _ in range(rounds):
@@ -64,10 +68,10 @@ def run(text, hiddens=(100, 512), dtypes=("float64", "float32"), seq_length=25,
             results.append(dict(hidden=H, impl=name, it_s_min=round(min(r), 1),
                                 it_s_median=round(med, 1), it_s_max=round(max(r), 1),
                                 ratio=round(med / base, 2)))
-    print(f"{'hidden':>6}  {'implementation':<23} {'it/s min':>10} {'median':>10} "
+    print(f"{'hidden':>6}  {'implementation':<34} {'it/s min':>10} {'median':>10} "
           f"{'max':>10} {'ratio':>7}", file=out)
     for r in results:
-        print(f"{r['hidden']:>6}  {r['impl']:<23} {r['it_s_min']:>10.0f} "
+        print(f"{r['hidden']:>6}  {r['impl']:<34} {r['it_s_min']:>10.0f} "
               f"{r['it_s_median']:>10.0f} {r['it_s_max']:>10.0f} {r['ratio']:>6.2f}x",
               file=out)
     print(json.dumps(dict(seq_length=seq_length, batch_size=1, rounds=rounds,
@@ -84,15 +88,19 @@ def main(argv=None):
     ap.add_argument("--dtype", nargs="+", default=["float64", "float32"],
                     choices=["float64", "float32"])
     ap.add_argument("--seq-length", type=int, default=25)
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2],
+                    help="train.threads values to time (default: 1 2)")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--seconds", type=float, default=1.0,
                     help="approximate length of one round of one contender")
     args = ap.parse_args(argv)
     try:
-        if min(args.hidden) < 1 or args.seq_length < 1 or args.rounds < 1:
-            raise UserError("--hidden, --seq-length and --rounds must be positive")
+        if min(args.hidden + args.threads) < 1 or args.seq_length < 1 or args.rounds < 1:
+            raise UserError("--hidden, --threads, --seq-length and --rounds must be "
+                            "positive")
         text = read_text(resolve(args.text))
-        run(text, args.hidden, args.dtype, args.seq_length, args.rounds, args.seconds)
+        run(text, args.hidden, args.dtype, args.seq_length, args.rounds, args.seconds,
+            args.threads)
     except UserError as e:
         print(f"fastrnn bench: {e}", file=sys.stderr)
         return 2
