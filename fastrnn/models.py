@@ -177,7 +177,7 @@ class LSTM(Family):
         z = lambda *shape: np.zeros(shape, dtype)  # noqa: E731
         b.update(cs=z(L, T + 1, B, H), gates=z(L, T, B, 4 * H), tc=z(L, T, B, H),
                  tmp=z(B, 4 * H), dx=z(T, B, H), da=z(T, B, 4 * H),
-                 dnext=z(B, H), dcnext=z(B, H), dtmpB=z(B, H))
+                 dnext=z(B, H), dcnext=z(B, H))
         return b
 
     def train_chunk(self, t, losses):
@@ -186,8 +186,8 @@ class LSTM(Family):
                          t._grad.as_tuple(), t._theta.flat, t._grad.flat, t._opt, t._hyper,
                          t._rng, t._drop, b["hs"], b["cs"], b["gates"], b["tc"],
                          b["tmp"], b["xin"], b["masks"], b["ys"], b["dh"], b["dx"], b["da"],
-                         b["dnext"], b["dcnext"], b["dtmpB"], b["part"], b["scratch"],
-                         b["spart"], b["xs"], t.chunks)
+                         b["dnext"], b["dcnext"], b["part"], b["scratch"], b["spart"],
+                         b["xs"], t.chunks)
 
     def loss(self, t, ids, b):
         return lstm_loss(ids, t._theta.as_tuple(), b["hs"], b["cs"], b["gates"], b["tc"],
@@ -204,7 +204,7 @@ class LSTM(Family):
         _, Wxh, Whh, _, _, _, _ = t._theta.as_tuple()
         dWemb, dWxh, dWhh, dbxh, dbhh, _, _ = t._grad.as_tuple()
         lstm_backward(dWemb, dWxh, dWhh, dbxh, dbhh, b["dh"], b["dx"], b["da"], b["dnext"],
-                      b["dcnext"], b["dtmpB"], b["part"], b["hs"], b["cs"], b["gates"], b["tc"],
+                      b["dcnext"], b["part"], b["hs"], b["cs"], b["gates"], b["tc"],
                       b["xin"], b["xs"], T, drop, b["masks"], Wxh, Whh, b["scratch"],
                       b["spart"], t.chunks)
 

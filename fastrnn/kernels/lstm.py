@@ -68,12 +68,12 @@ def _lstm_cells(h, c, g, tc, tmp, bhh, t, b0, b1):
 
 
 @pjit_inline
-def lstm_backward(dWemb, dWxh, dWhh, dbxh, dbhh, dh, dx, da, dnext, dcnext, dtmp, part,
+def lstm_backward(dWemb, dWxh, dWhh, dbxh, dbhh, dh, dx, da, dnext, dcnext, part,
                   hs, cs, gates, tc, xin, x, T, drop, masks, Wxh, Whh, scratch, spart,
                   chunks):
     """dh (T, B, H): dLoss/dh of the top layer on entry, scratch after; dx the same
     shape; da (T, B, 4H) the gate pre-activation gradients (the same on the input and
-    the hidden side); dnext, dcnext, dtmp (B, H); part: outer_sum's scratch; scratch,
+    the hidden side); dnext, dcnext (B, H); part: outer_sum's scratch; scratch,
     spart: step_matmul_t's. Weight gradients are overwritten. Each step's gates are
     split between the threads by streams, its product with Whh by gate rows."""
     L, _, B, H = hs.shape
@@ -130,7 +130,7 @@ def _lstm_cells_back(dh, da, dnext, dcnext, c, g, tc, t, b0, b1):
 @pjit
 def lstm_train_chunk(losses, cursor, data, kind, P, G, theta, grad, state, hyper, rng, drop,
                      hs, cs, gates, tc, tmp, xin, masks, ys, dh, dx, da, dnext, dcnext,
-                     dtmp, part, scratch, spart, xs, chunks):
+                     part, scratch, spart, xs, chunks):
     """Train len(losses) iterations (see rnn_train_chunk for the shared arguments);
     chunks: how many threads share the streams."""
     Wemb, Wxh, Whh, bxh, bhh, Why, by = P
@@ -146,7 +146,7 @@ def lstm_train_chunk(losses, cursor, data, kind, P, G, theta, grad, state, hyper
         losses[k] = output_forward(ys, hs[L - 1], T, xs[1:], 1.0 / B, False, Why, by,
                                    chunks) / (T * B)
         output_backward(dWhy, dby, dh, ys, hs[L - 1], T, False, Why, part, chunks)
-        lstm_backward(dWemb, dWxh, dWhh, dbxh, dbhh, dh, dx, da, dnext, dcnext, dtmp, part,
+        lstm_backward(dWemb, dWxh, dWhh, dbxh, dbhh, dh, dx, da, dnext, dcnext, part,
                       hs, cs, gates, tc, xin, xs, T, drop, masks, Wxh, Whh, scratch, spart,
                       chunks)
         optimizer_step(kind, theta, grad, state, hyper, n, chunks)
