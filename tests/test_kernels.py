@@ -6,7 +6,7 @@ import pytest
 from conftest import SMALL_TEXT, check_finite_differences, tiny_config
 from fastrnn import Trainer
 from fastrnn import reference as ref
-from fastrnn.kernels import common
+from fastrnn.kernels import common, simd
 
 
 def loss_and_grads(trainer, xs, exact):
@@ -146,6 +146,23 @@ def test_step_products_match_numpy(chunks):
     out = np.full((16, 96), np.nan)
     common.step_matmul_t(out, d, W, scratch, spart, chunks)
     np.testing.assert_allclose(out, d @ W, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("M,N", [(100, 100), (65, 100), (7, 3), (13, 21), (64, 512)])
+def test_exact_outer_sum_is_min_char_rnns_loop_to_the_bit(M, N, dtype):
+    """The register-blocked tiles (whole, part and scalar remainders) against the
+    loop `dW += np.dot(dy, x.T)` over reversed time, also on strided views."""
+    rs = np.random.RandomState(M * N)
+    dY, X = rs.randn(25, M + 3).astype(dtype), rs.randn(25, N).astype(dtype)
+    dY[3, 1] = -0.0
+    want = np.zeros((M, N), dtype)
+    for r in range(24, -1, -1):
+        want += np.dot(dY[r, 2:M + 2, None], X[r, None, :])
+    dW = np.full((M, N + 5), np.nan, dtype)
+    simd.outer_sum_exact(dW[:, :N], dY[:, 2:M + 2], X)
+    assert np.array_equal(dW[:, :N], want)
+    assert np.isnan(dW[:, N:]).all()  # nothing written outside the view
 
 
 def test_exact_pieces_do_not_depend_on_the_thread_count():

@@ -13,6 +13,7 @@ from numba import prange, types
 from numba.extending import overload
 
 from .jit import jit, pjit_inline
+from .simd import outer_sum_exact
 
 
 def tanh(x):
@@ -282,11 +283,11 @@ def outer_sum(dW, dY, X, exact, part, chunks):
     if exact:
         chunks = max(1, min(chunks, M // 4))
         if chunks == 1:
-            _outer_sum_exact(dW, dY, X)
+            outer_sum_exact(dW, dY, X)
             return
         for ch in prange(chunks):
             m0, m1 = span(ch, chunks, M, 4)
-            _outer_sum_exact(dW[m0:m1], dY[:, m0:m1], X)
+            outer_sum_exact(dW[m0:m1], dY[:, m0:m1], X)
         return
     chunks = max(1, min(chunks, R))
     if chunks == 1:
@@ -298,35 +299,6 @@ def outer_sum(dW, dY, X, exact, part, chunks):
     dW[...] = part[0, :M]
     for ch in range(1, chunks):
         dW += part[ch, :M]
-
-
-@jit
-def _outer_sum_exact(dW, dY, X):
-    """outer_sum's exact order, four rows of dW at a time so that each X row is read
-    once per four."""
-    M, N = dW.shape
-    R = dY.shape[0]
-    dW[:] = 0
-    m = 0
-    while m + 4 <= M:
-        w0, w1, w2, w3 = dW[m], dW[m + 1], dW[m + 2], dW[m + 3]
-        for r in range(R - 1, -1, -1):
-            a0, a1, a2, a3 = dY[r, m], dY[r, m + 1], dY[r, m + 2], dY[r, m + 3]
-            x = X[r]
-            for n in range(N):
-                xn = x[n]
-                w0[n] += a0 * xn
-                w1[n] += a1 * xn
-                w2[n] += a2 * xn
-                w3[n] += a3 * xn
-        m += 4
-    for m in range(m, M):
-        w = dW[m]
-        for r in range(R - 1, -1, -1):
-            a = dY[r, m]
-            x = X[r]
-            for n in range(N):
-                w[n] += a * x[n]
 
 
 @pjit_inline
@@ -546,7 +518,7 @@ def optimizer_step(kind, theta, grad, state, hyper, n, chunks):
     if hyper[DECAY] != 1:
         lr = lr * hyper[DECAY] ** (n // int(hyper[DECAY_EVERY]))
     P = theta.size
-    chunks = max(1, min(chunks, P // SMALL))
+    chunks = max(1, min(chunks, P // (SMALL // 16)))  # (a divide and a root per element)
     scale = hyper[CLIP_NORM] - hyper[CLIP_NORM] + 1  # 1 in the model dtype
     if hyper[CLIP_NORM] > 0:
         sq = 0.0
