@@ -85,8 +85,7 @@ def outer_sum_exact(dW, dY, X):
     as min-char-rnn's `dW += np.dot(dy, x.T)` over reversed time: each element is
     ((0 + p[R-1]) + p[R-2]) + ..., every product rounded before it is added."""
     M, N = dW.shape
-    R = dY.shape[0]
-    w = 32 // dW.itemsize  # lanes of a vector (VECTOR_BYTES)
+    w = VECTOR_BYTES // dW.itemsize  # lanes of a vector
     for m in range(0, M, 4):
         four = m + 4 <= M
         for mm in range(m, m + 1 if four else M):
