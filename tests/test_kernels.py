@@ -155,7 +155,7 @@ def test_exact_outer_sum_is_min_char_rnns_loop_to_the_bit(M, N, dtype):
     loop `dW += np.dot(dy, x.T)` over reversed time, also on strided views."""
     rs = np.random.RandomState(M * N)
     dY, X = rs.randn(25, M + 3).astype(dtype), rs.randn(25, N).astype(dtype)
-    dY[3, 1] = -0.0
+    dY[3, 2] = -0.0  # inside the view
     want = np.zeros((M, N), dtype)
     for r in range(24, -1, -1):
         want += np.dot(dY[r, 2:M + 2, None], X[r, None, :])

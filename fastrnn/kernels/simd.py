@@ -15,7 +15,7 @@ from numba.extending import intrinsic
 
 from .jit import jit
 
-VECTOR_BYTES = 32  # AVX2's ymm registers; LLVM splits wider vectors on smaller machines
+VECTOR_BYTES = 32  # AVX2's ymm registers; LLVM splits them where registers are narrower
 
 
 def _outer_tile(rows, vecs):
