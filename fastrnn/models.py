@@ -5,6 +5,8 @@ import os
 
 import numpy as np
 
+from .kernels import duo
+from .kernels.duo import rnn_train_chunk_duo
 from .kernels.gru import gru_backward, gru_forward, gru_loss, gru_train_chunk
 from .kernels.lstm import lstm_backward, lstm_forward, lstm_loss, lstm_train_chunk
 from .kernels.output import output_backward, output_forward
@@ -103,10 +105,18 @@ class RNN(Family):
     def buffers(self, L, T, B, H, V, dtype):
         b = super().buffers(L, T, B, H, V, dtype)
         b["tmp"] = np.zeros((B, H), dtype)
+        b["dnext"] = np.zeros((B, H), dtype)
+        b["flags"] = np.zeros(duo.FLAGS, np.int64)
         return b
 
     def train_chunk(self, t, losses):
         b = t._buf
+        if t.duo and t.chunks > 1:  # min-char-rnn's model to the bit, on two threads
+            rnn_train_chunk_duo(losses, t.cursor, t._data, t._kind, t._theta.as_tuple(),
+                                t._grad.as_tuple(), t._theta.flat, t._grad.flat, t._opt,
+                                t._hyper, b["hs"], b["tmp"], b["ys"], b["dh"], b["dnext"],
+                                b["xs"], b["flags"])
+            return
         rnn_train_chunk(losses, t.cursor, t._data, t.exact, t._kind, t._theta.as_tuple(),
                         t._grad.as_tuple(), t._theta.flat, t._grad.flat, t._opt, t._hyper,
                         t._rng, t._drop, b["hs"], b["tmp"], b["xin"], b["masks"], b["ys"],

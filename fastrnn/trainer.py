@@ -43,8 +43,12 @@ class Trainer:
         # otherwise; everything else takes the faster path of matrix products over all
         # steps (kernels.rnn).
         self.exact = bool(cfg.train.exact and self.dtype == np.float64)
-        # One stream of a small model runs faster on one thread (python -m fastrnn.bench)
-        small = B == 1 and H < 256
+        # min-char-rnn's own model, exact, runs its recurrence and its output layer on
+        # two threads side by side (kernels.duo); it needs no other split
+        self.duo = self.exact and cfg.model.kind == "rnn" and L == 1 and B == 1
+        # Any other single stream of a small model runs faster on one thread (python -m
+        # fastrnn.bench)
+        small = B == 1 and H < 256 and not self.duo
         self.threads = cfg.train.threads or (1 if small else os.cpu_count() or 1)
         arrays = self.family.arrays(V, H, L)
         self._theta = FlatBuffer(arrays, self.dtype)

@@ -514,30 +514,46 @@ def optimizer_step(kind, theta, grad, state, hyper, n, chunks):
     sgd      theta -= lr g
     state: (2, P) optimizer memory.
     """
-    lr = hyper[LR]
-    if hyper[DECAY] != 1:
-        lr = lr * hyper[DECAY] ** (n // int(hyper[DECAY_EVERY]))
+    lr = learning_rate(hyper, n)
     P = theta.size
     chunks = max(1, min(chunks, P // (SMALL // 16)))  # (a divide and a root per element)
+    if chunks == 1:
+        _update(kind, theta, grad, state[0], state[1], hyper, lr, norm_scale(grad, hyper), n)
+        return
     scale = hyper[CLIP_NORM] - hyper[CLIP_NORM] + 1  # 1 in the model dtype
     if hyper[CLIP_NORM] > 0:
         sq = 0.0
-        if chunks == 1:
-            sq = _sum_squares(grad)
-        else:
-            for ch in prange(chunks):
-                i0, i1 = span(ch, chunks, P, 16)
-                sq += _sum_squares(grad[i0:i1])
+        for ch in prange(chunks):
+            i0, i1 = span(ch, chunks, P, 16)
+            sq += _sum_squares(grad[i0:i1])
         norm = np.sqrt(sq)
         if norm > hyper[CLIP_NORM]:
             scale = hyper[CLIP_NORM] / norm
-    if chunks == 1:
-        _update(kind, theta, grad, state[0], state[1], hyper, lr, scale, n)
-        return
     for ch in prange(chunks):
         i0, i1 = span(ch, chunks, P, 16)
         _update(kind, theta[i0:i1], grad[i0:i1], state[0, i0:i1], state[1, i0:i1], hyper,
                 lr, scale, n)
+
+
+@jit
+def learning_rate(hyper, n):
+    """hyper[LR] decayed for iteration n."""
+    lr = hyper[LR]
+    if hyper[DECAY] != 1:
+        lr = lr * hyper[DECAY] ** (n // int(hyper[DECAY_EVERY]))
+    return lr
+
+
+@jit
+def norm_scale(grad, hyper):
+    """The factor that brings the gradient down to global norm hyper[CLIP_NORM] (1 when
+    it is shorter or clip_norm is off), summed in one pass as with one thread."""
+    scale = hyper[CLIP_NORM] - hyper[CLIP_NORM] + 1  # 1 in the model dtype
+    if hyper[CLIP_NORM] > 0:
+        norm = np.sqrt(_sum_squares(grad))
+        if norm > hyper[CLIP_NORM]:
+            scale = hyper[CLIP_NORM] / norm
+    return scale
 
 
 @jit

@@ -1,0 +1,199 @@
+"""min-char-rnn's iteration on two threads, to the bit: one thread runs the recurrence
+(the forward steps, then BPTT) while the other runs the output layer beside it.
+
+Only the recurrence is sequential: the logits, softmax and Why^T dy of step t need only
+h[t+1], and the weight gradients only the finished passes. Splitting each step's small
+products between threads costs more than it saves (a parallel region starts in about a
+microsecond, as long as a hidden-100 gemv), so instead two threads, started once for a
+whole chunk of iterations, hand each iteration's units of work to each other through
+atomic flags (kernels.sync):
+
+    F   min-char-rnn's data pointer, then the forward steps
+        h[t+1] = tanh(Wxh x[t] + Whh h[t] + bh), each step published as it is done
+    O   each published step: logits, softmax, loss, dh[t] = Why^T dy[t]      (needs F)
+    R   BPTT through tanh and Whh, last step first                          (needs O)
+    Y   dWhy, dby                                                           (needs O)
+    W1  dWhh, the rows of thread 0 (_rows_of_thread_0)                      (needs R)
+    W2  dWhh, the other rows; dbh and dWxh                                  (needs R)
+    N   the global-norm scale (1 without clip_norm)                 (needs R, Y, W1, W2)
+    P1  the optimizer over the flat buffers up to W2's rows of Whh          (needs N)
+    P2  the optimizer over the rest                                         (needs N)
+
+Thread 0 takes F, R, W1, P1 and thread 1 O, Y, W2, N, P2, then each makes sure every
+unit is done before either starts the next iteration. A unit goes to whichever thread
+claims it first (compare-and-exchange), and a thread that needs a unit nobody has
+claimed runs it itself, so the chunk completes even when the threads run one after the
+other; a thread only ever waits for a unit that the other is running. Every unit does
+the one-thread exact kernel's arithmetic (kernels.rnn with exact=True) in its order,
+so the bits are the same.
+"""
+import numpy as np
+from numba import prange
+
+from .common import (_embedding_backward, learning_rate, next_window, norm_scale,
+                     _row_sum_rev, softmax_xent, _update)
+from .jit import jit, pjit
+from .rnn import _rnn_cells, _rnn_cells_back
+from .simd import outer_sum_exact
+from .sync import compare_exchange, cpu_relax, load_acquire, store_release, wait_until_above
+
+F, O, R, Y, W1, W2, N, P1, P2 = range(9)  # units
+# `flags` holds a flag per unit, then STEPS, where F publishes how many steps it has
+# finished (over all iterations), and SCALE, N's result as the bits of a float64; each
+# on a cache line of its own, so that a flag one thread writes does not move the
+# others away from the thread that reads them.
+LINE = 8
+STEPS, SCALE = 9 * LINE, 10 * LINE
+FLAGS = 11 * LINE
+# A unit's flag in iteration k of a chunk: 2k free, 2k+1 claimed, 2k+2 done (and so
+# free in iteration k+1).
+# Spins (of tens of nanoseconds) that O waits for the other thread to claim F before it
+# runs F itself: the threads start within a microsecond of each other, and a thread
+# that has not started by then may not start until this one has finished (a pool that
+# runs both halves of the region on one thread).
+PATIENCE = 20000
+# each thread's own units first, then all (done already unless the other never started)
+_THREAD_UNITS = (np.array([F, R, W1, P1, F, O, R, Y, W1, W2, N, P1, P2]),
+                 np.array([O, Y, W2, N, P2, F, O, R, Y, W1, W2, N, P1, P2]))
+
+
+@pjit
+def rnn_train_chunk_duo(losses, cursor, data, kind, P, G, theta, grad, state, hyper, hs,
+                        tmp, ys, dh, dnext, xs, flags):
+    """rnn_train_chunk for one layer, one stream and exact=True, on two threads started
+    once for the whole chunk.
+
+    hs: (1, T+1, 1, H), carrying the state in hs[:, 0]; tmp, dnext: (1, H); ys: (T, 1, V);
+    dh: (T, 1, H); xs: (T+1, 1) int32; flags: (FLAGS,) int64. The rest as
+    rnn_train_chunk's."""
+    T = hs.shape[1] - 1
+    flags[:] = 0
+    for thread in prange(2):
+        units = _THREAD_UNITS[0] if thread == 0 else _THREAD_UNITS[1]
+        for k in range(losses.size):
+            for u in units:
+                _ensure(u, k, losses, cursor, data, kind, P, G, theta, grad, state, hyper,
+                        hs, tmp, ys, dh, dnext, xs, flags)
+    hs[:, 0] = hs[:, T]  # carry the last state into the next call
+
+
+@jit
+def _ensure(u, k, losses, cursor, data, kind, P, G, theta, grad, state, hyper, hs, tmp, ys,
+            dh, dnext, xs, flags):
+    """Return once unit u of iteration k is done (or, for O, has been run here), running
+    it and what it needs here when no thread has claimed them, waiting for them
+    otherwise."""
+    for d in range(u):
+        if _needs(u, d):
+            _settle(d, k, losses, cursor, data, kind, P, G, theta, grad, state, hyper, hs,
+                    tmp, ys, dh, dnext, xs, flags)
+    if u == O:  # O reads what F publishes: give the other thread time to claim F
+        spins = 0
+        while load_acquire(flags, F * LINE) == 2 * k and spins < PATIENCE:
+            cpu_relax()
+            spins += 1
+        if compare_exchange(flags, F * LINE, 2 * k, 2 * k + 1):
+            _run(F, k, losses, cursor, data, kind, P, G, theta, grad, state, hyper, hs, tmp,
+                 ys, dh, dnext, xs, flags)
+            store_release(flags, F * LINE, 2 * k + 2)
+    _settle(u, k, losses, cursor, data, kind, P, G, theta, grad, state, hyper, hs, tmp, ys,
+            dh, dnext, xs, flags)
+
+
+@jit
+def _needs(u, d):
+    """Whether unit u needs unit d (< u) of the same iteration done first: its
+    dependencies, closed over. (F needs the whole previous iteration, which every thread
+    has seen done before it starts the next.)"""
+    if u <= O:
+        return False
+    if u <= Y:
+        return d <= O
+    if u <= W2:
+        return d <= R
+    return d <= W2 or (u > N and d == N)
+
+
+@jit
+def _settle(u, k, losses, cursor, data, kind, P, G, theta, grad, state, hyper, hs, tmp, ys,
+            dh, dnext, xs, flags):
+    """Run unit u of iteration k if it is free, or wait until the thread running it is
+    done; its dependencies are done already."""
+    if compare_exchange(flags, u * LINE, 2 * k, 2 * k + 1):
+        _run(u, k, losses, cursor, data, kind, P, G, theta, grad, state, hyper, hs, tmp, ys,
+             dh, dnext, xs, flags)
+        store_release(flags, u * LINE, 2 * k + 2)
+        return
+    while load_acquire(flags, u * LINE) < 2 * k + 2:
+        cpu_relax()
+
+
+@jit
+def _run(u, k, losses, cursor, data, kind, P, G, theta, grad, state, hyper, hs, tmp, ys, dh,
+         dnext, xs, flags):
+    """The work of unit u in iteration k (see the module's docstring)."""
+    Wemb, _, Whh, bh, Why, by = P
+    dWemb, _, dWhh, dbh, dWhy, dby = G
+    h = hs[0]  # (T+1, 1, H)
+    T, H, V = dh.shape[0], dh.shape[2], ys.shape[2]
+    if u == F:
+        if k > 0:
+            hs[:, 0] = hs[:, T]  # carry the last state into this iteration
+        p, n = next_window(xs, hs, hs, data, cursor, T)
+        cursor[0] = p + T
+        cursor[1] = n + 1
+        for t in range(T):
+            h[t + 1, 0] = Wemb[xs[t, 0]]  # the one-hot product
+            np.dot(Whh[0], h[t, 0], tmp[0])
+            _rnn_cells(h, tmp, bh[0], t, 0, 1)
+            store_release(flags, STEPS, k * T + t + 1)
+    elif u == O:
+        loss = 0.0
+        for t in range(T):
+            wait_until_above(flags, STEPS, k * T + t)
+            y = ys[t, 0]
+            np.dot(Why, h[t + 1, 0], y)
+            for v in range(V):
+                y[v] += by[v]
+            loss += softmax_xent(y, xs[t + 1, 0], 1.0)
+            np.dot(Why.T, y, dh[t, 0])
+        losses[k] = loss / T
+    elif u == R:
+        dnext[:] = 0
+        for t in range(T - 1, -1, -1):
+            _rnn_cells_back(dh, dnext, h, t, 0, 1)
+            np.dot(Whh[0].T, dh[t, 0], dnext[0])
+    elif u == Y:
+        dy = ys.reshape(-1, V)
+        outer_sum_exact(dWhy, dy, h.reshape(-1, H)[1:])
+        _row_sum_rev(dby, dy)
+    elif u == W1 or u == W2:
+        m = _rows_of_thread_0(H, V)
+        draw, hprev = dh.reshape(-1, H), h.reshape(-1, H)[:T]
+        if u == W1:
+            outer_sum_exact(dWhh[0, :m], draw[:, :m], hprev)
+        else:
+            outer_sum_exact(dWhh[0, m:], draw[:, m:], hprev)
+            _row_sum_rev(dbh[0], draw)
+            _embedding_backward(dWemb, dh, xs, T, 0, H)
+    elif u == N:
+        scale = np.empty(1, np.float64)
+        scale[0] = norm_scale(grad, hyper)
+        flags[SCALE] = scale.view(np.int64)[0]
+    else:
+        # each thread updates the rows of Whh whose gradient it summed, and what lies
+        # beyond them in the flat buffers: thread 0 Wemb, thread 1 bh, Why and by
+        split = Wemb.size + _rows_of_thread_0(H, V) * H
+        i0, i1 = (0, split) if u == P1 else (split, theta.size)
+        n = cursor[1] - 1
+        scale = flags[SCALE:SCALE + 1].view(np.float64)[0]
+        _update(kind, theta[i0:i1], grad[i0:i1], state[0, i0:i1], state[1, i0:i1], hyper,
+                learning_rate(hyper, n), scale, n)
+
+
+@jit
+def _rows_of_thread_0(H, V):
+    """How many rows of dWhh thread 0 sums and updates, a multiple of four (the exact
+    sum's row tile): H / 2 + V / 5, which balances the threads' work after BPTT
+    (measured at hidden 100 and 512 on tinyshakespeare)."""
+    return min(H, H // 2 + V // 5) // 4 * 4

@@ -1,0 +1,68 @@
+"""min-char-rnn's model on two threads (kernels.duo) is the one-thread exact kernel to
+the bit, and finishes when its two threads run one after the other."""
+import numba
+import numpy as np
+import pytest
+from conftest import SMALL_TEXT, tiny_config
+
+from fastrnn import Trainer
+
+needs_two = pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2,
+                               reason="needs two Numba threads")
+
+
+def pair(optim):
+    def make(threads):
+        cfg = tiny_config(model={"hidden": 20}, optim=optim,
+                          train={"seq_length": 10, "threads": threads})
+        return Trainer(cfg, text=SMALL_TEXT)
+    return make(1), make(2)
+
+
+def assert_same_state(one, two):
+    for name, value in one.params().items():
+        assert np.array_equal(value, two.params()[name]), name
+    assert np.array_equal(one._opt, two._opt)
+    assert np.array_equal(one.cursor, two.cursor)
+    assert np.array_equal(one._buf["hs"][:, 0], two._buf["hs"][:, 0])
+
+
+@needs_two
+@pytest.mark.parametrize("optim", [
+    {},  # min-char-rnn's Adagrad with clipping
+    {"name": "adam", "lr": 0.01, "clip_norm": 0.5, "lr_decay": 0.9, "decay_every": 40},
+])
+def test_two_threads_are_the_one_thread_kernel_to_the_bit(optim):
+    one, two = pair(optim)
+    assert not one.duo or one.threads == 1
+    assert two.duo and two.threads == 2
+    want = one.train_iters(300)
+    got = np.concatenate([two.train_iters(n) for n in (1, 120, 179)])  # carried across calls
+    assert two.chunks == 2
+    assert np.array_equal(want, got)
+    assert got[-20:].mean() < 0.6 * got[:20].mean()  # it learned, through many data wraps
+    assert_same_state(one, two)
+
+
+@needs_two
+def test_finishes_when_the_threads_run_one_after_the_other():
+    one, two = pair({})
+    want = one.train_iters(50)
+    two._set_threads()
+    numba.set_num_threads(1)  # both halves of the region on one thread, in turn
+    got = np.empty(50)
+    two.family.train_chunk(two, got)
+    assert two.chunks == 2
+    assert np.array_equal(want, got)
+    assert_same_state(one, two)
+
+
+def test_only_min_char_rnns_exact_model_runs_on_two_threads_by_default():
+    def duo(**sections):
+        return Trainer(tiny_config(**sections), text=SMALL_TEXT).duo
+    assert duo()
+    assert not duo(train={"dtype": "float32"})
+    assert not duo(train={"exact": False})
+    assert not duo(model={"layers": 2})
+    assert not duo(train={"batch_size": 2})
+    assert not duo(model={"kind": "gru"})
