@@ -13,38 +13,46 @@ atomic flags (kernels.sync):
     O   each published step: logits, softmax, loss, dh[t] = Why^T dy[t]      (needs F)
     R   BPTT through tanh and Whh, last step first                          (needs O)
     Y   dWhy, dby                                                           (needs O)
-    W1  dWhh, the rows of thread 0 (_rows_of_thread_0)                      (needs R)
-    W2  dWhh, the other rows; dbh and dWxh                                  (needs R)
-    N   the global-norm scale (1 without clip_norm)                 (needs R, Y, W1, W2)
-    P1  the optimizer over the flat buffers up to W2's rows of Whh          (needs N)
-    P2  the optimizer over the rest                                         (needs N)
-
-Thread 0 takes F, R, W1, P1 and thread 1 O, Y, W2, N, P2, then each makes sure every
-unit is done before either starts the next iteration. A unit goes to whichever thread
-claims it first (compare-and-exchange), and a thread that needs a unit nobody has
-claimed runs it itself, so the chunk completes even when the threads run one after the
-other; a thread only ever waits for a unit that the other is running. Every unit does
+    E   dbh, dWxh                                                           (needs R)
+    Wj  dWhh, the j-th of BLOCKS blocks of rows                             (needs R)
+    N   with clip_norm, the global-norm scale                     (needs every gradient)
+    Q   the optimizer step of Why and by, while BPTT runs                    (needs Y)
+    PE  the optimizer step of Wxh and bh                                     (needs E)
+    Pj  the optimizer step of block j of Whh                                (needs Wj)
+(with clip_norm, Q, PE and Pj need N instead). Thread 0 takes F, R, E, PE and the Pj,
+the units that touch Wxh, Whh and bh, which its passes read; thread 1 takes O, Y, Q and
+the Wj, and whichever finishes first takes on what the other has not started. A unit
+goes to whichever thread claims it first (compare-and-exchange), and a thread that
+needs a unit nobody has claimed runs it itself, so the chunk completes even when the
+threads run one after the other; a thread only ever waits for a unit that the other is
+running. Each thread sees every unit of an iteration done before it starts the next. Every unit does
 the one-thread exact kernel's arithmetic (kernels.rnn with exact=True) in its order,
 so the bits are the same.
 """
 import numpy as np
 from numba import prange
 
-from .common import (_embedding_backward, learning_rate, next_window, norm_scale,
-                     _row_sum_rev, softmax_xent, _update)
+from .common import (CLIP_NORM, _embedding_backward, _row_sum_rev, _update, learning_rate,
+                     next_window, norm_scale, softmax_xent, span)
 from .jit import jit, pjit
 from .rnn import _rnn_cells, _rnn_cells_back
 from .simd import outer_sum_exact
 from .sync import compare_exchange, cpu_relax, load_acquire, store_release, wait_until_above
 
-F, O, R, Y, W1, W2, N, P1, P2 = range(9)  # units
+BLOCKS = 4  # of dWhh's rows, so that its sums and their optimizer steps overlap
+F, O, R, Y, E = range(5)  # units, in an order where each needs only earlier ones
+DWHH = E + 1  # DWHH + j: Wj
+N = DWHH + BLOCKS
+Q, PE = N + 1, N + 2
+UPHH = N + 3  # UPHH + j: Pj
+UNITS = UPHH + BLOCKS
 # `flags` holds a flag per unit, then STEPS, where F publishes how many steps it has
 # finished (over all iterations), and SCALE, N's result as the bits of a float64; each
 # on a cache line of its own, so that a flag one thread writes does not move the
 # others away from the thread that reads them.
 LINE = 8
-STEPS, SCALE = 9 * LINE, 10 * LINE
-FLAGS = 11 * LINE
+STEPS, SCALE = UNITS * LINE, (UNITS + 1) * LINE
+FLAGS = (UNITS + 2) * LINE
 # A unit's flag in iteration k of a chunk: 2k free, 2k+1 claimed, 2k+2 done (and so
 # free in iteration k+1).
 # Spins (of tens of nanoseconds) that O waits for the other thread to claim F before it
@@ -53,8 +61,12 @@ FLAGS = 11 * LINE
 # runs both halves of the region on one thread).
 PATIENCE = 20000
 # each thread's own units first, then all (done already unless the other never started)
-_THREAD_UNITS = (np.array([F, R, W1, P1, F, O, R, Y, W1, W2, N, P1, P2]),
-                 np.array([O, Y, W2, N, P2, F, O, R, Y, W1, W2, N, P1, P2]))
+_ALL = list(range(UNITS))
+# (thread 0 goes for the last block of dWhh first: thread 1 sums them in order, so
+# that one is the likeliest to be free)
+_THREAD_UNITS = (np.array([F, R, E, N, PE, UPHH + BLOCKS - 1]
+                          + [UPHH + j for j in range(BLOCKS - 1)] + _ALL),
+                 np.array([O, Y, Q] + [DWHH + j for j in range(BLOCKS)] + _ALL))
 
 
 @pjit
@@ -83,8 +95,9 @@ def _ensure(u, k, losses, cursor, data, kind, P, G, theta, grad, state, hyper, h
     """Return once unit u of iteration k is done (or, for O, has been run here), running
     it and what it needs here when no thread has claimed them, waiting for them
     otherwise."""
+    norm = hyper[CLIP_NORM] > 0
     for d in range(u):
-        if _needs(u, d):
+        if _needs(u, d, norm):
             _settle(d, k, losses, cursor, data, kind, P, G, theta, grad, state, hyper, hs,
                     tmp, ys, dh, dnext, xs, flags)
     if u == O:  # O reads what F publishes: give the other thread time to claim F
@@ -101,17 +114,24 @@ def _ensure(u, k, losses, cursor, data, kind, P, G, theta, grad, state, hyper, h
 
 
 @jit
-def _needs(u, d):
+def _needs(u, d, norm):
     """Whether unit u needs unit d (< u) of the same iteration done first: its
-    dependencies, closed over. (F needs the whole previous iteration, which every thread
-    has seen done before it starts the next.)"""
+    dependencies, closed over; norm: whether clip_norm is on."""
     if u <= O:
         return False
     if u <= Y:
         return d <= O
-    if u <= W2:
+    if u < N:  # E, Wj
         return d <= R
-    return d <= W2 or (u > N and d == N)
+    if norm:  # N needs every gradient, the optimizer steps need N
+        return d < N or (u > N and d == N)
+    if u == Q:
+        return d <= O or d == Y
+    if u == PE:
+        return d <= R or d == E
+    if u >= UPHH:
+        return d <= R or d == DWHH + u - UPHH
+    return False  # N, which is a no-op without clip_norm
 
 
 @jit
@@ -167,33 +187,40 @@ def _run(u, k, losses, cursor, data, kind, P, G, theta, grad, state, hyper, hs, 
         dy = ys.reshape(-1, V)
         outer_sum_exact(dWhy, dy, h.reshape(-1, H)[1:])
         _row_sum_rev(dby, dy)
-    elif u == W1 or u == W2:
-        m = _rows_of_thread_0(H, V)
-        draw, hprev = dh.reshape(-1, H), h.reshape(-1, H)[:T]
-        if u == W1:
-            outer_sum_exact(dWhh[0, :m], draw[:, :m], hprev)
-        else:
-            outer_sum_exact(dWhh[0, m:], draw[:, m:], hprev)
-            _row_sum_rev(dbh[0], draw)
-            _embedding_backward(dWemb, dh, xs, T, 0, H)
+    elif u == E:
+        draw = dh.reshape(-1, H)
+        _row_sum_rev(dbh[0], draw)
+        _embedding_backward(dWemb, dh, xs, T, 0, H)
     elif u == N:
         scale = np.empty(1, np.float64)
         scale[0] = norm_scale(grad, hyper)
         flags[SCALE] = scale.view(np.int64)[0]
+    elif u >= DWHH and u < N:
+        m0, m1 = span(u - DWHH, BLOCKS, H, 4)  # (the exact sum's row tiles are four rows)
+        outer_sum_exact(dWhh[0, m0:m1], dh.reshape(-1, H)[:, m0:m1], h.reshape(-1, H)[:T])
     else:
-        # each thread updates the rows of Whh whose gradient it summed, and what lies
-        # beyond them in the flat buffers: thread 0 Wemb, thread 1 bh, Why and by
-        split = Wemb.size + _rows_of_thread_0(H, V) * H
-        i0, i1 = (0, split) if u == P1 else (split, theta.size)
         n = cursor[1] - 1
-        scale = flags[SCALE:SCALE + 1].view(np.float64)[0]
-        _update(kind, theta[i0:i1], grad[i0:i1], state[0, i0:i1], state[1, i0:i1], hyper,
-                learning_rate(hyper, n), scale, n)
+        lr = learning_rate(hyper, n)
+        scale = 1.0
+        if hyper[CLIP_NORM] > 0:
+            scale = flags[SCALE:SCALE + 1].view(np.float64)[0]
+        # the flat buffers: Wemb, Whh, bh, Why, by (Wxh is empty with one layer)
+        whh = Wemb.size
+        if u == Q:
+            _update_slice(kind, theta, grad, state, hyper, lr, scale, n,
+                          theta.size - Why.size - by.size, theta.size)
+        elif u == PE:
+            _update_slice(kind, theta, grad, state, hyper, lr, scale, n, 0, whh)
+            _update_slice(kind, theta, grad, state, hyper, lr, scale, n, whh + Whh.size,
+                          whh + Whh.size + bh.size)
+        else:
+            m0, m1 = span(u - UPHH, BLOCKS, H, 4)
+            _update_slice(kind, theta, grad, state, hyper, lr, scale, n, whh + m0 * H,
+                          whh + m1 * H)
 
 
 @jit
-def _rows_of_thread_0(H, V):
-    """How many rows of dWhh thread 0 sums and updates, a multiple of four (the exact
-    sum's row tile): H / 2 + V / 5, which balances the threads' work after BPTT
-    (measured at hidden 100 and 512 on tinyshakespeare)."""
-    return min(H, H // 2 + V // 5) // 4 * 4
+def _update_slice(kind, theta, grad, state, hyper, lr, scale, n, i0, i1):
+    """The optimizer step of elements i0..i1-1 of the flat buffers."""
+    _update(kind, theta[i0:i1], grad[i0:i1], state[0, i0:i1], state[1, i0:i1], hyper, lr,
+            scale, n)
