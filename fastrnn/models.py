@@ -57,14 +57,15 @@ class Family:
         """Arrays the kernels borrow, allocated once. Shared names: hs (L, T+1, B, H)
         states; xin, masks (L-1, T, B, H) dropped layer inputs and dropout masks; ys
         (T, B, V); dh (T, B, H); xs (T+1, B) ids; and each thread's own scratch: part
-        (threads, max(G*H, V), H) for its share of a weight gradient, scratch (threads,
-        B*G*H) and spart (threads, B*H) for its share of a step's product."""
+        (threads, max(G*H, V), H) for its share of a weight gradient (and Whh^T while
+        BPTT steps), scratch (threads, B*(G+1)*H) and spart (threads, B*H) for its share
+        of a step's product."""
         z = lambda *shape: np.zeros(shape, dtype)  # noqa: E731
         n = os.cpu_count() or 1
         return dict(hs=z(L, T + 1, B, H), xin=z(max(L - 1, 1), T, B, H),
                     masks=z(max(L - 1, 1), T, B, H), ys=z(T, B, V), dh=z(T, B, H),
                     dtmp=z(T, B, H), xs=np.zeros((T + 1, B), np.int32),
-                    part=z(n, max(self.G * H, V), H), scratch=z(n, B * self.G * H),
+                    part=z(n, max(self.G * H, V), H), scratch=z(n, B * (self.G + 1) * H),
                     spart=z(n, B * H))
 
 

@@ -138,14 +138,23 @@ def test_outer_sum_matmuls_and_row_sums_match_numpy(exact, chunks):
 def test_step_products_match_numpy(chunks):
     rs = np.random.RandomState(4)
     h, W, d = rs.randn(16, 96), rs.randn(4 * 96, 96), rs.randn(16, 4 * 96)
-    scratch, spart = np.full((2, 16 * 4 * 96), np.nan), np.full((2, 16 * 96), np.nan)
+    scratch, spart = np.full((2, 16 * 5 * 96), np.nan), np.full((2, 16 * 96), np.nan)
     for exact in (False, True):
         out = np.full((16, 4 * 96), np.nan)
         common.step_matmul(out, h, W, exact, scratch, chunks)
         np.testing.assert_allclose(out, h @ W.T, rtol=1e-10, atol=1e-10)
-    out = np.full((16, 96), np.nan)
-    common.step_matmul_t(out, d, W, scratch, spart, chunks)
-    np.testing.assert_allclose(out, d @ W, rtol=1e-10, atol=1e-10)
+    part = np.full((2, 4 * 96, 96), np.nan)
+    for rows in (16, 1):  # a matrix product of W's transposed copy; a gemv
+        WT = common.step_weights_t(part, W, rows, chunks)
+        if rows > 1:
+            assert np.array_equal(WT, W.T)
+        out = np.full((rows, 96), np.nan)
+        common.step_matmul_t(out, d[:rows], W, WT, scratch, spart, chunks)
+        np.testing.assert_allclose(out, d[:rows] @ W, rtol=1e-10, atol=1e-10)
+    W = rs.randn(300, 250)  # big enough to be split, in blocks that do not divide it
+    WT = np.full((250, 300), np.nan)
+    common.transpose_into(WT, W, chunks)
+    assert np.array_equal(WT, W.T)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

@@ -16,7 +16,8 @@ from numba import prange
 
 from .common import (dropout_masks, input_backward, input_projection, layer_input,
                      next_window, optimizer_step, outer_sum, row_sum_rev, saved_layer_input,
-                     sigmoid, span, step_matmul, step_matmul_t, tanh, window_of)
+                     sigmoid, span, step_matmul, step_matmul_t, step_weights_t, tanh,
+                     window_of)
 from .jit import jit, pjit, pjit_inline
 from .output import output_backward, output_forward
 
@@ -75,6 +76,7 @@ def gru_backward(dWemb, dWxh, dWhh, dbxh, dbhh, dh, dx, da_x, da_h, dnext, dtmp,
         h = hs[l]
         dnext[:] = 0
         dtmp[:] = 0
+        WT = step_weights_t(part, Whh[l], B, chunks)
         for t in range(T - 1, -1, -1):
             if streams == 1:
                 _gru_cells_back(dh, da_x, da_h, dnext, dtmp, h, gates[l], hn[l], t, 0, B)
@@ -83,7 +85,7 @@ def gru_backward(dWemb, dWxh, dWhh, dbxh, dbhh, dh, dx, da_x, da_h, dnext, dtmp,
                     b0, b1 = span(ch, streams, B, 1)
                     _gru_cells_back(dh, da_x, da_h, dnext, dtmp, h, gates[l], hn[l], t, b0,
                                     b1)
-            step_matmul_t(dtmp, da_h[t], Whh[l], scratch, spart, chunks)
+            step_matmul_t(dtmp, da_h[t], Whh[l], WT, scratch, spart, chunks)
         rows_h = da_h.reshape(-1, 3 * H)[:T * B]
         outer_sum(dWhh[l], rows_h, h.reshape(-1, H)[:T * B], False, part, chunks)
         row_sum_rev(dbhh[l], rows_h, chunks)

@@ -13,7 +13,8 @@ from numba import prange
 
 from .common import (dropout_masks, input_backward, input_projection, layer_input,
                      next_window, optimizer_step, outer_sum, row_sum_rev, saved_layer_input,
-                     sigmoid, span, step_matmul, step_matmul_t, tanh, window_of)
+                     sigmoid, span, step_matmul, step_matmul_t, step_weights_t, tanh,
+                     window_of)
 from .jit import jit, pjit, pjit_inline
 from .output import output_backward, output_forward
 
@@ -82,6 +83,7 @@ def lstm_backward(dWemb, dWxh, dWhh, dbxh, dbhh, dh, dx, da, dnext, dcnext, part
         h = hs[l]
         dnext[:] = 0
         dcnext[:] = 0
+        WT = step_weights_t(part, Whh[l], B, chunks)
         for t in range(T - 1, -1, -1):
             if streams == 1:
                 _lstm_cells_back(dh, da, dnext, dcnext, cs[l], gates[l], tc[l], t, 0, B)
@@ -90,7 +92,7 @@ def lstm_backward(dWemb, dWxh, dWhh, dbxh, dbhh, dh, dx, da, dnext, dcnext, part
                     b0, b1 = span(ch, streams, B, 1)
                     _lstm_cells_back(dh, da, dnext, dcnext, cs[l], gates[l], tc[l], t, b0,
                                      b1)
-            step_matmul_t(dnext, da[t], Whh[l], scratch, spart, chunks)
+            step_matmul_t(dnext, da[t], Whh[l], WT, scratch, spart, chunks)
         rows = da.reshape(-1, 4 * H)[:T * B]
         outer_sum(dWhh[l], rows, h.reshape(-1, H)[:T * B], False, part, chunks)
         row_sum_rev(dbhh[l], rows, chunks)

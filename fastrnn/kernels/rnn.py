@@ -21,7 +21,8 @@ from numba import prange
 
 from .common import (apply_mask, dropout_masks, embedding_backward, layer_input,
                      matmul_rows, matmul_rows_t, next_window, window_of, optimizer_step, outer_sum,
-                     row_sum_rev, saved_layer_input, span, step_matmul, step_matmul_t, tanh)
+                     row_sum_rev, saved_layer_input, span, step_matmul, step_matmul_t,
+                     step_weights_t, tanh)
 from .jit import jit, pjit, pjit_inline
 from .output import output_backward, output_forward
 
@@ -76,6 +77,7 @@ def rnn_backward(dWemb, dWxh, dWhh, dbh, dh, dtmp, dnext, part, hs, xin, x, T, e
     for l in range(L - 1, -1, -1):
         h = hs[l]
         dnext[:] = 0
+        WT = step_weights_t(part, Whh[l], 1 if exact else B, chunks)
         for t in range(T - 1, -1, -1):
             if streams == 1:
                 _rnn_cells_back(dh, dnext, h, t, 0, B)
@@ -86,7 +88,7 @@ def rnn_backward(dWemb, dWxh, dWhh, dbh, dh, dtmp, dnext, part, hs, xin, x, T, e
             if exact:  # min-char-rnn's gemv per stream
                 matmul_rows_t(dnext, dh[t], Whh[l], True, chunks)
             else:
-                step_matmul_t(dnext, dh[t], Whh[l], scratch, spart, chunks)
+                step_matmul_t(dnext, dh[t], Whh[l], WT, scratch, spart, chunks)
         draw = dh.reshape(-1, H)[:T * B]
         outer_sum(dWhh[l], draw, h.reshape(-1, H)[:T * B], exact, part, chunks)
         row_sum_rev(dbh[l], draw, chunks)
