@@ -233,14 +233,20 @@ def step_matmul(out, X, W, exact, scratch, chunks):
             for r in range(B):
                 np.dot(W[m0:m1], X[r], out[r, m0:m1])
         return
-    XT = scratch[0, B * M:B * (M + N)].reshape(N, B)
+    _turned_product(out, W, X, scratch[0, B * M:B * (M + N)].reshape(N, B), scratch, chunks)
+
+
+@pjit_inline
+def _turned_product(out, A, X, XT, bufs, chunks):
+    """out (B, R) = X (B, K) @ A.T, A: (R, K), taken as (A @ X.T).T with X.T copied into
+    XT (K, B); each thread takes a slice of A's rows, its product in bufs[ch]."""
     XT[...] = X.T
     if chunks == 1:
-        _transposed_product(out, W, XT, scratch[0])
+        _transposed_product(out, A, XT, bufs[0])
         return
     for ch in prange(chunks):
-        m0, m1 = span(ch, chunks, M, 16)
-        _transposed_product(out[:, m0:m1], W[m0:m1], XT, scratch[ch])
+        r0, r1 = span(ch, chunks, A.shape[0], 16)
+        _transposed_product(out[:, r0:r1], A[r0:r1], XT, bufs[ch])
 
 
 @jit
@@ -264,14 +270,7 @@ def step_matmul_t(out, X, W, WT, scratch, part, chunks):
     N = W.shape[1]
     if B > 1:
         chunks = max(1, min(chunks, B * M * N // SMALL, N // 16))
-        XT = scratch[0, :B * M].reshape(M, B)
-        XT[...] = X.T
-        if chunks == 1:
-            _transposed_product(out, WT, XT, part[0])
-            return
-        for ch in prange(chunks):
-            n0, n1 = span(ch, chunks, N, 16)
-            _transposed_product(out[:, n0:n1], WT[n0:n1], XT, part[ch])
+        _turned_product(out, WT, X, scratch[0, :B * M].reshape(M, B), part, chunks)
         return
     chunks = max(1, min(chunks, M * N // SMALL, M // 16))
     if chunks == 1:
