@@ -172,6 +172,10 @@ def test_exact_outer_sum_is_min_char_rnns_loop_to_the_bit(M, N, dtype):
     simd.outer_sum_exact(dW[:, :N], dY[:, 2:M + 2], X)
     assert np.array_equal(dW[:, :N], want)
     assert np.isnan(dW[:, N:]).all()  # nothing written outside the view
+    dW[:, :N] = np.nan  # the same sum in two parts, the later rows first
+    simd.outer_sum_exact(dW[:, :N], dY[9:, 2:M + 2], X[9:])
+    simd.outer_sum_exact_more(dW[:, :N], dY[:9, 2:M + 2], X[:9])
+    assert np.array_equal(dW[:, :N], want)
 
 
 def test_exact_pieces_do_not_depend_on_the_thread_count():

@@ -15,10 +15,12 @@ atomic flags (kernels.sync):
     Y   dWhy, dby                                                           (needs O)
     E   dbh, dWxh                                                           (needs R)
     Wj  dWhh, the j-th of BLOCKS blocks of rows                             (needs R)
+        (from hidden 256 on: the j-th block of steps, the last first, each as BPTT
+        publishes it and after W(j-1), since the sums run over reversed time)
     N   with clip_norm, the global-norm scale                     (needs every gradient)
     Q   the optimizer step of Why and by, while BPTT runs                    (needs Y)
     PE  the optimizer step of Wxh and bh                                     (needs E)
-    Pj  the optimizer step of block j of Whh                                (needs Wj)
+    Pj  the optimizer step of block j of Whh                 (needs Wj; every Wj from 256)
 (with clip_norm, Q, PE and Pj need N instead). Thread 0 takes F, R, E, PE and the Pj,
 the units that touch Wxh, Whh and bh, which its passes read; thread 1 takes O, Y, Q and
 the Wj, and whichever finishes first takes on what the other has not started. A unit
@@ -36,7 +38,7 @@ from .common import (CLIP_NORM, _embedding_backward, _row_sum_rev, _update, lear
                      next_window, norm_scale, softmax_xent, span)
 from .jit import jit, pjit
 from .rnn import _rnn_cells, _rnn_cells_back
-from .simd import outer_sum_exact
+from .simd import outer_sum_exact, outer_sum_exact_more
 from .sync import compare_exchange, cpu_relax, load_acquire, store_release, wait_until_above
 
 BLOCKS = 4  # of dWhh's rows, so that its sums and their optimizer steps overlap
@@ -47,18 +49,23 @@ Q, PE = N + 1, N + 2
 UPHH = N + 3  # UPHH + j: Pj
 UNITS = UPHH + BLOCKS
 # `flags` holds a flag per unit, then STEPS, where F publishes how many steps it has
-# finished (over all iterations), and SCALE, N's result as the bits of a float64; each
+# finished (over all iterations), SCALE, N's result as the bits of a float64, and BACK,
+# where R publishes how many steps it has finished (over all iterations); each
 # on a cache line of its own, so that a flag one thread writes does not move the
 # others away from the thread that reads them.
 LINE = 8
-STEPS, SCALE = UNITS * LINE, (UNITS + 1) * LINE
-FLAGS = (UNITS + 2) * LINE
+STEPS, SCALE, BACK = UNITS * LINE, (UNITS + 1) * LINE, (UNITS + 2) * LINE
+FLAGS = (UNITS + 3) * LINE
 # A unit's flag in iteration k of a chunk: 2k free, 2k+1 claimed, 2k+2 done (and so
 # free in iteration k+1).
-# Spins (of tens of nanoseconds) that O waits for the other thread to claim F before it
-# runs F itself: the threads start within a microsecond of each other, and a thread
-# that has not started by then may not start until this one has finished (a pool that
-# runs both halves of the region on one thread).
+# Spins (of tens of nanoseconds) that O waits for the other thread to claim F (and a
+# block of steps of dWhh for R) before it runs F (R) itself: the threads start within
+# a microsecond of each other, and a thread that has not started by then may not start
+# until this one has finished (a pool that runs both halves of the region on one
+# thread).
+# From this hidden size on, thread 1 would wait through most of BPTT, so the dWhh sums
+# follow BPTT a block of steps at a time instead of waiting for it (measured at 512).
+FOLLOW_BPTT = 256
 PATIENCE = 20000
 # each thread's own units first, then all (done already unless the other never started)
 _ALL = list(range(UNITS))
@@ -96,33 +103,40 @@ def _ensure(u, k, losses, cursor, data, kind, P, G, theta, grad, state, hyper, h
     it and what it needs here when no thread has claimed them, waiting for them
     otherwise."""
     norm = hyper[CLIP_NORM] > 0
+    follow = dh.shape[2] >= FOLLOW_BPTT
     for d in range(u):
-        if _needs(u, d, norm):
+        if _needs(u, d, norm, follow):
             _settle(d, k, losses, cursor, data, kind, P, G, theta, grad, state, hyper, hs,
                     tmp, ys, dh, dnext, xs, flags)
-    if u == O:  # O reads what F publishes: give the other thread time to claim F
+    # O reads what F publishes, and with `follow` the Wj what R publishes: give the
+    # other thread time to claim that unit, then run it here if nobody has
+    lead = F if u == O else (R if follow and DWHH <= u < N else -1)
+    if lead >= 0:
         spins = 0
-        while load_acquire(flags, F * LINE) == 2 * k and spins < PATIENCE:
+        while load_acquire(flags, lead * LINE) == 2 * k and spins < PATIENCE:
             cpu_relax()
             spins += 1
-        if compare_exchange(flags, F * LINE, 2 * k, 2 * k + 1):
-            _run(F, k, losses, cursor, data, kind, P, G, theta, grad, state, hyper, hs, tmp,
-                 ys, dh, dnext, xs, flags)
-            store_release(flags, F * LINE, 2 * k + 2)
+        if compare_exchange(flags, lead * LINE, 2 * k, 2 * k + 1):
+            _run(lead, k, losses, cursor, data, kind, P, G, theta, grad, state, hyper, hs,
+                 tmp, ys, dh, dnext, xs, flags)
+            store_release(flags, lead * LINE, 2 * k + 2)
     _settle(u, k, losses, cursor, data, kind, P, G, theta, grad, state, hyper, hs, tmp, ys,
             dh, dnext, xs, flags)
 
 
 @jit
-def _needs(u, d, norm):
+def _needs(u, d, norm, follow):
     """Whether unit u needs unit d (< u) of the same iteration done first: its
-    dependencies, closed over; norm: whether clip_norm is on."""
+    dependencies, closed over; norm: whether clip_norm is on; follow: whether the Wj
+    follow BPTT (then they need R only to have started, which _ensure sees to)."""
     if u <= O:
         return False
     if u <= Y:
         return d <= O
-    if u < N:  # E, Wj
+    if u == E:
         return d <= R
+    if u < N:  # Wj
+        return d <= (O if follow else R) or (follow and DWHH <= d)
     if norm:  # N needs every gradient, the optimizer steps need N
         return d < N or (u > N and d == N)
     if u == Q:
@@ -130,7 +144,7 @@ def _needs(u, d, norm):
     if u == PE:
         return d <= R or d == E
     if u >= UPHH:
-        return d <= R or d == DWHH + u - UPHH
+        return d <= R or d == DWHH + u - UPHH or (follow and DWHH <= d < N)
     return False  # N, which is a no-op without clip_norm
 
 
@@ -183,6 +197,7 @@ def _run(u, k, losses, cursor, data, kind, P, G, theta, grad, state, hyper, hs, 
         for t in range(T - 1, -1, -1):
             _rnn_cells_back(dh, dnext, h, t, 0, 1)
             np.dot(Whh[0].T, dh[t, 0], dnext[0])
+            store_release(flags, BACK, k * T + T - t)
     elif u == Y:
         dy = ys.reshape(-1, V)
         outer_sum_exact(dWhy, dy, h.reshape(-1, H)[1:])
@@ -196,8 +211,18 @@ def _run(u, k, losses, cursor, data, kind, P, G, theta, grad, state, hyper, hs, 
         scale[0] = norm_scale(grad, hyper)
         flags[SCALE] = scale.view(np.int64)[0]
     elif u >= DWHH and u < N:
-        m0, m1 = span(u - DWHH, BLOCKS, H, 4)  # (the exact sum's row tiles are four rows)
-        outer_sum_exact(dWhh[0, m0:m1], dh.reshape(-1, H)[:, m0:m1], h.reshape(-1, H)[:T])
+        draw, hprev = dh.reshape(-1, H), h.reshape(-1, H)[:T]
+        j = u - DWHH
+        if H < FOLLOW_BPTT:
+            m0, m1 = span(j, BLOCKS, H, 4)  # (the exact sum's row tiles are four rows)
+            outer_sum_exact(dWhh[0, m0:m1], draw[:, m0:m1], hprev)
+        else:  # steps t0..t1-1, once BPTT has been through them
+            t0, t1 = span(BLOCKS - 1 - j, BLOCKS, T, 1)
+            wait_until_above(flags, BACK, k * T + T - t0 - 1)
+            if j == 0:
+                outer_sum_exact(dWhh[0], draw[t0:t1], hprev[t0:t1])
+            else:
+                outer_sum_exact_more(dWhh[0], draw[t0:t1], hprev[t0:t1])
     else:
         n = cursor[1] - 1
         lr = learning_rate(hyper, n)
