@@ -5,8 +5,7 @@ import os
 
 import numpy as np
 
-from .kernels import duo
-from .kernels.duo import rnn_train_chunk_duo
+from .kernels.duo import FLAGS as DUO_FLAGS, rnn_train_chunk_duo
 from .kernels.gru import gru_backward, gru_forward, gru_loss, gru_train_chunk
 from .kernels.lstm import lstm_backward, lstm_forward, lstm_loss, lstm_train_chunk
 from .kernels.output import output_backward, output_forward
@@ -107,7 +106,7 @@ class RNN(Family):
         b = super().buffers(L, T, B, H, V, dtype)
         b["tmp"] = np.zeros((B, H), dtype)
         b["dnext"] = np.zeros((B, H), dtype)
-        b["flags"] = np.zeros(duo.FLAGS, np.int64)
+        b["flags"] = np.zeros(DUO_FLAGS, np.int64)
         return b
 
     def train_chunk(self, t, losses):

@@ -27,9 +27,9 @@ the Wj, and whichever finishes first takes on what the other has not started. A 
 goes to whichever thread claims it first (compare-and-exchange), and a thread that
 needs a unit nobody has claimed runs it itself, so the chunk completes even when the
 threads run one after the other; a thread only ever waits for a unit that the other is
-running. Each thread sees every unit of an iteration done before it starts the next. Every unit does
-the one-thread exact kernel's arithmetic (kernels.rnn with exact=True) in its order,
-so the bits are the same.
+running. Each thread sees every unit of an iteration done before it starts the next.
+Every unit does the one-thread exact kernel's arithmetic (kernels.rnn with exact=True)
+in its order, so the bits are the same.
 """
 import numpy as np
 from numba import prange
@@ -63,10 +63,10 @@ FLAGS = (UNITS + 3) * LINE
 # a microsecond of each other, and a thread that has not started by then may not start
 # until this one has finished (a pool that runs both halves of the region on one
 # thread).
+PATIENCE = 20000
 # From this hidden size on, thread 1 would wait through most of BPTT, so the dWhh sums
 # follow BPTT a block of steps at a time instead of waiting for it (measured at 512).
 FOLLOW_BPTT = 256
-PATIENCE = 20000
 # each thread's own units first, then all (done already unless the other never started)
 _ALL = list(range(UNITS))
 # (thread 0 goes for the last block of dWhh first: thread 1 sums them in order, so
@@ -207,9 +207,7 @@ def _run(u, k, losses, cursor, data, kind, P, G, theta, grad, state, hyper, hs, 
         _row_sum_rev(dbh[0], draw)
         _embedding_backward(dWemb, dh, xs, T, 0, H)
     elif u == N:
-        scale = np.empty(1, np.float64)
-        scale[0] = norm_scale(grad, hyper)
-        flags[SCALE] = scale.view(np.int64)[0]
+        flags[SCALE:SCALE + 1].view(np.float64)[0] = norm_scale(grad, hyper)
     elif u >= DWHH and u < N:
         draw, hprev = dh.reshape(-1, H), h.reshape(-1, H)[:T]
         j = u - DWHH

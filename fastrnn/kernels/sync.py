@@ -73,12 +73,3 @@ def wait_until_above(flags, i, value):
     while load_acquire(flags, i) <= value:
         cpu_relax()
 
-
-
-@intrinsic
-def cycles(typingctx):
-    def codegen(context, builder, sig, args):
-        fn = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(ir.IntType(64), []), "llvm.readcyclecounter")
-        return builder.call(fn, [])
-    return types.int64(), codegen
