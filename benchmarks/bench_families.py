@@ -73,8 +73,7 @@ class NumpyModel:
 class TorchModel:
     def __init__(self, kind, V, H, L, T, B, threads):
         import torch
-        self.torch = torch
-        torch.set_num_threads(threads)
+        self.torch, self.threads = torch, threads
         cls = {"rnn": torch.nn.RNN, "gru": torch.nn.GRU, "lstm": torch.nn.LSTM}[kind]
         self.net, self.out = cls(V, H, num_layers=L), torch.nn.Linear(H, V)
         self.params = list(self.net.parameters()) + list(self.out.parameters())
@@ -84,6 +83,9 @@ class TorchModel:
 
     def train(self, n):
         torch, V = self.torch, self.V
+        # set on every call: fastrnn's first parallel call (Numba's OpenMP threads) was
+        # seen to put PyTorch back on all cores
+        torch.set_num_threads(self.threads)
         for _ in range(n):
             y, state = self.net(torch.nn.functional.one_hot(self.x[:-1], V).float(),
                                 self.state)

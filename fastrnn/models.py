@@ -10,6 +10,7 @@ from .kernels.gru import gru_backward, gru_forward, gru_loss, gru_train_chunk
 from .kernels.lstm import lstm_backward, lstm_forward, lstm_loss, lstm_train_chunk
 from .kernels.output import output_backward, output_forward
 from .kernels.rnn import rnn_backward, rnn_forward, rnn_loss, rnn_train_chunk
+from .kernels.step import packed_size
 
 OPTIMIZERS = {"adagrad": 0, "rmsprop": 1, "adam": 2, "sgd": 3}  # kernels.common's numbers
 
@@ -55,17 +56,24 @@ class Family:
     def buffers(self, L, T, B, H, V, dtype):
         """Arrays the kernels borrow, allocated once. Shared names: hs (L, T+1, B, H)
         states; xin, masks (L-1, T, B, H) dropped layer inputs and dropout masks; ys
-        (T, B, V); dh (T, B, H); xs (T+1, B) ids; and each thread's own scratch: part
-        (threads, max(G*H, V), H) for its share of a weight gradient (and Whh^T while
-        BPTT steps), scratch (threads, B*(G+1)*H) and spart (threads, B*H) for its share
-        of a step's product."""
+        (T, B, V); dh (T, B, H); xs (T+1, B) ids; packs (L, ...) each layer's Whh packed
+        for the step products of a batch (kernels.step; empty for one stream); and each
+        thread's own scratch: part (threads, max(G*H, V), H) for its share of a weight
+        gradient, spart (threads, H) for its share of a one-stream BPTT step."""
         z = lambda *shape: np.zeros(shape, dtype)  # noqa: E731
         n = os.cpu_count() or 1
         return dict(hs=z(L, T + 1, B, H), xin=z(max(L - 1, 1), T, B, H),
                     masks=z(max(L - 1, 1), T, B, H), ys=z(T, B, V), dh=z(T, B, H),
                     dtmp=z(T, B, H), xs=np.zeros((T + 1, B), np.int32),
-                    part=z(n, max(self.G * H, V), H), scratch=z(n, B * (self.G + 1) * H),
-                    spart=z(n, B * H))
+                    part=z(n, max(self.G * H, V), H), packs=z(L, self.packed(B, H, dtype)),
+                    spart=z(n, H))
+
+    def packed(self, B, H, dtype):
+        """Elements of one layer's packed Whh, for the forward product or BPTT's."""
+        if B == 1:
+            return 0
+        x = np.empty(0, dtype)
+        return max(packed_size(self.G * H, H, x), packed_size(H, self.G * H, x))
 
 
     def gradients(self, t, xs):
@@ -120,23 +128,23 @@ class RNN(Family):
         rnn_train_chunk(losses, t.cursor, t._data, t.exact, t._kind, t._theta.as_tuple(),
                         t._grad.as_tuple(), t._theta.flat, t._grad.flat, t._opt, t._hyper,
                         t._rng, t._drop, b["hs"], b["tmp"], b["xin"], b["masks"], b["ys"],
-                        b["dh"], b["dtmp"], b["part"], b["scratch"], b["spart"], b["xs"],
+                        b["dh"], b["dtmp"], b["part"], b["packs"], b["spart"], b["xs"],
                         t.chunks)
 
     def loss(self, t, ids, b):
         return rnn_loss(ids, t.exact, t._theta.as_tuple(), b["hs"], b["tmp"], b["xin"],
-                        b["masks"], b["ys"], b["scratch"], b["xs"], t.chunks)
+                        b["masks"], b["ys"], b["packs"], b["xs"], t.chunks)
 
     def forward(self, t, b, T=1, drop=0.0):
         Wemb, Wxh, Whh, bh, _, _ = t._theta.as_tuple()
         rnn_forward(b["hs"], b["tmp"], b["xin"], b["xs"], T, t.exact, drop, b["masks"], Wemb,
-                    Wxh, Whh, bh, b["scratch"], t.chunks)
+                    Wxh, Whh, bh, b["packs"], t.chunks)
 
     def backward(self, t, b, T, drop):
         _, Wxh, Whh, _, _, _ = t._theta.as_tuple()
         dWemb, dWxh, dWhh, dbh, _, _ = t._grad.as_tuple()
         rnn_backward(dWemb, dWxh, dWhh, dbh, b["dh"], b["dtmp"], b["tmp"], b["part"], b["hs"],
-                     b["xin"], b["xs"], T, t.exact, drop, b["masks"], Wxh, Whh, b["scratch"],
+                     b["xin"], b["xs"], T, t.exact, drop, b["masks"], Wxh, Whh, b["packs"],
                      b["spart"], t.chunks)
 
 
@@ -157,25 +165,25 @@ class GRU(Family):
                         t._grad.as_tuple(), t._theta.flat, t._grad.flat, t._opt, t._hyper,
                         t._rng, t._drop, b["hs"], b["gates"], b["hn"], b["xa"], b["tmp"],
                         b["xin"], b["masks"], b["ys"], b["dh"], b["dx"], b["da_x"],
-                        b["da_h"], b["dnext"], b["dtmpB"], b["part"], b["scratch"],
+                        b["da_h"], b["dnext"], b["dtmpB"], b["part"], b["packs"],
                         b["spart"], b["xs"], t.chunks)
 
     def loss(self, t, ids, b):
         return gru_loss(ids, t._theta.as_tuple(), b["hs"], b["gates"], b["hn"], b["xa"],
-                        b["tmp"], b["xin"], b["masks"], b["ys"], b["scratch"],
+                        b["tmp"], b["xin"], b["masks"], b["ys"], b["packs"],
                         b["xs"], t.chunks)
 
     def forward(self, t, b, T=1, drop=0.0):
         Wemb, Wxh, Whh, bxh, bhh, _, _ = t._theta.as_tuple()
         gru_forward(b["hs"], b["gates"], b["hn"], b["xa"], b["tmp"], b["xin"], b["xs"], T,
-                    drop, b["masks"], Wemb, Wxh, Whh, bxh, bhh, b["scratch"], t.chunks)
+                    drop, b["masks"], Wemb, Wxh, Whh, bxh, bhh, b["packs"], t.chunks)
 
     def backward(self, t, b, T, drop):
         _, Wxh, Whh, _, _, _, _ = t._theta.as_tuple()
         dWemb, dWxh, dWhh, dbxh, dbhh, _, _ = t._grad.as_tuple()
         gru_backward(dWemb, dWxh, dWhh, dbxh, dbhh, b["dh"], b["dx"], b["da_x"], b["da_h"],
                      b["dnext"], b["dtmpB"], b["part"], b["hs"], b["gates"], b["hn"], b["xin"],
-                     b["xs"], T, drop, b["masks"], Wxh, Whh, b["scratch"], b["spart"],
+                     b["xs"], T, drop, b["masks"], Wxh, Whh, b["packs"], b["spart"],
                      t.chunks)
 
 
@@ -196,18 +204,18 @@ class LSTM(Family):
                          t._grad.as_tuple(), t._theta.flat, t._grad.flat, t._opt, t._hyper,
                          t._rng, t._drop, b["hs"], b["cs"], b["gates"], b["tc"],
                          b["tmp"], b["xin"], b["masks"], b["ys"], b["dh"], b["dx"], b["da"],
-                         b["dnext"], b["dcnext"], b["part"], b["scratch"], b["spart"],
+                         b["dnext"], b["dcnext"], b["part"], b["packs"], b["spart"],
                          b["xs"], t.chunks)
 
     def loss(self, t, ids, b):
         return lstm_loss(ids, t._theta.as_tuple(), b["hs"], b["cs"], b["gates"], b["tc"],
-                         b["tmp"], b["xin"], b["masks"], b["ys"], b["scratch"],
+                         b["tmp"], b["xin"], b["masks"], b["ys"], b["packs"],
                          b["xs"], t.chunks)
 
     def forward(self, t, b, T=1, drop=0.0):
         Wemb, Wxh, Whh, bxh, bhh, _, _ = t._theta.as_tuple()
         lstm_forward(b["hs"], b["cs"], b["gates"], b["tc"], b["tmp"], b["xin"],
-                     b["xs"], T, drop, b["masks"], Wemb, Wxh, Whh, bxh, bhh, b["scratch"],
+                     b["xs"], T, drop, b["masks"], Wemb, Wxh, Whh, bxh, bhh, b["packs"],
                      t.chunks)
 
     def backward(self, t, b, T, drop):
@@ -215,7 +223,7 @@ class LSTM(Family):
         dWemb, dWxh, dWhh, dbxh, dbhh, _, _ = t._grad.as_tuple()
         lstm_backward(dWemb, dWxh, dWhh, dbxh, dbhh, b["dh"], b["dx"], b["da"], b["dnext"],
                       b["dcnext"], b["part"], b["hs"], b["cs"], b["gates"], b["tc"],
-                      b["xin"], b["xs"], T, drop, b["masks"], Wxh, Whh, b["scratch"],
+                      b["xin"], b["xs"], T, drop, b["masks"], Wxh, Whh, b["packs"],
                       b["spart"], t.chunks)
 
 

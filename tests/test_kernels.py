@@ -6,7 +6,7 @@ import pytest
 from conftest import SMALL_TEXT, check_finite_differences, tiny_config
 from fastrnn import Trainer
 from fastrnn import reference as ref
-from fastrnn.kernels import common, simd
+from fastrnn.kernels import common, simd, step
 
 
 def loss_and_grads(trainer, xs, exact):
@@ -134,29 +134,6 @@ def test_outer_sum_matmuls_and_row_sums_match_numpy(exact, chunks):
     np.testing.assert_allclose(sums, dY.sum(axis=0), rtol=1e-10, atol=1e-10)
 
 
-@pytest.mark.parametrize("chunks", [1, 2])
-def test_step_products_match_numpy(chunks):
-    rs = np.random.RandomState(4)
-    h, W, d = rs.randn(16, 96), rs.randn(4 * 96, 96), rs.randn(16, 4 * 96)
-    scratch, spart = np.full((2, 16 * 5 * 96), np.nan), np.full((2, 16 * 96), np.nan)
-    for exact in (False, True):
-        out = np.full((16, 4 * 96), np.nan)
-        common.step_matmul(out, h, W, exact, scratch, chunks)
-        np.testing.assert_allclose(out, h @ W.T, rtol=1e-10, atol=1e-10)
-    part = np.full((2, 4 * 96, 96), np.nan)
-    for rows in (16, 1):  # a matrix product of W's transposed copy; a gemv
-        WT = common.step_weights_t(part, W, rows, chunks)
-        if rows > 1:
-            assert np.array_equal(WT, W.T)
-        out = np.full((rows, 96), np.nan)
-        common.step_matmul_t(out, d[:rows], W, WT, scratch, spart, chunks)
-        np.testing.assert_allclose(out, d[:rows] @ W, rtol=1e-10, atol=1e-10)
-    W = rs.randn(300, 250)  # big enough to be split, in blocks that do not divide it
-    WT = np.full((250, 300), np.nan)
-    common.transpose_into(WT, W, chunks)
-    assert np.array_equal(WT, W.T)
-
-
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("M,N", [(100, 100), (65, 100), (7, 3), (13, 21), (64, 512)])
 def test_exact_outer_sum_is_min_char_rnns_loop_to_the_bit(M, N, dtype):
@@ -189,7 +166,7 @@ def test_exact_pieces_do_not_depend_on_the_thread_count():
         dW, sums, out = np.empty((70, 33)), np.empty(70), np.empty((1, 512))
         common.outer_sum(dW, dY, X, True, np.empty((2, 70, 33)), chunks)
         common.row_sum_rev(sums, dY, chunks)
-        common.step_matmul(out, h, W, True, np.empty((2, 512)), chunks)
+        step.step_matmul(out, h, W, np.empty(0), True, chunks)
         results.append((dW, sums, out))
     for one, two in zip(*results):
         assert np.array_equal(one, two)

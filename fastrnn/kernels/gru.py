@@ -16,24 +16,25 @@ from numba import prange
 
 from .common import (dropout_masks, input_backward, input_projection, layer_input,
                      next_window, optimizer_step, outer_sum, row_sum_rev, saved_layer_input,
-                     sigmoid, span, step_matmul, step_matmul_t, step_weights_t, tanh,
-                     window_of)
+                     sigmoid, span, tanh, window_of)
 from .jit import jit, pjit, pjit_inline
 from .output import output_backward, output_forward
+from .step import step_matmul, step_matmul_t, step_weights
 
 
 @pjit_inline
 def gru_forward(hs, gates, hn, xa, tmp, xin, x, T, drop, masks, Wemb, Wxh, Whh, bxh, bhh,
-                scratch, chunks):
-    """Each step's recurrent product is split between the threads by rows of Whh, then
-    its gates by streams (see step_matmul)."""
+                packs, chunks):
+    """Each step's recurrent product is split between the threads by panels of Whh's
+    rows (see step_matmul), then its gates by streams; packs: (L, >= packed_size)."""
     L, _, B, H = hs.shape
     streams = max(1, min(B, chunks, B * H // 256))  # (a thread's start is ~1 us)
     for l in range(L):
         inputs = layer_input(xin, hs, l, T, drop, masks) if l > 0 else hs[l, 0]
         input_projection(xa, x, T, l, hs, inputs, Wemb, Wxh, bxh, chunks)
+        Wp = step_weights(packs[l], Whh[l], False, B, False, chunks)
         for t in range(T):
-            step_matmul(tmp, hs[l, t], Whh[l], False, scratch, chunks)
+            step_matmul(tmp, hs[l, t], Whh[l], Wp, False, chunks)
             if streams == 1:
                 _gru_cells(hs[l], gates[l], hn[l], xa, tmp, bhh[l], t, 0, B)
                 continue
@@ -64,19 +65,19 @@ def _gru_cells(h, g, hn, xa, tmp, bhh, t, b0, b1):
 
 @pjit_inline
 def gru_backward(dWemb, dWxh, dWhh, dbxh, dbhh, dh, dx, da_x, da_h, dnext, dtmp, part,
-                 hs, gates, hn, xin, x, T, drop, masks, Wxh, Whh, scratch, spart, chunks):
+                 hs, gates, hn, xin, x, T, drop, masks, Wxh, Whh, packs, spart, chunks):
     """dh (T, B, H): dLoss/dh of the top layer on entry, scratch after; dx the same
     shape; da_x, da_h (T, B, 3H) the gradients of the input-side and hidden-side
     pre-activations; dnext, dtmp (B, H) the two parts of dLoss/dh carried to the step
-    before; part: outer_sum's scratch; scratch, spart: step_matmul_t's. Weight
-    gradients are overwritten. Threads split steps as in the forward pass."""
+    before; part: outer_sum's scratch; packs: (L, >= packed_size) for step_weights;
+    spart: step_matmul_t's. Weight gradients are overwritten. Threads split steps as in the forward pass."""
     L, _, B, H = hs.shape
     streams = max(1, min(B, chunks, B * H // 256))
     for l in range(L - 1, -1, -1):
         h = hs[l]
         dnext[:] = 0
         dtmp[:] = 0
-        WT = step_weights_t(part, Whh[l], B, chunks)
+        Wp = step_weights(packs[l], Whh[l], True, B, False, chunks)
         for t in range(T - 1, -1, -1):
             if streams == 1:
                 _gru_cells_back(dh, da_x, da_h, dnext, dtmp, h, gates[l], hn[l], t, 0, B)
@@ -85,7 +86,7 @@ def gru_backward(dWemb, dWxh, dWhh, dbxh, dbhh, dh, dx, da_x, da_h, dnext, dtmp,
                     b0, b1 = span(ch, streams, B, 1)
                     _gru_cells_back(dh, da_x, da_h, dnext, dtmp, h, gates[l], hn[l], t, b0,
                                     b1)
-            step_matmul_t(dtmp, da_h[t], Whh[l], WT, scratch, spart, chunks)
+            step_matmul_t(dtmp, da_h[t], Whh[l], Wp, spart, chunks)
         rows_h = da_h.reshape(-1, 3 * H)[:T * B]
         outer_sum(dWhh[l], rows_h, h.reshape(-1, H)[:T * B], False, part, chunks)
         row_sum_rev(dbhh[l], rows_h, chunks)
@@ -121,7 +122,7 @@ def _gru_cells_back(dh, da_x, da_h, dnext, dtmp, h, g, hn, t, b0, b1):
 @pjit
 def gru_train_chunk(losses, cursor, data, kind, P, G, theta, grad, state, hyper, rng, drop,
                     hs, gates, hn, xa, tmp, xin, masks, ys, dh, dx, da_x, da_h, dnext,
-                    dtmp, part, scratch, spart, xs, chunks):
+                    dtmp, part, packs, spart, xs, chunks):
     """Train len(losses) iterations (see rnn_train_chunk for the shared arguments)."""
     Wemb, Wxh, Whh, bxh, bhh, Why, by = P
     dWemb, dWxh, dWhh, dbxh, dbhh, dWhy, dby = G
@@ -132,12 +133,12 @@ def gru_train_chunk(losses, cursor, data, kind, P, G, theta, grad, state, hyper,
         if drop > 0:
             dropout_masks(masks, rng, drop)
         gru_forward(hs, gates, hn, xa, tmp, xin, xs, T, drop, masks, Wemb, Wxh, Whh, bxh,
-                    bhh, scratch, chunks)
+                    bhh, packs, chunks)
         losses[k] = output_forward(ys, hs[L - 1], T, xs[1:], 1.0 / B, False, Why, by,
                                    chunks) / (T * B)
         output_backward(dWhy, dby, dh, ys, hs[L - 1], T, False, Why, part, chunks)
         gru_backward(dWemb, dWxh, dWhh, dbxh, dbhh, dh, dx, da_x, da_h, dnext, dtmp, part,
-                     hs, gates, hn, xin, xs, T, drop, masks, Wxh, Whh, scratch, spart,
+                     hs, gates, hn, xin, xs, T, drop, masks, Wxh, Whh, packs, spart,
                      chunks)
         optimizer_step(kind, theta, grad, state, hyper, n, chunks)
         hs[:, 0] = hs[:, T]  # carry the last state into the next iteration
@@ -146,7 +147,7 @@ def gru_train_chunk(losses, cursor, data, kind, P, G, theta, grad, state, hyper,
 
 
 @pjit
-def gru_loss(ids, P, hs, gates, hn, xa, tmp, xin, masks, ys, scratch, xs, chunks):
+def gru_loss(ids, P, hs, gates, hn, xa, tmp, xin, masks, ys, packs, xs, chunks):
     """Summed loss in nats over the streams ids (B, S), as rnn_loss."""
     Wemb, Wxh, Whh, bxh, bhh, Why, by = P
     L, T1, B, H = hs.shape
@@ -157,7 +158,7 @@ def gru_loss(ids, P, hs, gates, hn, xa, tmp, xin, masks, ys, scratch, xs, chunks
     while p + 1 < ids.shape[1]:
         n = window_of(xs, ids, p, T)
         gru_forward(hs, gates, hn, xa, tmp, xin, xs, n, 0.0, masks, Wemb, Wxh, Whh, bxh,
-                    bhh, scratch, chunks)
+                    bhh, packs, chunks)
         total += output_forward(ys, hs[L - 1], n, xs[1:], 1.0, False, Why, by, chunks)
         hs[:, 0] = hs[:, n]
         p += n

@@ -13,25 +13,26 @@ from numba import prange
 
 from .common import (dropout_masks, input_backward, input_projection, layer_input,
                      next_window, optimizer_step, outer_sum, row_sum_rev, saved_layer_input,
-                     sigmoid, span, step_matmul, step_matmul_t, step_weights_t, tanh,
-                     window_of)
+                     sigmoid, span, tanh, window_of)
 from .jit import jit, pjit, pjit_inline
 from .output import output_backward, output_forward
+from .step import step_matmul, step_matmul_t, step_weights
 
 
 @pjit_inline
 def lstm_forward(hs, cs, gates, tc, tmp, xin, x, T, drop, masks, Wemb, Wxh, Whh, bxh,
-                 bhh, scratch, chunks):
-    """Each step's recurrent product is split between the threads by rows of Whh, then
-    its gates by streams (see step_matmul)."""
+                 bhh, packs, chunks):
+    """Each step's recurrent product is split between the threads by panels of Whh's
+    rows (see step_matmul), then its gates by streams; packs: (L, >= packed_size)."""
     L, _, B, H = hs.shape
     streams = max(1, min(B, chunks, B * H // 256))  # (a thread's start is ~1 us)
     for l in range(L):
         h, c, g = hs[l], cs[l], gates[l]
         inputs = layer_input(xin, hs, l, T, drop, masks) if l > 0 else h[0]
         input_projection(g, x, T, l, hs, inputs, Wemb, Wxh, bxh, chunks)
+        Wp = step_weights(packs[l], Whh[l], False, B, False, chunks)
         for t in range(T):
-            step_matmul(tmp, h[t], Whh[l], False, scratch, chunks)
+            step_matmul(tmp, h[t], Whh[l], Wp, False, chunks)
             if streams == 1:
                 _lstm_cells(h, c, g, tc[l], tmp, bhh[l], t, 0, B)
                 continue
@@ -70,20 +71,21 @@ def _lstm_cells(h, c, g, tc, tmp, bhh, t, b0, b1):
 
 @pjit_inline
 def lstm_backward(dWemb, dWxh, dWhh, dbxh, dbhh, dh, dx, da, dnext, dcnext, part,
-                  hs, cs, gates, tc, xin, x, T, drop, masks, Wxh, Whh, scratch, spart,
+                  hs, cs, gates, tc, xin, x, T, drop, masks, Wxh, Whh, packs, spart,
                   chunks):
     """dh (T, B, H): dLoss/dh of the top layer on entry, scratch after; dx the same
     shape; da (T, B, 4H) the gate pre-activation gradients (the same on the input and
-    the hidden side); dnext, dcnext (B, H); part: outer_sum's scratch; scratch,
-    spart: step_matmul_t's. Weight gradients are overwritten. Each step's gates are
-    split between the threads by streams, its product with Whh by gate rows."""
+    the hidden side); dnext, dcnext (B, H); part: outer_sum's scratch; packs: (L, >=
+    packed_size) for step_weights; spart: step_matmul_t's. Weight gradients are
+    overwritten. Each step's gates are split between the threads by streams, its product
+    with Whh by panels of Whh's columns."""
     L, _, B, H = hs.shape
     streams = max(1, min(B, chunks, B * H // 256))
     for l in range(L - 1, -1, -1):
         h = hs[l]
         dnext[:] = 0
         dcnext[:] = 0
-        WT = step_weights_t(part, Whh[l], B, chunks)
+        Wp = step_weights(packs[l], Whh[l], True, B, False, chunks)
         for t in range(T - 1, -1, -1):
             if streams == 1:
                 _lstm_cells_back(dh, da, dnext, dcnext, cs[l], gates[l], tc[l], t, 0, B)
@@ -92,7 +94,7 @@ def lstm_backward(dWemb, dWxh, dWhh, dbxh, dbhh, dh, dx, da, dnext, dcnext, part
                     b0, b1 = span(ch, streams, B, 1)
                     _lstm_cells_back(dh, da, dnext, dcnext, cs[l], gates[l], tc[l], t, b0,
                                      b1)
-            step_matmul_t(dnext, da[t], Whh[l], WT, scratch, spart, chunks)
+            step_matmul_t(dnext, da[t], Whh[l], Wp, spart, chunks)
         rows = da.reshape(-1, 4 * H)[:T * B]
         outer_sum(dWhh[l], rows, h.reshape(-1, H)[:T * B], False, part, chunks)
         row_sum_rev(dbhh[l], rows, chunks)
@@ -132,7 +134,7 @@ def _lstm_cells_back(dh, da, dnext, dcnext, c, g, tc, t, b0, b1):
 @pjit
 def lstm_train_chunk(losses, cursor, data, kind, P, G, theta, grad, state, hyper, rng, drop,
                      hs, cs, gates, tc, tmp, xin, masks, ys, dh, dx, da, dnext, dcnext,
-                     part, scratch, spart, xs, chunks):
+                     part, packs, spart, xs, chunks):
     """Train len(losses) iterations (see rnn_train_chunk for the shared arguments);
     chunks: how many threads share the streams."""
     Wemb, Wxh, Whh, bxh, bhh, Why, by = P
@@ -144,12 +146,12 @@ def lstm_train_chunk(losses, cursor, data, kind, P, G, theta, grad, state, hyper
         if drop > 0:
             dropout_masks(masks, rng, drop)
         lstm_forward(hs, cs, gates, tc, tmp, xin, xs, T, drop, masks, Wemb, Wxh, Whh,
-                     bxh, bhh, scratch, chunks)
+                     bxh, bhh, packs, chunks)
         losses[k] = output_forward(ys, hs[L - 1], T, xs[1:], 1.0 / B, False, Why, by,
                                    chunks) / (T * B)
         output_backward(dWhy, dby, dh, ys, hs[L - 1], T, False, Why, part, chunks)
         lstm_backward(dWemb, dWxh, dWhh, dbxh, dbhh, dh, dx, da, dnext, dcnext, part,
-                      hs, cs, gates, tc, xin, xs, T, drop, masks, Wxh, Whh, scratch, spart,
+                      hs, cs, gates, tc, xin, xs, T, drop, masks, Wxh, Whh, packs, spart,
                       chunks)
         optimizer_step(kind, theta, grad, state, hyper, n, chunks)
         hs[:, 0] = hs[:, T]  # carry the last states into the next iteration
@@ -159,7 +161,7 @@ def lstm_train_chunk(losses, cursor, data, kind, P, G, theta, grad, state, hyper
 
 
 @pjit
-def lstm_loss(ids, P, hs, cs, gates, tc, tmp, xin, masks, ys, scratch, xs, chunks):
+def lstm_loss(ids, P, hs, cs, gates, tc, tmp, xin, masks, ys, packs, xs, chunks):
     """Summed loss in nats over the streams ids (B, S), as rnn_loss."""
     Wemb, Wxh, Whh, bxh, bhh, Why, by = P
     L, T1, B, H = hs.shape
@@ -171,7 +173,7 @@ def lstm_loss(ids, P, hs, cs, gates, tc, tmp, xin, masks, ys, scratch, xs, chunk
     while p + 1 < ids.shape[1]:
         n = window_of(xs, ids, p, T)
         lstm_forward(hs, cs, gates, tc, tmp, xin, xs, n, 0.0, masks, Wemb, Wxh, Whh,
-                     bxh, bhh, scratch, chunks)
+                     bxh, bhh, packs, chunks)
         total += output_forward(ys, hs[L - 1], n, xs[1:], 1.0, False, Why, by, chunks)
         hs[:, 0] = hs[:, n]
         cs[:, 0] = cs[:, n]

@@ -21,19 +21,20 @@ from numba import prange
 
 from .common import (apply_mask, dropout_masks, embedding_backward, layer_input,
                      matmul_rows, matmul_rows_t, next_window, window_of, optimizer_step, outer_sum,
-                     row_sum_rev, saved_layer_input, span, step_matmul, step_matmul_t,
-                     step_weights_t, tanh)
+                     row_sum_rev, saved_layer_input, span, tanh)
 from .jit import jit, pjit, pjit_inline
 from .output import output_backward, output_forward
+from .step import step_matmul, step_matmul_t, step_weights
 
 
 @pjit_inline
-def rnn_forward(hs, tmp, xin, x, T, exact, drop, masks, Wemb, Wxh, Whh, bh, scratch, chunks):
+def rnn_forward(hs, tmp, xin, x, T, exact, drop, masks, Wemb, Wxh, Whh, bh, packs, chunks):
     """hs: (L, T+1, B, H), hs[:, 0] the carried-in state, hs[:, 1:T+1] filled here.
     x: (T, B) input ids; tmp: (B, H) scratch. Only the first T steps are used. With
     drop > 0 the input of each layer above the first goes through masks (L-1, T, B, H)
     into xin (L-1, T, B, H). Each step's recurrent product is split between the threads
-    by rows of Whh, then its tanh by streams (see step_matmul)."""
+    by rows of Whh (see step_matmul), then its tanh by streams; packs: (L, >=
+    packed_size)."""
     L, _, B, H = hs.shape
     streams = max(1, min(B, chunks, B * H // 256))  # (a thread's start is ~1 us)
     for l in range(L):
@@ -45,8 +46,9 @@ def rnn_forward(hs, tmp, xin, x, T, exact, drop, masks, Wemb, Wxh, Whh, bh, scra
         else:
             inputs = layer_input(xin, hs, l, T, drop, masks)
             matmul_rows(h.reshape(-1, H)[B:(T + 1) * B], inputs, Wxh[l - 1], exact, chunks)
+        Wp = step_weights(packs[l], Whh[l], False, B, exact, chunks)
         for t in range(T):
-            step_matmul(tmp, h[t], Whh[l], exact, scratch, chunks)
+            step_matmul(tmp, h[t], Whh[l], Wp, exact, chunks)
             if streams == 1:
                 _rnn_cells(h, tmp, bh[l], t, 0, B)
                 continue
@@ -67,17 +69,17 @@ def _rnn_cells(h, tmp, bh, t, b0, b1):
 
 @pjit_inline
 def rnn_backward(dWemb, dWxh, dWhh, dbh, dh, dtmp, dnext, part, hs, xin, x, T, exact, drop,
-                 masks, Wxh, Whh, scratch, spart, chunks):
+                 masks, Wxh, Whh, packs, spart, chunks):
     """BPTT through all layers. dh: (T, B, H) holds dLoss/dh of the top layer on entry
     and is used as scratch, as is dtmp, a second such buffer; dnext: (B, H) scratch;
-    part: outer_sum's; scratch, spart: step_matmul_t's. Weight gradients are
-    overwritten."""
+    part: outer_sum's; packs: (L, >= packed_size) for step_weights; spart:
+    step_matmul_t's. Weight gradients are overwritten."""
     L, _, B, H = hs.shape
     streams = max(1, min(B, chunks, B * H // 256))
     for l in range(L - 1, -1, -1):
         h = hs[l]
         dnext[:] = 0
-        WT = step_weights_t(part, Whh[l], 1 if exact else B, chunks)
+        Wp = step_weights(packs[l], Whh[l], True, B, exact, chunks)
         for t in range(T - 1, -1, -1):
             if streams == 1:
                 _rnn_cells_back(dh, dnext, h, t, 0, B)
@@ -88,7 +90,7 @@ def rnn_backward(dWemb, dWxh, dWhh, dbh, dh, dtmp, dnext, part, hs, xin, x, T, e
             if exact:  # min-char-rnn's gemv per stream
                 matmul_rows_t(dnext, dh[t], Whh[l], True, chunks)
             else:
-                step_matmul_t(dnext, dh[t], Whh[l], WT, scratch, spart, chunks)
+                step_matmul_t(dnext, dh[t], Whh[l], Wp, spart, chunks)
         draw = dh.reshape(-1, H)[:T * B]
         outer_sum(dWhh[l], draw, h.reshape(-1, H)[:T * B], exact, part, chunks)
         row_sum_rev(dbh[l], draw, chunks)
@@ -117,7 +119,7 @@ def _rnn_cells_back(dh, dnext, h, t, b0, b1):
 
 @pjit
 def rnn_train_chunk(losses, cursor, data, exact, kind, P, G, theta, grad, state, hyper, rng,
-                    drop, hs, tmp, xin, masks, ys, dh, dtmp, part, scratch, spart, xs, chunks):
+                    drop, hs, tmp, xin, masks, ys, dh, dtmp, part, packs, spart, xs, chunks):
     """Train len(losses) iterations of min-char-rnn's loop in one call.
 
     losses: (K,) out, mean nats per character of each iteration.
@@ -128,8 +130,9 @@ def rnn_train_chunk(losses, cursor, data, exact, kind, P, G, theta, grad, state,
     dropout generator state; drop: dropout probability between layers.
     hs: (L, T+1, B, H), carrying the hidden state between calls in hs[:, 0].
     tmp: (B, H); xin, masks: (L-1, T, B, H); ys: (T, B, V); dh, dtmp: (T, B, H);
-    part: (threads, max(G*H, V), H), scratch: (threads, B*G*H) and spart: (threads,
-    B*H), the threads' own scratch; xs: (T+1, B) int32; chunks: threads.
+    part: (threads, max(G*H, V), H) and spart: (threads, H), the threads' own scratch;
+    packs: (L, >= packed_size) for each layer's Whh packed (step_weights); xs: (T+1, B)
+    int32; chunks: threads.
     """
     Wemb, Wxh, Whh, bh, Why, by = P
     dWemb, dWxh, dWhh, dbh, dWhy, dby = G
@@ -140,13 +143,13 @@ def rnn_train_chunk(losses, cursor, data, exact, kind, P, G, theta, grad, state,
         p, n = next_window(xs, hs, hs, data, cursor, T)
         if drop > 0:
             dropout_masks(masks, rng, drop)
-        rnn_forward(hs, tmp, xin, xs, T, exact, drop, masks, Wemb, Wxh, Whh, bh, scratch,
+        rnn_forward(hs, tmp, xin, xs, T, exact, drop, masks, Wemb, Wxh, Whh, bh, packs,
                     chunks)
         loss = output_forward(ys, hs[L - 1], T, xs[1:], scale, exact, Why, by, chunks)
         losses[k] = loss / (T * B)
         output_backward(dWhy, dby, dh, ys, hs[L - 1], T, exact, Why, part, chunks)
         rnn_backward(dWemb, dWxh, dWhh, dbh, dh, dtmp, tmp, part, hs, xin, xs, T, exact,
-                     drop, masks, Wxh, Whh, scratch, spart, chunks)
+                     drop, masks, Wxh, Whh, packs, spart, chunks)
         optimizer_step(kind, theta, grad, state, hyper, n, chunks)
         hs[:, 0] = hs[:, T]  # carry the last state into the next iteration
         cursor[0] = p + T
@@ -154,7 +157,7 @@ def rnn_train_chunk(losses, cursor, data, exact, kind, P, G, theta, grad, state,
 
 
 @pjit
-def rnn_loss(ids, exact, P, hs, tmp, xin, masks, ys, scratch, xs, chunks):
+def rnn_loss(ids, exact, P, hs, tmp, xin, masks, ys, packs, xs, chunks):
     """Summed loss in nats of predicting ids[:, 1:] from ids[:, :-1], the rows of ids
     (B, S) being B streams read from a zero state, in windows of the buffers' T steps
     with the state carried across windows; no dropout."""
@@ -166,7 +169,7 @@ def rnn_loss(ids, exact, P, hs, tmp, xin, masks, ys, scratch, xs, chunks):
     p = 0
     while p + 1 < ids.shape[1]:
         n = window_of(xs, ids, p, T)
-        rnn_forward(hs, tmp, xin, xs, n, exact, 0.0, masks, Wemb, Wxh, Whh, bh, scratch,
+        rnn_forward(hs, tmp, xin, xs, n, exact, 0.0, masks, Wemb, Wxh, Whh, bh, packs,
                     chunks)
         total += output_forward(ys, hs[L - 1], n, xs[1:], 1.0, exact, Why, by, chunks)
         hs[:, 0] = hs[:, n]
