@@ -75,7 +75,6 @@ class Family:
         x = np.empty(0, dtype)
         return max(packed_size(self.G * H, H, x), packed_size(H, self.G * H, x))
 
-
     def gradients(self, t, xs):
         """Loss (summed over steps, averaged over streams) and gradients, left in the
         trainer's gradient buffer, of one window xs (T+1, B) from a zero state, with the

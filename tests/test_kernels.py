@@ -134,6 +134,32 @@ def test_outer_sum_matmuls_and_row_sums_match_numpy(exact, chunks):
     np.testing.assert_allclose(sums, dY.sum(axis=0), rtol=1e-10, atol=1e-10)
 
 
+def test_embedding_backward_matches_numpy_on_every_split():
+    """The one-hot input's gradient: dWemb a scatter-add of the rows by character,
+    dbias their sum. dWemb has the same bits whichever way the threads split it; the
+    exact dbias is row_sum_rev's to the bit."""
+    rs = np.random.RandomState(6)
+    T, B, V, GH = 40, 40, 7, 96  # (big enough to be split between threads)
+    d, x = rs.randn(T, B, GH), rs.randint(0, V, (T, B)).astype(np.int32)
+    x[x == 3] = 4  # a character that never occurs keeps a zero row
+    want = np.zeros((V, GH))
+    np.add.at(want, x.reshape(-1), d.reshape(-1, GH))
+    sums = np.empty(GH)
+    common.row_sum_rev(sums, d.reshape(-1, GH), 1)
+    results = []
+    for exact in (True, False):
+        for chunks in (1, 2):
+            dWemb, dbias = np.full((V, GH), np.nan), np.full(GH, np.nan)
+            common.embedding_backward(dWemb, dbias, d, x, T, exact, chunks)
+            np.testing.assert_allclose(dWemb, want, rtol=1e-12, atol=1e-12)
+            np.testing.assert_allclose(dbias, d.sum(axis=(0, 1)), rtol=1e-12, atol=1e-12)
+            if exact:
+                assert np.array_equal(dbias, sums)
+            results.append(dWemb)
+    for other in results[1:]:
+        assert np.array_equal(other, results[0])
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("M,N", [(100, 100), (65, 100), (7, 3), (13, 21), (64, 512)])
 def test_exact_outer_sum_is_min_char_rnns_loop_to_the_bit(M, N, dtype):

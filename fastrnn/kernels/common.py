@@ -238,9 +238,17 @@ def outer_sum(dW, dY, X, exact, part, chunks):
     for ch in prange(chunks):
         r0, r1 = span(ch, chunks, R, 1)
         np.dot(dY[r0:r1].T, X[r0:r1], part[ch, :M])
-    dW[...] = part[0, :M]
-    for ch in range(1, chunks):
-        dW += part[ch, :M]
+    for ch in prange(chunks):  # the threads' sums added, each thread a slice of rows
+        m0, m1 = span(ch, chunks, M, 1)
+        _add_parts(dW[m0:m1], part[:chunks, m0:m1])
+
+
+@jit
+def _add_parts(out, parts):
+    """out = parts[0] + parts[1] + ..., added in that order."""
+    out[...] = parts[0]
+    for i in range(1, parts.shape[0]):
+        out += parts[i]
 
 
 @pjit_inline
@@ -351,29 +359,62 @@ def _add_inputs(xa, x, l, Wemb, bias, t0, t1):
 
 
 @pjit_inline
-def embedding_backward(dWemb, d, x, T, chunks):
+def embedding_backward(dWemb, dbias, d, x, T, exact, chunks):
     """dWemb (V, G*H) = the rows of d (T, B, G*H) added into the rows of their input
-    characters x (T, B), last step first: the gradient of the one-hot product. Each
-    thread takes a slice of the columns."""
-    GH = dWemb.shape[1]
-    chunks = max(1, min(chunks, GH // 16, T * x.shape[1] * GH // SMALL))
-    if chunks == 1:
-        _embedding_backward(dWemb, d, x, T, 0, GH)
+    characters x (T, B), last step first: the gradient of the one-hot product; and
+    dbias (G*H,) = the sum of those rows. exact: dbias summed as row_sum_rev sums (min-
+    char-rnn's order) in the same pass, each thread taking a slice of the columns.
+    Otherwise each thread takes the characters v with v % threads its own (splitting
+    the columns made two threads twice as slow as one here: measured), and dbias is the
+    sum of dWemb's rows. Either way no element's sum depends on the thread count."""
+    V, GH = dWemb.shape
+    work = T * x.shape[1] * GH // SMALL
+    if exact:
+        chunks = max(1, min(chunks, GH // 16, work))
+        if chunks == 1:
+            _embedding_backward(dWemb, dbias, d, x, T, 0, GH)
+            return
+        for ch in prange(chunks):
+            j0, j1 = span(ch, chunks, GH, 16)
+            _embedding_backward(dWemb, dbias, d, x, T, j0, j1)
         return
-    for ch in prange(chunks):
-        j0, j1 = span(ch, chunks, GH, 16)
-        _embedding_backward(dWemb, d, x, T, j0, j1)
+    chunks = max(1, min(chunks, V, work))
+    if chunks == 1:
+        _embedding_rows(dWemb, d, x, T, 0, 1)
+    else:
+        for ch in prange(chunks):
+            _embedding_rows(dWemb, d, x, T, ch, chunks)
+    dbias[:] = 0
+    for v in range(V):
+        dbias += dWemb[v]
 
 
 @jit
-def _embedding_backward(dWemb, d, x, T, j0, j1):
+def _embedding_rows(dWemb, d, x, T, ch, chunks):
+    """The rows v of embedding_backward's dWemb with v % chunks == ch."""
+    for v in range(ch, dWemb.shape[0], chunks):
+        dWemb[v] = 0
+    for t in range(T - 1, -1, -1):
+        for b in range(x.shape[1] - 1, -1, -1):
+            v = x[t, b]
+            if v % chunks == ch:
+                row, src = dWemb[v], d[t, b]
+                for j in range(row.size):
+                    row[j] += src[j]
+
+
+@jit
+def _embedding_backward(dWemb, dbias, d, x, T, j0, j1):
     """Columns j0..j1-1 of embedding_backward."""
     dWemb[:, j0:j1] = 0
+    dbias[j0:j1] = 0
     for t in range(T - 1, -1, -1):
         for b in range(x.shape[1] - 1, -1, -1):
             row, src = dWemb[x[t, b]], d[t, b]
             for j in range(j0, j1):
                 row[j] += src[j]
+            for j in range(j0, j1):
+                dbias[j] += src[j]
 
 
 @pjit_inline
@@ -384,10 +425,10 @@ def input_backward(dWemb, dWxh, dbxh, dx, da, x, T, l, inputs, drop, masks, Wxh,
     below's states (through its dropout mask)."""
     _, B, GH = da.shape
     rows = da.reshape(-1, GH)[:T * B]
-    row_sum_rev(dbxh[l], rows, chunks)
     if l == 0:
-        embedding_backward(dWemb, da, x, T, chunks)
+        embedding_backward(dWemb, dbxh[l], da, x, T, False, chunks)
     else:
+        row_sum_rev(dbxh[l], rows, chunks)
         outer_sum(dWxh[l - 1], rows, inputs, False, part, chunks)
         drows = dx.reshape(-1, dx.shape[2])[:T * B]
         matmul_rows_t(drows, rows, Wxh[l - 1], False, chunks)

@@ -203,9 +203,7 @@ def _run(u, k, losses, cursor, data, kind, P, G, theta, grad, state, hyper, hs, 
         outer_sum_exact(dWhy, dy, h.reshape(-1, H)[1:])
         _row_sum_rev(dby, dy)
     elif u == E:
-        draw = dh.reshape(-1, H)
-        _row_sum_rev(dbh[0], draw)
-        _embedding_backward(dWemb, dh, xs, T, 0, H)
+        _embedding_backward(dWemb, dbh[0], dh, xs, T, 0, H)
     elif u == N:
         flags[SCALE:SCALE + 1].view(np.float64)[0] = norm_scale(grad, hyper)
     elif u >= DWHH and u < N:

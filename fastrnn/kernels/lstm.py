@@ -12,7 +12,7 @@ tanh(c'); da (T, B, 4H) scratch.
 from numba import prange
 
 from .common import (dropout_masks, input_backward, input_projection, layer_input,
-                     next_window, optimizer_step, outer_sum, row_sum_rev, saved_layer_input,
+                     next_window, optimizer_step, outer_sum, saved_layer_input,
                      sigmoid, span, tanh, window_of)
 from .jit import jit, pjit, pjit_inline
 from .output import output_backward, output_forward
@@ -23,34 +23,42 @@ from .step import step_matmul, step_matmul_t, step_weights
 def lstm_forward(hs, cs, gates, tc, tmp, xin, x, T, drop, masks, Wemb, Wxh, Whh, bxh,
                  bhh, packs, chunks):
     """Each step's recurrent product is split between the threads by panels of Whh's
-    rows (see step_matmul), then its gates by streams; packs: (L, >= packed_size)."""
+    rows (see step_matmul), then its gates by streams; packs: (L, >= packed_size).
+    Layer 0's input term, a row of Wemb, is added in the gates' pass rather than written
+    into gates for all steps beforehand (one pass less over the largest buffer)."""
     L, _, B, H = hs.shape
     streams = max(1, min(B, chunks, B * H // 256))  # (a thread's start is ~1 us)
     for l in range(L):
         h, c, g = hs[l], cs[l], gates[l]
-        inputs = layer_input(xin, hs, l, T, drop, masks) if l > 0 else h[0]
-        input_projection(g, x, T, l, hs, inputs, Wemb, Wxh, bxh, chunks)
+        if l > 0:
+            inputs = layer_input(xin, hs, l, T, drop, masks)
+            input_projection(g, x, T, l, hs, inputs, Wemb, Wxh, bxh, chunks)
         Wp = step_weights(packs[l], Whh[l], False, B, False, chunks)
         for t in range(T):
             step_matmul(tmp, h[t], Whh[l], Wp, False, chunks)
             if streams == 1:
-                _lstm_cells(h, c, g, tc[l], tmp, bhh[l], t, 0, B)
+                _lstm_cells(h, c, g, tc[l], tmp, x, Wemb, bxh[l], bhh[l], l, t, 0, B)
                 continue
             for ch in prange(streams):
                 b0, b1 = span(ch, streams, B, 1)
-                _lstm_cells(h, c, g, tc[l], tmp, bhh[l], t, b0, b1)
+                _lstm_cells(h, c, g, tc[l], tmp, x, Wemb, bxh[l], bhh[l], l, t, b0, b1)
 
 
 @jit
-def _lstm_cells(h, c, g, tc, tmp, bhh, t, b0, b1):
-    """Step t of streams b0..b1-1, from the gate pre-activations without bhh in g[t]
-    and Whh h in tmp."""
+def _lstm_cells(h, c, g, tc, tmp, x, Wemb, bxh, bhh, l, t, b0, b1):
+    """Step t of streams b0..b1-1 of layer l, from Whh h in tmp and the input term:
+    for layer 0 Wemb[x] + bxh, input_projection's sum, otherwise that in g[t]."""
     H = h.shape[2]
     for b in range(b0, b1):
         # one array per loop, so that LLVM vectorises each
         row, hrow = g[t, b], tmp[b]
-        for j in range(4 * H):
-            row[j] += hrow[j] + bhh[j]
+        if l == 0:
+            e = Wemb[x[t, b]]
+            for j in range(4 * H):
+                row[j] = (e[j] + bxh[j]) + (hrow[j] + bhh[j])
+        else:
+            for j in range(4 * H):
+                row[j] += hrow[j] + bhh[j]
         for j in range(2 * H):
             row[j] = sigmoid(row[j])  # i, f
         gg = row[2 * H:3 * H]
@@ -97,10 +105,10 @@ def lstm_backward(dWemb, dWxh, dWhh, dbxh, dbhh, dh, dx, da, dnext, dcnext, part
             step_matmul_t(dnext, da[t], Whh[l], Wp, spart, chunks)
         rows = da.reshape(-1, 4 * H)[:T * B]
         outer_sum(dWhh[l], rows, h.reshape(-1, H)[:T * B], False, part, chunks)
-        row_sum_rev(dbhh[l], rows, chunks)
         inputs = saved_layer_input(xin, hs, l, T, drop) if l > 0 else h[0]
         input_backward(dWemb, dWxh, dbxh, dx, da, x, T, l, inputs, drop, masks, Wxh, part,
                        chunks)
+        dbhh[l, :] = dbxh[l]  # (the same pre-activations on the input and the hidden side)
         dh, dx = dx, dh
 
 

@@ -93,10 +93,10 @@ def rnn_backward(dWemb, dWxh, dWhh, dbh, dh, dtmp, dnext, part, hs, xin, x, T, e
                 step_matmul_t(dnext, dh[t], Whh[l], Wp, spart, chunks)
         draw = dh.reshape(-1, H)[:T * B]
         outer_sum(dWhh[l], draw, h.reshape(-1, H)[:T * B], exact, part, chunks)
-        row_sum_rev(dbh[l], draw, chunks)
         if l == 0:
-            embedding_backward(dWemb, dh, x, T, chunks)
+            embedding_backward(dWemb, dbh[l], dh, x, T, exact, chunks)
         else:
+            row_sum_rev(dbh[l], draw, chunks)
             outer_sum(dWxh[l - 1], draw, saved_layer_input(xin, hs, l, T, drop), exact,
                       part, chunks)
             below = dtmp.reshape(-1, H)[:T * B]
