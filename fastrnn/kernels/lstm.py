@@ -108,8 +108,14 @@ def lstm_backward(dWemb, dWxh, dWhh, dbxh, dbhh, dh, dx, da, dnext, dcnext, part
         inputs = saved_layer_input(xin, hs, l, T, drop) if l > 0 else h[0]
         input_backward(dWemb, dWxh, dbxh, dx, da, x, T, l, inputs, drop, masks, Wxh, part,
                        chunks)
-        dbhh[l, :] = dbxh[l]  # (the same pre-activations on the input and the hidden side)
+        _copy(dbhh[l], dbxh[l])  # (the same pre-activations on the input and hidden side)
         dh, dx = dx, dh
+
+
+@jit
+def _copy(out, a):
+    """out[:] = a, in a jit function (in a parallel one Numba starts threads for it)."""
+    out[:] = a
 
 
 @jit
