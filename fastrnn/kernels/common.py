@@ -364,9 +364,9 @@ def embedding_backward(dWemb, dbias, d, x, T, exact, chunks):
     characters x (T, B), last step first: the gradient of the one-hot product; and
     dbias (G*H,) = the sum of those rows. exact: dbias summed as row_sum_rev sums (min-
     char-rnn's order) in the same pass, each thread taking a slice of the columns.
-    Otherwise each thread takes the characters v with v % threads its own (splitting
-    the columns made two threads twice as slow as one here: measured), and dbias is the
-    sum of dWemb's rows. Either way no element's sum depends on the thread count."""
+    Otherwise each thread takes the characters v with v % threads its own (split by
+    columns, two threads were slower than one here: measured), and dbias is the sum of
+    dWemb's rows. Either way no element's sum depends on the thread count."""
     V, GH = dWemb.shape
     work = T * x.shape[1] * GH // SMALL
     if exact:

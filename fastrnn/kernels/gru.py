@@ -70,7 +70,8 @@ def gru_backward(dWemb, dWxh, dWhh, dbxh, dbhh, dh, dx, da_x, da_h, dnext, dtmp,
     shape; da_x, da_h (T, B, 3H) the gradients of the input-side and hidden-side
     pre-activations; dnext, dtmp (B, H) the two parts of dLoss/dh carried to the step
     before; part: outer_sum's scratch; packs: (L, >= packed_size) for step_weights;
-    spart: step_matmul_t's. Weight gradients are overwritten. Threads split steps as in the forward pass."""
+    spart: step_matmul_t's. Weight gradients are overwritten. Threads split steps as in
+    the forward pass."""
     L, _, B, H = hs.shape
     streams = max(1, min(B, chunks, B * H // 256))
     for l in range(L - 1, -1, -1):
