@@ -144,16 +144,14 @@ def _pack_rows(P, W, p0, p1):
     C = panel_width(W)
     for p in range(p0, p1):
         panel = P[p * K * C:(p + 1) * K * C].reshape(K, C)
-        for k0 in range(0, K, 16):  # 16 x C blocks, so that both sides stay in cache
-            k1 = min(k0 + 16, K)
-            for c in range(C):
-                if p * C + c < R:
-                    src = W[p * C + c]
-                    for k in range(k0, k1):
-                        panel[k, c] = src[k]
-                else:
-                    for k in range(k0, k1):
-                        panel[k, c] = 0
+        for c in range(C):  # (a row of W at a time: one stream to read, not C)
+            if p * C + c < R:
+                src = W[p * C + c]
+                for k in range(K):
+                    panel[k, c] = src[k]
+            else:
+                for k in range(K):
+                    panel[k, c] = 0
 
 
 @jit
