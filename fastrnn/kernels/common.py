@@ -384,17 +384,7 @@ def embedding_backward(dWemb, dbias, d, x, T, exact, chunks):
     else:
         for ch in prange(chunks):
             _embedding_rows(dWemb, d, x, T, ch, chunks)
-    _sum_rows(dbias, dWemb)  # (in a jit function: here Numba would parallelise it)
-
-
-@jit
-def _sum_rows(out, A):
-    """out = A[0] + A[1] + ..., in that order."""
-    out[:] = 0
-    for v in range(A.shape[0]):
-        row = A[v]
-        for j in range(out.size):
-            out[j] += row[j]
+    _add_parts(dbias, dWemb)  # (in a jit function: here Numba would parallelise it)
 
 
 @jit

@@ -130,10 +130,16 @@ def panel_width(x):
 
 
 @jit
+def panel_count(R, x):
+    """Panels for R output columns, in x's dtype."""
+    C = panel_width(x)
+    return (R + C - 1) // C
+
+
+@jit
 def packed_size(R, K, x):
     """Elements of a packed W with R output columns over K inputs, in x's dtype."""
-    C = panel_width(x)
-    return (R + C - 1) // C * C * K
+    return panel_count(R, x) * panel_width(x) * K
 
 
 @jit
@@ -178,8 +184,7 @@ def pack_weights(P, W, transposed, chunks):
     out = X @ W. Returns the part of P that holds the panels."""
     R = W.shape[1] if transposed else W.shape[0]
     K = W.size // R
-    C = panel_width(W)
-    panels = (R + C - 1) // C
+    panels = panel_count(R, W)
     chunks = max(1, min(chunks, panels))
     if chunks == 1:
         _pack(P, W, transposed, 0, panels)
@@ -187,7 +192,7 @@ def pack_weights(P, W, transposed, chunks):
         for ch in prange(chunks):
             p0, p1 = span(ch, chunks, panels, 1)
             _pack(P, W, transposed, p0, p1)
-    return P[:panels * C * K]
+    return P[:packed_size(R, K, W)]
 
 
 @jit
@@ -205,8 +210,7 @@ def packed_product(out, X, P, chunks):
     if out.strides[1] != out.itemsize:
         raise ValueError("packed_product: out's rows must be contiguous")
     R = out.shape[1]
-    C = panel_width(X)
-    panels = (R + C - 1) // C
+    panels = panel_count(R, X)
     chunks = max(1, min(chunks, panels))
     if chunks == 1:
         _panels(out, P, X, 0, panels)
