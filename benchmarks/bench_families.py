@@ -59,7 +59,7 @@ class NumpyModel:
         self.params = trainer.params()
         self.mem = {k: np.zeros_like(v) for k, v in self.params.items()}
         T = trainer.config.train.seq_length
-        self.xs = np.ascontiguousarray(trainer._data[:, :T + 1].T)
+        self.xs = np.ascontiguousarray(trainer.run.data[:, :T + 1].T)
 
     def train(self, n):
         for _ in range(n):

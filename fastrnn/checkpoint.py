@@ -26,14 +26,8 @@ def save(trainer, path, extra=None):
         format_version=np.array(FORMAT_VERSION),
         config=np.array(json.dumps(trainer.config.to_dict())),
         vocab=np.array(json.dumps(trainer.vocab)),
-        theta=trainer._theta.flat,
-        optimizer=trainer._opt,
-        state=np.array([a[:, 0] for a in trainer._states]),
-        cursor=trainer.cursor,
-        rng=trainer._rng,
-        next_input=np.array(trainer.carried_state()[1]),
-        smooth_loss=np.array(trainer.smooth_loss),
         extra=np.array(json.dumps(extra or {})),
+        **trainer.state_dict(),
     )
     buf = io.BytesIO()
     np.savez(buf, **arrays)
@@ -75,20 +69,7 @@ def restore(trainer, arrays, path="checkpoint"):
         raise UserError(f"{path}: its vocabulary ({len(arrays['vocab'])} characters) "
                         f"differs from the data's ({len(trainer.vocab)}); train on the "
                         f"same text, or start a new run in another train.out_dir")
-    state = np.array([a[:, 0] for a in trainer._states])
-    want = {"theta": trainer._theta.flat, "optimizer": trainer._opt, "state": state,
-            "cursor": trainer.cursor, "rng": trainer._rng}
-    for key, target in want.items():
-        if arrays[key].shape != target.shape:
-            raise UserError(f"{path}: its model does not match the config ({key} has shape "
-                            f"{arrays[key].shape}, the config makes {target.shape}); use "
-                            f"the checkpoint's model settings or a new train.out_dir")
-    for key, target in want.items():
-        if key != "state":
-            target[...] = arrays[key]
-    for a, saved in zip(trainer._states, arrays["state"]):
-        a[:, 0] = saved
-    trainer.smooth_loss = float(arrays["smooth_loss"])
+    trainer.load_state_dict(arrays, where=str(path))
 
 
 def find(path):

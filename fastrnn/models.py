@@ -1,18 +1,15 @@
-"""The model families on the Python side: parameter layout and names, initialisation,
-the buffers each family's kernels borrow, and which kernels to call. Dispatch between
-families happens here, never inside compiled code."""
+"""The model families on the Python side: parameter layout and public names,
+initialisation, the buffers each family's kernels borrow, and which compiled entry
+point runs what. Dispatch between families, paths and thread counts happens here,
+never inside compiled code."""
 import os
 
 import numpy as np
 
-from .kernels.duo import FLAGS as DUO_FLAGS, rnn_train_chunk_duo
-from .kernels.gru import gru_backward, gru_forward, gru_loss, gru_train_chunk
-from .kernels.lstm import lstm_backward, lstm_forward, lstm_loss, lstm_train_chunk
-from .kernels.output import output_backward, output_forward
-from .kernels.rnn import rnn_backward, rnn_forward, rnn_loss, rnn_train_chunk
+from .kernels import duo, entries
+from .kernels.records import GRUBuffers, LSTMBuffers, Params, RNNBuffers
 from .kernels.step import packed_size
-
-OPTIMIZERS = {"adagrad": 0, "rmsprop": 1, "adam": 2, "sgd": 3}  # kernels.common's numbers
+from .kernels.team import flag_count
 
 
 class Family:
@@ -20,24 +17,27 @@ class Family:
     G = 1  # gates per layer
     cell = False  # whether there is a cell state besides h
     biases = ("bxh", "bhh")  # per layer: PyTorch's two; min-char-rnn has one
+    Buffers = None  # the kernels.records type of its buffers
 
     def arrays(self, V, H, L):
-        """Internal arrays in buffer order: (name, shape)."""
-        G = self.G
-        return ([("Wemb", (V, G * H)), ("Wxh", (L - 1, G * H, H)), ("Whh", (L, G * H, H))]
-                + [(b, (L, G * H)) for b in self.biases] + [("Why", (V, H)), ("by", (V,))])
+        """The parameters' (name, shape) in the order of kernels.records.Params, which is
+        the flat buffer's."""
+        GH = self.G * H
+        return [("Wemb", (V, GH)), ("Wxh", (L - 1, GH, H)), ("Whh", (L, GH, H)),
+                ("bxh", (L, GH)), ("bhh", (L, GH if len(self.biases) == 2 else 0)),
+                ("Why", (V, H)), ("by", (V,))]
 
-    def public(self, views, L):
+    def public(self, P, L):
         """Public names (PyTorch's orientation and gate order; min-char-rnn's for the
-        vanilla RNN) as writable views."""
+        vanilla RNN) as writable views of the Params P."""
         out = {}
         for l in range(L):
-            out[f"Wxh.{l}"] = views["Wemb"].T if l == 0 else views["Wxh"][l - 1]
-            out[f"Whh.{l}"] = views["Whh"][l]
-            for b in self.biases:
-                out[f"{b}.{l}"] = views[b][l]
-        out["Why"] = views["Why"]
-        out["by"] = views["by"]
+            out[f"Wxh.{l}"] = P.Wemb.T if l == 0 else P.Wxh[l - 1]
+            out[f"Whh.{l}"] = P.Whh[l]
+            for name, array in zip(self.biases, (P.bxh, P.bhh)):
+                out[f"{name}.{l}"] = array[l]
+        out["Why"] = P.Why
+        out["by"] = P.by
         return out
 
     def init(self, public, seed, H):
@@ -54,19 +54,17 @@ class Family:
                 view[...] = rng.uniform(-k, k, view.shape)
 
     def buffers(self, L, T, B, H, V, dtype):
-        """Arrays the kernels borrow, allocated once. Shared names: hs (L, T+1, B, H)
-        states; xin, masks (L-1, T, B, H) dropped layer inputs and dropout masks; ys
-        (T, B, V); dh (T, B, H); xs (T+1, B) ids; packs (L, ...) each layer's Whh packed
-        for the step products of a batch (kernels.step; empty for one stream); and each
-        thread's own scratch: part (threads, max(G*H, V), H) for its share of a weight
-        gradient, spart (threads, H) for its share of a one-stream BPTT step."""
+        """The kernels' buffers (kernels.records), allocated once."""
         z = lambda *shape: np.zeros(shape, dtype)  # noqa: E731
-        n = os.cpu_count() or 1
-        return dict(hs=z(L, T + 1, B, H), xin=z(max(L - 1, 1), T, B, H),
-                    masks=z(max(L - 1, 1), T, B, H), ys=z(T, B, V), dh=z(T, B, H),
-                    dtmp=z(T, B, H), xs=np.zeros((T + 1, B), np.int32),
-                    part=z(n, max(self.G * H, V), H), packs=z(L, self.packed(B, H, dtype)),
-                    spart=z(n, H))
+        W = os.cpu_count() or 1
+        G = self.G
+        shared = dict(hs=z(L, T + 1, B, H), xin=z(max(L - 1, 1), T, B, H),
+                      masks=z(max(L - 1, 1), T, B, H), ys=z(T, B, V), dh=z(T, B, H),
+                      dx=z(T, B, H), xs=np.zeros((T + 1, B), np.int32),
+                      part=z(W, max(G * H, V), H), spart=z(W, G * H),
+                      packs=z(L, self.packed(B, H, dtype)), sums=np.zeros((2, W)),
+                      flags=np.zeros(flag_count(W), np.int64))
+        return self.Buffers(**shared, **self.own_buffers(L, T, B, H, z))
 
     def packed(self, B, H, dtype):
         """Elements of one layer's packed Whh, for the forward product or BPTT's."""
@@ -75,32 +73,33 @@ class Family:
         x = np.empty(0, dtype)
         return max(packed_size(self.G * H, H, x), packed_size(H, self.G * H, x))
 
-    def gradients(self, t, xs):
-        """Loss (summed over steps, averaged over streams) and gradients, left in the
-        trainer's gradient buffer, of one window xs (T+1, B) from a zero state, with the
-        dropout masks now in the buffers. For tests; training never leaves the kernels."""
-        b = t._buf
-        for name in ("hs", "cs"):
-            if name in b:
-                b[name][:] = 0
-        b["xs"][...] = xs
-        T, B = xs.shape[0] - 1, xs.shape[1]
-        L = b["hs"].shape[0]
-        self.forward(t, b, T, t._drop)
-        Why, by = t._theta.views["Why"], t._theta.views["by"]
-        loss = output_forward(b["ys"], b["hs"][L - 1], T, b["xs"][1:], 1.0 / B, t.exact,
-                              Why, by, t.chunks)
-        g = t._grad.views
-        output_backward(g["Why"], g["by"], b["dh"], b["ys"], b["hs"][L - 1], T, t.exact, Why,
-                        b["part"], t.chunks)
-        self.backward(t, b, T, t._drop)
-        return loss / B
+    def states(self, buf):
+        """The state arrays carried between windows: hs, and cs for an LSTM."""
+        return [buf.hs, buf.cs] if self.cell else [buf.hs]
+
+    # --- which compiled entry point runs what: (function, arguments) --------------------
+    def train_call(self, losses, net, run, buf, path, threads, two_thread_rnn=False):
+        if threads == 1:
+            return entries.train, (losses, net, run, buf, path)
+        return entries.train_team, (losses, *net, run, buf, path, threads)
+
+    def loss_call(self, ids, P, buf, path, threads):
+        if threads == 1:
+            return entries.loss, (ids, P, buf, path)
+        return entries.loss_team, (ids, P, buf, path, threads)
+
+    def gradients_call(self, net, buf, drop, path):
+        return entries.gradients, (net, buf, drop, path)
+
+    def steps_call(self, P, buf, T, path):
+        return entries.steps, (P, buf, T, path)
 
 
 class RNN(Family):
     """min-char-rnn's tanh cell with its names: Wxh.{l}, Whh.{l}, bh.{l}, Why, by."""
     name = "rnn"
     biases = ("bh",)
+    Buffers = RNNBuffers
 
     def init(self, public, seed, H):
         """min-char-rnn's initialisation: weights randn * 0.01 drawn in order, biases
@@ -109,121 +108,53 @@ class RNN(Family):
         for name, view in public.items():
             view[...] = 0 if name.startswith("b") else rng.randn(*view.shape) * 0.01
 
-    def buffers(self, L, T, B, H, V, dtype):
-        b = super().buffers(L, T, B, H, V, dtype)
-        b["tmp"] = np.zeros((B, H), dtype)
-        b["dnext"] = np.zeros((B, H), dtype)
-        b["flags"] = np.zeros(DUO_FLAGS, np.int64)
-        return b
+    def own_buffers(self, L, T, B, H, z):
+        return dict(tmp=z(B, H), dnext=z(B, H), duo=np.zeros(duo.FLAGS, np.int64))
 
-    def train_chunk(self, t, losses):
-        b = t._buf
-        if t.duo and t.chunks > 1:  # min-char-rnn's model to the bit, on two threads
-            rnn_train_chunk_duo(losses, t.cursor, t._data, t._kind, t._theta.as_tuple(),
-                                t._grad.as_tuple(), t._theta.flat, t._grad.flat, t._opt,
-                                t._hyper, b["hs"], b["tmp"], b["ys"], b["dh"], b["dnext"],
-                                b["xs"], b["flags"])
-            return
-        rnn_train_chunk(losses, t.cursor, t._data, t.exact, t._kind, t._theta.as_tuple(),
-                        t._grad.as_tuple(), t._theta.flat, t._grad.flat, t._opt, t._hyper,
-                        t._rng, t._drop, b["hs"], b["tmp"], b["xin"], b["masks"], b["ys"],
-                        b["dh"], b["dtmp"], b["part"], b["packs"], b["spart"], b["xs"],
-                        t.chunks)
-
-    def loss(self, t, ids, b):
-        return rnn_loss(ids, t.exact, t._theta.as_tuple(), b["hs"], b["tmp"], b["xin"],
-                        b["masks"], b["ys"], b["packs"], b["xs"], t.chunks)
-
-    def forward(self, t, b, T=1, drop=0.0):
-        Wemb, Wxh, Whh, bh, _, _ = t._theta.as_tuple()
-        rnn_forward(b["hs"], b["tmp"], b["xin"], b["xs"], T, t.exact, drop, b["masks"], Wemb,
-                    Wxh, Whh, bh, b["packs"], t.chunks)
-
-    def backward(self, t, b, T, drop):
-        _, Wxh, Whh, _, _, _ = t._theta.as_tuple()
-        dWemb, dWxh, dWhh, dbh, _, _ = t._grad.as_tuple()
-        rnn_backward(dWemb, dWxh, dWhh, dbh, b["dh"], b["dtmp"], b["tmp"], b["part"], b["hs"],
-                     b["xin"], b["xs"], T, t.exact, drop, b["masks"], Wxh, Whh, b["packs"],
-                     b["spart"], t.chunks)
+    def train_call(self, losses, net, run, buf, path, threads, two_thread_rnn=False):
+        if two_thread_rnn:  # min-char-rnn's model to the bit, on two threads
+            return duo.rnn_train_duo, (losses, *net, run, buf)
+        return super().train_call(losses, net, run, buf, path, threads)
 
 
 class GRU(Family):
     name, G = "gru", 3
+    Buffers = GRUBuffers
 
-    def buffers(self, L, T, B, H, V, dtype):
-        b = super().buffers(L, T, B, H, V, dtype)
-        z = lambda *shape: np.zeros(shape, dtype)  # noqa: E731
-        b.update(gates=z(L, T, B, 3 * H), hn=z(L, T, B, H), xa=z(T, B, 3 * H),
-                 tmp=z(B, 3 * H), dx=z(T, B, H), da_x=z(T, B, 3 * H), da_h=z(T, B, 3 * H),
-                 dnext=z(B, H), dtmpB=z(B, H))
-        return b
-
-    def train_chunk(self, t, losses):
-        b = t._buf
-        gru_train_chunk(losses, t.cursor, t._data, t._kind, t._theta.as_tuple(),
-                        t._grad.as_tuple(), t._theta.flat, t._grad.flat, t._opt, t._hyper,
-                        t._rng, t._drop, b["hs"], b["gates"], b["hn"], b["xa"], b["tmp"],
-                        b["xin"], b["masks"], b["ys"], b["dh"], b["dx"], b["da_x"],
-                        b["da_h"], b["dnext"], b["dtmpB"], b["part"], b["packs"],
-                        b["spart"], b["xs"], t.chunks)
-
-    def loss(self, t, ids, b):
-        return gru_loss(ids, t._theta.as_tuple(), b["hs"], b["gates"], b["hn"], b["xa"],
-                        b["tmp"], b["xin"], b["masks"], b["ys"], b["packs"],
-                        b["xs"], t.chunks)
-
-    def forward(self, t, b, T=1, drop=0.0):
-        Wemb, Wxh, Whh, bxh, bhh, _, _ = t._theta.as_tuple()
-        gru_forward(b["hs"], b["gates"], b["hn"], b["xa"], b["tmp"], b["xin"], b["xs"], T,
-                    drop, b["masks"], Wemb, Wxh, Whh, bxh, bhh, b["packs"], t.chunks)
-
-    def backward(self, t, b, T, drop):
-        _, Wxh, Whh, _, _, _, _ = t._theta.as_tuple()
-        dWemb, dWxh, dWhh, dbxh, dbhh, _, _ = t._grad.as_tuple()
-        gru_backward(dWemb, dWxh, dWhh, dbxh, dbhh, b["dh"], b["dx"], b["da_x"], b["da_h"],
-                     b["dnext"], b["dtmpB"], b["part"], b["hs"], b["gates"], b["hn"], b["xin"],
-                     b["xs"], T, drop, b["masks"], Wxh, Whh, b["packs"], b["spart"],
-                     t.chunks)
+    def own_buffers(self, L, T, B, H, z):
+        return dict(gates=z(L, T, B, 3 * H), hn=z(L, T, B, H), xa=z(T, B, 3 * H),
+                    tmp=z(B, 3 * H), da_x=z(T, B, 3 * H), da_h=z(T, B, 3 * H),
+                    dnext=z(B, H), dtmp=z(B, H))
 
 
 class LSTM(Family):
     name, G, cell = "lstm", 4, True
+    Buffers = LSTMBuffers
 
-    def buffers(self, L, T, B, H, V, dtype):
-        b = super().buffers(L, T, B, H, V, dtype)
-        z = lambda *shape: np.zeros(shape, dtype)  # noqa: E731
-        b.update(cs=z(L, T + 1, B, H), gates=z(L, T, B, 4 * H), tc=z(L, T, B, H),
-                 tmp=z(B, 4 * H), dx=z(T, B, H), da=z(T, B, 4 * H),
-                 dnext=z(B, H), dcnext=z(B, H))
-        return b
-
-    def train_chunk(self, t, losses):
-        b = t._buf
-        lstm_train_chunk(losses, t.cursor, t._data, t._kind, t._theta.as_tuple(),
-                         t._grad.as_tuple(), t._theta.flat, t._grad.flat, t._opt, t._hyper,
-                         t._rng, t._drop, b["hs"], b["cs"], b["gates"], b["tc"],
-                         b["tmp"], b["xin"], b["masks"], b["ys"], b["dh"], b["dx"], b["da"],
-                         b["dnext"], b["dcnext"], b["part"], b["packs"], b["spart"],
-                         b["xs"], t.chunks)
-
-    def loss(self, t, ids, b):
-        return lstm_loss(ids, t._theta.as_tuple(), b["hs"], b["cs"], b["gates"], b["tc"],
-                         b["tmp"], b["xin"], b["masks"], b["ys"], b["packs"],
-                         b["xs"], t.chunks)
-
-    def forward(self, t, b, T=1, drop=0.0):
-        Wemb, Wxh, Whh, bxh, bhh, _, _ = t._theta.as_tuple()
-        lstm_forward(b["hs"], b["cs"], b["gates"], b["tc"], b["tmp"], b["xin"],
-                     b["xs"], T, drop, b["masks"], Wemb, Wxh, Whh, bxh, bhh, b["packs"],
-                     t.chunks)
-
-    def backward(self, t, b, T, drop):
-        _, Wxh, Whh, _, _, _, _ = t._theta.as_tuple()
-        dWemb, dWxh, dWhh, dbxh, dbhh, _, _ = t._grad.as_tuple()
-        lstm_backward(dWemb, dWxh, dWhh, dbxh, dbhh, b["dh"], b["dx"], b["da"], b["dnext"],
-                      b["dcnext"], b["part"], b["hs"], b["cs"], b["gates"], b["tc"],
-                      b["xin"], b["xs"], T, drop, b["masks"], Wxh, Whh, b["packs"],
-                      b["spart"], t.chunks)
+    def own_buffers(self, L, T, B, H, z):
+        return dict(cs=z(L, T + 1, B, H), gates=z(L, T, B, 4 * H), tc=z(L, T, B, H),
+                    tmp=z(B, 4 * H), da=z(T, B, 4 * H), dnext=z(B, H), dcnext=z(B, H))
 
 
 FAMILIES = {f.name: f for f in (RNN(), GRU(), LSTM())}
+
+
+def flat_params(arrays, dtype):
+    """One zeroed flat buffer (N,) and a Params of named views into it."""
+    sizes = [int(np.prod(shape)) for _, shape in arrays]
+    flat = np.zeros(sum(sizes), dtype)
+    views, offset = {}, 0
+    for (name, shape), size in zip(arrays, sizes):
+        views[name] = flat[offset:offset + size].reshape(shape)
+        offset += size
+    return flat, Params(**views)
+
+
+def params_like(P, flat):
+    """A Params of views into flat laid out as P is in its own buffer."""
+    views, offset = {}, 0
+    for name in Params._fields:
+        a = getattr(P, name)
+        views[name] = flat[offset:offset + a.size].reshape(a.shape)
+        offset += a.size
+    return Params(**views)

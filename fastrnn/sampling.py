@@ -23,26 +23,13 @@ def generate(trainer, prime="", length=200, temperature=1.0, top_k=None, seed=No
     if top_k is not None and top_k < 1:
         raise UserError(f"top_k must be at least 1, got {top_k}")
     rng = np.random.default_rng(seed)
-    cfg = trainer.config
-    buf = trainer.family.buffers(cfg.model.layers, 1, 1, cfg.model.hidden, len(vocab),
-                                 trainer.dtype)
-    states = [buf["hs"], buf["cs"]] if trainer.family.cell else [buf["hs"]]
-    Why = trainer._theta.views["Why"].astype(np.float64)
-    by = trainer._theta.views["by"].astype(np.float64)
-
-    def step(ix):
-        buf["xs"][0, 0] = ix
-        trainer.family.forward(trainer, buf)
-        for a in states:
-            a[:, 0] = a[:, 1]
-        return Why @ buf["hs"][-1, 1, 0] + by
-
+    stepper = trainer.stepper()
+    step = stepper.step
     if prime:
         feed = [index[c] for c in prime]
     else:
         carried, next_id = trainer.carried_state()
-        for a, saved in zip(states, carried):
-            a[:, 0, 0] = saved
+        stepper.set_state(carried)
         feed = [next_id]
     for ix in feed:
         logits = step(ix)

@@ -12,8 +12,10 @@ from . import blas, checkpoint
 from .config import Config, load_yaml
 from .data import Corpus, read_text, resolve
 from .errors import UserError
-from .models import FAMILIES, OPTIMIZERS
-from .params import FlatBuffer
+from .kernels.optim import (BETA1, BETA2, CLIP, CLIP_NORM, DECAY, DECAY_EVERY, EPS, HYPER,
+                            KIND, LR, OPTIMIZERS)
+from .kernels.records import Batched, Exact, Net, OneStream, Run
+from .models import FAMILIES, flat_params
 
 
 class Trainer:
@@ -37,7 +39,7 @@ class Trainer:
                 f"train.seq_length: {T} is too long for the training text "
                 f"({len(self.corpus.train)} characters in {B} stream(s) need at least "
                 f"{need} each); lower train.seq_length or train.batch_size, or use more text")
-        self.family = FAMILIES[cfg.model.kind]
+        self.family = family = FAMILIES[cfg.model.kind]
         self.dtype = np.dtype(cfg.train.dtype)
         # The vanilla RNN in float64 reproduces min-char-rnn bit for bit unless told
         # otherwise; everything else takes the faster path of matrix products over all
@@ -50,31 +52,33 @@ class Trainer:
         # fastrnn.bench)
         small = B == 1 and H < 256 and not self.duo
         self.threads = cfg.train.threads or (1 if small else os.cpu_count() or 1)
-        arrays = self.family.arrays(V, H, L)
-        self._theta = FlatBuffer(arrays, self.dtype)
-        self._grad = FlatBuffer(arrays, self.dtype)
-        self._opt = np.zeros((2, self._theta.flat.size), self.dtype)  # optimizer memory
-        self._public = self.family.public(self._theta.views, L)
-        self.family.init(self._public, cfg.train.seed, H)
+        arrays = family.arrays(V, H, L)
+        theta, P = flat_params(arrays, self.dtype)
+        grad, G = flat_params(arrays, self.dtype)
+        memory = np.zeros((2, theta.size), self.dtype)  # the optimizer's
+        self.net = Net(P, G, theta, grad, memory)
+        self._public = family.public(P, L)
+        family.init(self._public, cfg.train.seed, H)
         o = cfg.optim
-        self._kind = OPTIMIZERS[o.name]
-        self._hyper = np.array([o.lr, o.clip, o.clip_norm or 0.0, o.eps, o.beta1, o.beta2,
-                                o.lr_decay, o.decay_every], dtype=self.dtype)
-        self._drop = float(cfg.model.dropout) if L > 1 else 0.0
-        self._rng = np.array([cfg.train.seed * 2654435761 + 1], np.uint64)  # dropout
-        self._data = self.corpus.streams(B)
-        self._buf = self.family.buffers(L, T, B, H, V, self.dtype)
-        self.chunks = 1  # threads sharing the streams; set with the rest by _set_threads
-        self._eval = None  # buffers of evaluate(), made on first use
+        hyper = np.zeros(HYPER, self.dtype)
+        hyper[[LR, CLIP, CLIP_NORM, EPS, BETA1, BETA2, DECAY, DECAY_EVERY, KIND]] = (
+            o.lr, o.clip, o.clip_norm or 0.0, o.eps, o.beta1, o.beta2, o.lr_decay,
+            o.decay_every, OPTIMIZERS[o.name])
         self.cursor = np.zeros(2, np.int64)  # [data pointer, iteration]
+        # dropout between layers; None for none, so that its code is not compiled
+        drop = float(cfg.model.dropout) if L > 1 and cfg.model.dropout > 0 else None
+        self.run = Run(self.corpus.streams(B), self.cursor,
+                       np.array([cfg.train.seed * 2654435761 + 1], np.uint64),  # dropout
+                       hyper, drop)
+        self.buf = family.buffers(L, T, B, H, V, self.dtype)
+        self.chunks = 1  # threads sharing the work; set with the rest by _set_threads
+        self._eval = None  # buffers of evaluate(), made on first use
         self.smooth_loss = -math.log(1.0 / V) * T  # min-char-rnn's smooth_loss at n = 0
         self.extra = {}  # the runner's state, kept in checkpoints
 
-    @property
-    def _states(self):
-        """The state arrays carried between iterations: hs, and cs for an LSTM."""
-        b = self._buf
-        return [b["hs"], b["cs"]] if self.family.cell else [b["hs"]]
+    def path(self, B):
+        """The kernels' path (kernels.records) for B streams."""
+        return Exact() if self.exact else (Batched() if B > 1 else OneStream())
 
     @classmethod
     def from_yaml(cls, path, overrides=()):
@@ -93,8 +97,8 @@ class Trainer:
         losses = np.empty(int(n), np.float64)
         if n <= 0:
             return losses
-        self._set_threads()
-        self.family.train_chunk(self, losses)
+        fn, args = self.train_call(losses)
+        fn(*args)
         T = self.config.train.seq_length
         smooth = self.smooth_loss
         for loss in losses:  # min-char-rnn's running average of the loss per sequence
@@ -102,12 +106,19 @@ class Trainer:
         self.smooth_loss = smooth
         return losses
 
+    def train_call(self, losses):
+        """(compiled function, arguments) that trains len(losses) iterations."""
+        self._set_threads()
+        B = self.config.train.batch_size
+        return self.family.train_call(losses, self.net, self.run, self.buf, self.path(B),
+                                      self.chunks, self.duo and self.chunks > 1)
+
     def _set_threads(self):
         """Threads for this trainer's kernels: Numba's (at most NUMBA_NUM_THREADS, which
-        sweep workers set to 1), each splitting off its own share of the streams, rows
-        or columns and calling a one-thread BLAS inside it (OpenBLAS's own threads were
+        sweep workers set to 1), each taking its own share of the streams, rows or
+        columns and calling a one-thread BLAS inside it (OpenBLAS's own threads were
         slower for these shapes: measured)."""
-        most = self._buf["part"].shape[0]
+        most = self.buf.part.shape[0]
         self.chunks = max(1, min(self.threads, numba.config.NUMBA_NUM_THREADS, most))
         numba.set_num_threads(self.chunks)
         blas.set_threads(1)
@@ -120,13 +131,20 @@ class Trainer:
         S = len(ids) // streams
         if S < 2:
             raise UserError("need at least 2 characters to measure a loss")
+        rows = np.ascontiguousarray(np.asarray(ids, np.int32)[:streams * S].reshape(streams, S))
+        fn, args = self.loss_call(rows)
+        return fn(*args) / (streams * (S - 1))
+
+    def loss_call(self, rows):
+        """(compiled function, arguments) for the summed loss over the streams rows."""
         cfg = self.config
-        if self._eval is None or self._eval["xs"].shape[1] != streams:
+        streams = rows.shape[0]
+        if self._eval is None or self._eval.xs.shape[1] != streams:
             self._eval = self.family.buffers(cfg.model.layers, cfg.train.seq_length, streams,
                                              cfg.model.hidden, len(self.vocab), self.dtype)
         self._set_threads()
-        rows = np.ascontiguousarray(np.asarray(ids, np.int32)[:streams * S].reshape(streams, S))
-        return self.family.loss(self, rows, self._eval) / (streams * (S - 1))
+        return self.family.loss_call(rows, self.net.P, self._eval, self.path(streams),
+                                     self.chunks)
 
     def evaluate(self):
         """Mean nats per character on the validation split (the last data.val_fraction of
@@ -137,13 +155,25 @@ class Trainer:
                             "(e.g. data.val_fraction=0.1)")
         return self.loss_of(self.corpus.val, self.config.train.batch_size)
 
+    def eval_rows(self):
+        """The validation split as evaluate() reads it, (streams, S) ids."""
+        ids = self.corpus.val
+        streams = max(1, min(self.config.train.batch_size, len(ids) // 2))
+        S = len(ids) // streams
+        return np.ascontiguousarray(np.asarray(ids, np.int32)[:streams * S].reshape(streams, S))
+
     def gradients(self, xs):
         """(loss summed over the window's steps and averaged over streams, gradients by
         public name as float64) of one window xs (T+1, B) of ids, from a zero state and
-        with the dropout masks now in the buffers; the parameters are not changed."""
-        self._set_threads()
-        loss = self.family.gradients(self, np.ascontiguousarray(xs, np.int32))
-        public = self.family.public(self._grad.views, self.config.model.layers)
+        with the dropout masks now in the buffers; the parameters are not changed. For
+        tests: training never leaves the kernels."""
+        self.buf.xs[...] = xs
+        for a in self.family.states(self.buf):
+            a[:] = 0
+        fn, args = self.family.gradients_call(self.net, self.buf, self.run.drop,
+                                              self.path(xs.shape[1]))
+        loss = fn(*args)
+        public = self.family.public(self.net.G, self.config.model.layers)
         return loss, {k: np.array(v, dtype=np.float64) for k, v in public.items()}
 
     def params(self):
@@ -171,12 +201,85 @@ class Trainer:
         started = self.iteration > 0
         p = int(self.cursor[0]) if started else 0
         states = np.array([a[:, 0, 0] if started else np.zeros_like(a[:, 0, 0])
-                           for a in self._states])
-        return states, int(self._data[0, p % self._data.shape[1]])
+                           for a in self.family.states(self.buf)])
+        data = self.run.data
+        return states, int(data[0, p % data.shape[1]])
+
+    def stepper(self):
+        """A Stepper: this model read one character at a time, for sampling."""
+        return Stepper(self)
+
+    def state_dict(self):
+        """Everything training goes on from, by name: theta (N,) the parameters,
+        optimizer (2, N) the optimizer's memory, state (S, L, B, H) the carried states
+        (h, and c for an LSTM), cursor [data pointer, iteration], rng the dropout
+        generator, next_input the next character's id, smooth_loss. The arrays are the
+        trainer's own, not copies."""
+        states, next_input = self.carried_state()
+        if self.corpus is None:
+            state = self._state
+        else:
+            state = np.array([a[:, 0] for a in self.family.states(self.buf)])
+        return dict(theta=self.net.theta, optimizer=self.net.memory, state=state,
+                    cursor=self.cursor, rng=self.run.rng, next_input=np.array(next_input),
+                    smooth_loss=np.array(self.smooth_loss))
+
+    def load_state_dict(self, saved, where="checkpoint"):
+        """Copy a state_dict() in; UserError naming `where` and the entry when one is
+        missing or has another shape than this model's."""
+        own = self.state_dict()
+        for key, target in own.items():
+            if key not in saved:
+                raise UserError(f"{where}: no '{key}' in the saved state")
+            if np.shape(saved[key]) != target.shape:
+                raise UserError(f"{where}: its model does not match the config ({key} has "
+                                f"shape {np.shape(saved[key])}, the config makes "
+                                f"{target.shape}); use the checkpoint's model settings or "
+                                f"a new train.out_dir")
+        for key in ("theta", "optimizer", "cursor", "rng"):
+            own[key][...] = saved[key]
+        if self.corpus is None:
+            self._state = np.array(saved["state"], self.dtype)
+            self._carried = (self._state[:, :, 0], int(saved["next_input"]))
+        else:
+            for a, s in zip(self.family.states(self.buf), saved["state"]):
+                a[:, 0] = s
+        self.smooth_loss = float(saved["smooth_loss"])
 
     def save(self, path, extra=None):
         """Write a checkpoint (see fastrnn.checkpoint) atomically to path."""
         checkpoint.save(self, path, extra)
+
+
+class Stepper:
+    """A trainer's model read one character at a time from its own state (one stream),
+    for sampling: step(id) returns the logits (V,) as float64."""
+
+    def __init__(self, trainer):
+        cfg, family = trainer.config, trainer.family
+        self.buf = family.buffers(cfg.model.layers, 1, 1, cfg.model.hidden,
+                                  len(trainer.vocab), trainer.dtype)
+        self.states = family.states(self.buf)  # each (L, 2, 1, H); [:, 0] the state
+        self.call = family.steps_call(trainer.net.P, self.buf, 1, trainer.path(1))
+        self.Why = trainer.net.P.Why.astype(np.float64)
+        self.by = trainer.net.P.by.astype(np.float64)
+
+    def state(self):
+        """A copy of the current state: (S, L, H)."""
+        return np.array([a[:, 0, 0] for a in self.states])
+
+    def set_state(self, state):
+        for a, s in zip(self.states, state):
+            a[:, 0, 0] = s
+
+    def step(self, ix):
+        """Read the character with id ix; the logits of the next."""
+        self.buf.xs[0, 0] = ix
+        fn, args = self.call
+        fn(*args)
+        for a in self.states:
+            a[:, 0] = a[:, 1]
+        return self.Why @ self.buf.hs[-1, 1, 0] + self.by
 
 
 def load(path, text=None, data=True):
@@ -194,14 +297,13 @@ def load(path, text=None, data=True):
         small.data.val_fraction, small.train.seq_length, small.train.batch_size = 0.0, 1, 1
         trainer = Trainer(small, text="".join(arrays["vocab"]) * 2)
         trainer.config, trainer.corpus = cfg, None
-        trainer._carried = (arrays["state"][:, :, 0], int(arrays["next_input"]))
-        trainer._theta.flat[...] = arrays["theta"]
-        trainer._opt[...] = arrays["optimizer"]
-        trainer.cursor[...] = arrays["cursor"]
-        trainer.smooth_loss = float(arrays["smooth_loss"])
-        trainer.extra = arrays["extra"]
-        return trainer
-    trainer = Trainer(cfg, text=text)
-    checkpoint.restore(trainer, arrays, path)
+        S = 2 if trainer.family.cell else 1
+        trainer._state = np.zeros((S, cfg.model.layers, cfg.train.batch_size,
+                                   cfg.model.hidden), trainer.dtype)
+        trainer._carried = (trainer._state[:, :, 0], 0)
+        trainer.load_state_dict(arrays, where=str(path))
+    else:
+        trainer = Trainer(cfg, text=text)
+        checkpoint.restore(trainer, arrays, path)
     trainer.extra = arrays["extra"]
     return trainer

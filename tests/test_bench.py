@@ -14,7 +14,7 @@ def test_bench_times_every_contender_against_the_reference():
     assert names == ["numpy", "fastrnn float64 exact, 1 thread",
                      "fastrnn float64 exact, 2 threads", "fastrnn float64, 1 thread",
                      "fastrnn float64, 2 threads"]
-    assert results[0]["ratio"] == 1.0 and all(r["it_s_median"] > 0 for r in results)
+    assert all(r["it_s_median"] > 0 for r in results)
     assert json.loads(out.getvalue().splitlines()[-1])["results"] == results
 
 

@@ -4,12 +4,10 @@ import numba
 import numpy as np
 import pytest
 from conftest import SMALL_TEXT, tiny_config
+from teams import needs_two
 
 from fastrnn import Trainer
 from fastrnn.kernels import duo
-
-needs_two = pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2,
-                               reason="needs two Numba threads")
 
 
 def pair(optim, hidden=20):
@@ -23,9 +21,9 @@ def pair(optim, hidden=20):
 def assert_same_state(one, two):
     for name, value in one.params().items():
         assert np.array_equal(value, two.params()[name]), name
-    assert np.array_equal(one._opt, two._opt)
+    assert np.array_equal(one.net.memory, two.net.memory)
     assert np.array_equal(one.cursor, two.cursor)
-    assert np.array_equal(one._buf["hs"][:, 0], two._buf["hs"][:, 0])
+    assert np.array_equal(one.buf.hs[:, 0], two.buf.hs[:, 0])
 
 
 @needs_two
@@ -52,10 +50,11 @@ def test_two_threads_are_the_one_thread_kernel_to_the_bit(optim, hidden):
 def test_finishes_when_the_threads_run_one_after_the_other(hidden):
     one, two = pair({}, hidden)
     want = one.train_iters(50)
-    two._set_threads()
-    numba.set_num_threads(1)  # both halves of the region on one thread, in turn
     got = np.empty(50)
-    two.family.train_chunk(two, got)
+    fn, args = two.train_call(got)
+    assert fn is duo.rnn_train_duo
+    numba.set_num_threads(1)  # both halves of the region on one thread, in turn
+    fn(*args)
     assert two.chunks == 2
     assert np.array_equal(want, got)
     assert_same_state(one, two)

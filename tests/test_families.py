@@ -6,6 +6,8 @@ import pytest
 from conftest import SMALL_TEXT, check_finite_differences, tiny_config
 from fastrnn import Trainer
 from fastrnn.reference import model_loss_grads
+import teams
+from teams import needs_two
 
 
 def make(kind, layers=1, batch=1, hidden=5, seq=6, **extra):
@@ -21,7 +23,7 @@ def make(kind, layers=1, batch=1, hidden=5, seq=6, **extra):
 
 def window(t):
     T = t.config.train.seq_length
-    return np.ascontiguousarray(t._data[:, :T + 1].T)
+    return np.ascontiguousarray(t.run.data[:, :T + 1].T)
 
 
 @pytest.mark.parametrize("kind", ["rnn", "gru", "lstm"])
@@ -41,12 +43,11 @@ def test_gradients_match_the_numpy_reference(kind, layers, batch):
 @pytest.mark.parametrize("kind", ["rnn", "gru", "lstm"])
 @pytest.mark.parametrize("dropout", [0.0, 0.3])
 def test_gradients_match_finite_differences(kind, dropout):
-    t = make(kind, layers=2, batch=2)
-    t._drop = dropout
+    t = make(kind, layers=2, batch=2, model={"dropout": dropout})
     if dropout:
-        from fastrnn.kernels.common import dropout_masks
-        dropout_masks(t._buf["masks"], t._rng, dropout)
-        assert 0 < (t._buf["masks"] == 0).mean() < 1
+        from fastrnn.kernels.dropout import dropout_masks
+        dropout_masks(t.buf.masks, t.run.rng, dropout)
+        assert 0 < (t.buf.masks == 0).mean() < 1
     check_finite_differences(t, window(t), per_param=5)
 
 
@@ -88,12 +89,17 @@ def test_every_family_learns_with_every_optimizer(kind, optim):
     assert losses[-50:].mean() < 0.75 * losses[:50].mean(), (kind, optim)
 
 
+def flat_net(theta, grad, memory):
+    from fastrnn.kernels.records import Net
+    return Net(None, None, theta, grad, memory)
+
+
 def test_optimizer_updates_match_their_formulas():
-    from fastrnn.kernels.common import optimizer_step
     rs = np.random.RandomState(3)
     g0 = rs.randn(5000) * 3  # long enough to be split between two threads
-    hyper = np.array([0.01, 2.0, 0.0, 1e-8, 0.9, 0.999, 1.0, 10])
-    for kind, chunks in zip(range(4), (1, 2, 1, 2)):
+    hyper = np.array([0.01, 2.0, 0.0, 1e-8, 0.9, 0.999, 1.0, 10, 0])
+    for kind, threads in zip(range(4), (1, 2, 1, 2)):
+        hyper[-1] = kind
         theta, state = rs.randn(5000), np.abs(rs.randn(2, 5000))
         th, st, g = theta.copy(), state.copy(), np.clip(g0, -2, 2)
         if kind == 0:
@@ -108,27 +114,28 @@ def test_optimizer_updates_match_their_formulas():
             th -= 0.01 * (st[0] / (1 - 0.9 ** 5)) / (np.sqrt(st[1] / (1 - 0.999 ** 5)) + 1e-8)
         else:
             th -= 0.01 * g
-        optimizer_step(kind, theta, g0.copy(), state, hyper, 4, chunks)
+        teams.run(teams.optimizer_step, threads, flat_net(theta, g0.copy(), state), hyper, 4,
+                  np.zeros(2))
         np.testing.assert_allclose(theta, th, rtol=1e-12, err_msg=str(kind))
         np.testing.assert_allclose(state, st, rtol=1e-12, err_msg=str(kind))
 
 
 def test_global_norm_clipping_and_lr_decay():
-    from fastrnn.kernels.common import optimizer_step
     g = np.repeat([3.0, 4.0], 2000) / np.sqrt(2000)  # norm 5
     theta = np.zeros(4000)
-    hyper = np.array([1.0, 0.0, 1.0, 1e-8, 0.9, 0.999, 0.5, 10])  # sgd, clip_norm 1
-    optimizer_step(3, theta, g, np.zeros((2, 4000)), hyper, 25, 2)  # lr 1 * 0.5 ** 2
+    hyper = np.array([1.0, 0.0, 1.0, 1e-8, 0.9, 0.999, 0.5, 10, 3])  # sgd, clip_norm 1
+    teams.run(teams.optimizer_step, 2, flat_net(theta, g, np.zeros((2, 4000))), hyper, 25,
+              np.zeros(2))  # lr 1 * 0.5 ** 2
     expect = np.repeat([-0.25 * 0.6, -0.25 * 0.8], 2000) / np.sqrt(2000)
     np.testing.assert_allclose(theta, expect)
 
 
 def test_lstm_state_carries_and_resets_at_the_wrap():
     t = make("lstm", hidden=4, seq=10)
-    S = t._data.shape[1]
+    S = t.run.data.shape[1]
     wrap = next(n for n in range(1, S) if n * 10 + 11 >= S)  # iteration that resets
     t.train_iters(wrap)
-    assert np.any(t._buf["cs"][:, 0] != 0) and np.any(t._buf["hs"][:, 0] != 0)
+    assert np.any(t.buf.cs[:, 0] != 0) and np.any(t.buf.hs[:, 0] != 0)
     fresh = make("lstm", hidden=4, seq=10)
     fresh.set_params(t.params())
     # the wrap iteration starts from zero states at the start of the text, exactly as a
@@ -151,6 +158,7 @@ def test_bad_family_input():
         t.set_params({"bh.0": np.zeros(8)})  # a vanilla RNN's name on a GRU
 
 
+@needs_two
 @pytest.mark.parametrize("kind", ["rnn", "gru", "lstm"])
 def test_thread_counts_differ_only_by_rounding(kind):
     runs = []

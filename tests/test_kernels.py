@@ -1,12 +1,15 @@
 """Every kernel against a slow numpy reference, and the gradients against finite
 differences."""
+import numba
 import numpy as np
 import pytest
 
 from conftest import SMALL_TEXT, check_finite_differences, tiny_config
 from fastrnn import Trainer
 from fastrnn import reference as ref
-from fastrnn.kernels import common, simd, step
+from fastrnn.kernels import activations, optim, output, products, simd
+from teams import needs_two, path
+import teams
 
 
 def loss_and_grads(trainer, xs, exact):
@@ -16,7 +19,7 @@ def loss_and_grads(trainer, xs, exact):
 
 def windows(trainer):
     T = trainer.config.train.seq_length
-    return np.ascontiguousarray(trainer._data[:, :T + 1].T)
+    return np.ascontiguousarray(trainer.run.data[:, :T + 1].T)
 
 
 @pytest.mark.parametrize("layers,batch,exact", [(1, 1, True), (1, 1, False), (2, 1, True),
@@ -68,7 +71,7 @@ from fastrnn.kernels.jit import jit  # noqa: E402
 @jit
 def _tanh_all(x, out):
     for i in range(x.size):
-        out[i] = common.tanh(x[i])
+        out[i] = activations.tanh(x[i])
 
 
 def test_pairwise_sum_is_numpys_to_the_bit():
@@ -76,14 +79,14 @@ def test_pairwise_sum_is_numpys_to_the_bit():
     for n in list(range(1, 140)) + [255, 256, 1000, 4099]:
         for dtype in (np.float64, np.float32):
             a = np.exp(rs.randn(n) * 3).astype(dtype)
-            assert common.pairwise_sum(a, n) == np.sum(a), (n, dtype)
+            assert output.pairwise_sum(a, n) == np.sum(a), (n, dtype)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_softmax_is_stable_for_huge_and_tiny_logits(dtype):
     for logits in ([1e4, 0.0, -1e4], [-1e4, -1e4 - 5, -1e4 - 200], [0.0, 3000.0, -50.0]):
         y = np.array(logits, dtype)
-        loss = common.softmax_xent(y, 2, 1.0)
+        loss = output.softmax_xent(y, 2, 1.0)
         assert np.isfinite(loss) and np.all(np.isfinite(y))
         shifted = np.array(logits, np.float64) - max(logits)
         expected = -(shifted[2] - np.log(np.sum(np.exp(shifted))))
@@ -94,7 +97,7 @@ def test_softmax_is_stable_for_huge_and_tiny_logits(dtype):
 def test_softmax_gradient_is_probabilities_minus_onehot():
     y = np.array([0.5, -1.0, 2.0, 0.0])
     p = np.exp(y) / np.sum(np.exp(y))
-    loss = common.softmax_xent(y, 1, 0.5)
+    loss = output.softmax_xent(y, 1, 0.5)
     assert loss == pytest.approx(-np.log(p[1]), rel=1e-14)
     np.testing.assert_allclose(y, (p - np.eye(4)[1]) * 0.5, rtol=1e-14)
 
@@ -107,30 +110,26 @@ def test_adagrad_update_clips_and_matches_min_char_rnn():
     t2, g2, m2 = theta.copy(), np.clip(grad, -5, 5), mem.copy()
     m2 += g2 * g2
     t2 += -0.1 * g2 / np.sqrt(m2 + 1e-8)
-    common.adagrad_update(theta, grad, mem, 0.1, 5.0, 1e-8)
+    optim.adagrad_update(theta, grad, mem, 0.1, 5.0, 1e-8)
     assert np.array_equal(theta, t2) and np.array_equal(mem, m2)
     nan = np.array([np.nan])
-    common.adagrad_update(np.zeros(1), nan, np.zeros(1), 0.1, 5.0, 1e-8)
+    optim.adagrad_update(np.zeros(1), nan, np.zeros(1), 0.1, 5.0, 1e-8)
     assert np.isnan(nan[0])  # clipping must not turn a NaN into a number
 
 
 @pytest.mark.parametrize("exact", [True, False])
-@pytest.mark.parametrize("chunks", [1, 2])
-def test_outer_sum_matmuls_and_row_sums_match_numpy(exact, chunks):
+@pytest.mark.parametrize("threads", [1, pytest.param(2, marks=needs_two)])
+def test_outer_sum_matmuls_and_row_sums_match_numpy(exact, threads):
     rs = np.random.RandomState(2)  # (big enough to be split between threads)
     dY, X, W = rs.randn(1700, 80), rs.randn(1700, 40), rs.randn(80, 40)
     part = np.full((2, 90, 40), np.nan)  # scratch: must be written before it is read
     dW = np.full((80, 40), np.nan)
-    common.outer_sum(dW, dY, X, exact, part, chunks)
+    out, out2, sums = np.empty((1700, 80)), np.empty((1700, 40)), np.full(80, np.nan)
+    teams.run(teams.product_pieces, threads, dW, dY, X, part, out, W, out2, sums,
+              path(exact))
     np.testing.assert_allclose(dW, dY.T @ X, rtol=1e-10, atol=1e-10)
-    out = np.empty((1700, 80))
-    common.matmul_rows(out, X, W, exact, chunks)
     np.testing.assert_allclose(out, X @ W.T, rtol=1e-10, atol=1e-10)
-    out2 = np.empty((1700, 40))
-    common.matmul_rows_t(out2, dY, W, exact, chunks)
     np.testing.assert_allclose(out2, dY @ W, rtol=1e-10, atol=1e-10)
-    sums = np.full(80, np.nan)
-    common.row_sum_rev(sums, dY, chunks)
     np.testing.assert_allclose(sums, dY.sum(axis=0), rtol=1e-10, atol=1e-10)
 
 
@@ -145,12 +144,12 @@ def test_embedding_backward_matches_numpy_on_every_split():
     want = np.zeros((V, GH))
     np.add.at(want, x.reshape(-1), d.reshape(-1, GH))
     sums = np.empty(GH)
-    common.row_sum_rev(sums, d.reshape(-1, GH), 1)
+    products.row_sum_rev_slice(sums, d.reshape(-1, GH))
     results = []
     for exact in (True, False):
-        for chunks in (1, 2):
+        for threads in (1, 2) if numba.config.NUMBA_NUM_THREADS > 1 else (1,):
             dWemb, dbias = np.full((V, GH), np.nan), np.full(GH, np.nan)
-            common.embedding_backward(dWemb, dbias, d, x, T, exact, chunks)
+            teams.run(teams.embedding_backward, threads, dWemb, dbias, d, x, T, path(exact))
             np.testing.assert_allclose(dWemb, want, rtol=1e-12, atol=1e-12)
             np.testing.assert_allclose(dbias, d.sum(axis=(0, 1)), rtol=1e-12, atol=1e-12)
             if exact:
@@ -181,22 +180,26 @@ def test_exact_outer_sum_is_min_char_rnns_loop_to_the_bit(M, N, dtype):
     assert np.array_equal(dW[:, :N], want)
 
 
+@needs_two
 def test_exact_pieces_do_not_depend_on_the_thread_count():
     """The exact path's outer sums and row sums split columns or rows of the result
     between threads, never a sum, so every element is the same with 1 or 2 threads."""
     rs = np.random.RandomState(5)
-    dY, X = rs.randn(2000, 70), rs.randn(2000, 33)
-    h, W = rs.randn(1, 512), rs.randn(512, 512)
+    dY, X, W = rs.randn(2000, 70), rs.randn(2000, 33), rs.randn(70, 33)
+    h, Whh, d = rs.randn(1, 512), rs.randn(512, 512), rs.randn(1, 512)
     results = []
-    for chunks in (1, 2):
-        dW, sums, out = np.empty((70, 33)), np.empty(70), np.empty((1, 512))
-        common.outer_sum(dW, dY, X, True, np.empty((2, 70, 33)), chunks)
-        common.row_sum_rev(sums, dY, chunks)
-        step.step_matmul(out, h, W, np.empty(0), True, chunks)
-        results.append((dW, sums, out))
+    for threads in (1, 2):
+        dW, sums = np.empty((70, 33)), np.empty(70)
+        out, out2 = np.empty((2000, 70)), np.empty((2000, 33))
+        teams.run(teams.product_pieces, threads, dW, dY, X, np.empty((2, 70, 33)), out, W,
+                  out2, sums, path(True))
+        step_out, step_outT = np.empty((1, 512)), np.empty((1, 512))
+        teams.run(teams.step_products, threads, np.empty(0), Whh, h, step_out, np.empty(0),
+                  d, step_outT, np.empty((2, 512)), path(True))
+        results.append((dW, sums, out, out2, step_out, step_outT))
     for one, two in zip(*results):
         assert np.array_equal(one, two)
-    assert np.array_equal(results[1][2][0], W @ h[0])  # min-char-rnn's np.dot(Whh, h)
+    assert np.array_equal(results[1][4][0], Whh @ h[0])  # min-char-rnn's np.dot(Whh, h)
 
 
 def test_float32_training_learns_and_stays_finite():

@@ -99,7 +99,7 @@ def test_resume_is_bit_exact(workdir):
     assert a.iteration == b.iteration == 400
     for k, v in a.params().items():
         assert np.array_equal(v, b.params()[k]), k
-    assert np.array_equal(a._opt, b._opt) and a.smooth_loss == b.smooth_loss
+    assert np.array_equal(a.net.memory, b.net.memory) and a.smooth_loss == b.smooth_loss
 
 
 def test_trainer_save_and_load_round_trip(workdir):
@@ -108,7 +108,7 @@ def test_trainer_save_and_load_round_trip(workdir):
     t.train_iters(50)
     t.save(workdir / "x.npz")
     u = fastrnn.load(workdir / "x.npz")
-    assert u.iteration == 50 and np.array_equal(u._buf["hs"][:, 0], t._buf["hs"][:, 0])
+    assert u.iteration == 50 and np.array_equal(u.buf.hs[:, 0], t.buf.hs[:, 0])
     assert np.array_equal(t.train_iters(30), u.train_iters(30))
 
 
@@ -291,7 +291,7 @@ def test_resume_is_bit_exact_for_an_lstm_with_dropout_and_adam(workdir):
     a, b = fastrnn.load("a"), fastrnn.load("b")
     for k, v in a.params().items():
         assert np.array_equal(v, b.params()[k]), k
-    assert np.array_equal(a._opt, b._opt) and np.array_equal(a._rng, b._rng)
-    assert np.array_equal(a._buf["cs"][:, 0], b._buf["cs"][:, 0])
+    assert np.array_equal(a.net.memory, b.net.memory) and np.array_equal(a.run.rng, b.run.rng)
+    assert np.array_equal(a.buf.cs[:, 0], b.buf.cs[:, 0])
     text = fastrnn.sample("a", prime="First", length=50, seed=1)
     assert text.startswith("First") and len(text) == 55

@@ -1,10 +1,16 @@
 """The step products of a batch over packed weights (fastrnn.kernels.step) against
 numpy: every tail of streams and panel columns, both orientations, both dtypes, and
 the same bits on one thread or two."""
+import numba
 import numpy as np
 import pytest
 
+import teams
 from fastrnn.kernels import step
+from teams import needs_two, path
+
+# thread counts to compare: 1 and 2, or 1 alone where there is one thread
+THREADS = (1, 2) if numba.config.NUMBA_NUM_THREADS > 1 else (1,)
 
 
 def packed_reference(W, transposed):
@@ -19,14 +25,15 @@ def packed_reference(W, transposed):
     return padded.reshape(K, panels, C).transpose(1, 0, 2).reshape(-1)
 
 
-def packed(W, transposed, chunks):
+def packed(W, transposed, threads):
     R = W.shape[1] if transposed else W.shape[0]
     K = W.size // R
     P = np.full(step.packed_size(R, K, W) + 7, np.nan, W.dtype)
-    used = step.pack_weights(P, W, transposed, chunks)
-    assert used.size == step.packed_size(R, K, W)
-    assert np.isnan(P[used.size:]).all()  # nothing written past the panels
-    return used
+    used = np.zeros(1, np.int64)
+    teams.run(teams.pack_weights, threads, P, W, transposed, used)
+    assert used[0] == step.packed_size(R, K, W)
+    assert np.isnan(P[used[0]:]).all()  # nothing written past the panels
+    return P[:used[0]]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -34,8 +41,8 @@ def packed(W, transposed, chunks):
 def test_packing_is_the_panel_layout(dtype, transposed):
     rs = np.random.RandomState(0)
     W = rs.randn(70, 53).astype(dtype)  # no multiple of any panel width
-    for chunks in (1, 2):
-        assert np.array_equal(packed(W, transposed, chunks), packed_reference(W, transposed))
+    for threads in THREADS:
+        assert np.array_equal(packed(W, transposed, threads), packed_reference(W, transposed))
 
 
 @pytest.mark.parametrize("dtype,rtol", [(np.float32, 2e-5), (np.float64, 1e-12)])
@@ -50,11 +57,11 @@ def test_packed_products_match_numpy(dtype, rtol, B, R, K):
     WT = np.ascontiguousarray(W.T)
     want = X.astype(np.float64) @ W.T.astype(np.float64)
     results = []
-    for chunks in (1, 2):
-        for Wp in (packed(W, False, chunks), packed(WT, True, chunks)):
+    for threads in THREADS:
+        for Wp in (packed(W, False, threads), packed(WT, True, threads)):
             big = np.full((B + 1, R + 3), np.nan, dtype)
             out = big[:B, 1:R + 1]
-            step.packed_product(out, X, Wp, chunks)
+            teams.run(teams.packed_product, threads, out, X, Wp)
             np.testing.assert_allclose(out, want, rtol=rtol, atol=rtol * np.abs(want).max())
             inside = np.zeros(big.shape, bool)
             inside[:B, 1:R + 1] = True
@@ -62,30 +69,23 @@ def test_packed_products_match_numpy(dtype, rtol, B, R, K):
             results.append(out.copy())
     for other in results[1:]:  # each element summed by one thread, in the same order
         assert np.array_equal(other, results[0])
-    with pytest.raises(ValueError, match="contiguous"):
-        step.packed_product(big[:B, ::2][:, :R // 2], X, Wp, 1)
 
 
-@pytest.mark.parametrize("chunks", [1, 2])
-def test_step_products_match_numpy(chunks):
+@pytest.mark.parametrize("threads", [1, pytest.param(2, marks=needs_two)])
+def test_step_products_match_numpy(threads):
     """step_matmul and step_matmul_t on every path: packed for a batch, gemvs for one
     stream and for the exact path; sizes big enough to be split between threads."""
     rs = np.random.RandomState(4)
     h, W, d = rs.randn(16, 96), rs.randn(4 * 96, 96), rs.randn(16, 4 * 96)
-    packs = np.full(step.packed_size(4 * 96, 96, W) + step.packed_size(96, 4 * 96, W),
-                    np.nan)
-    spart = np.full((2, 96), np.nan)
-    for B, exact in ((16, False), (16, True), (1, False)):
-        Wp = step.step_weights(packs, W, False, B, exact, chunks)
-        assert Wp.size == (0 if exact or B == 1 else step.packed_size(4 * 96, 96, W))
-        out = np.full((B, 4 * 96), np.nan)
-        step.step_matmul(out, h[:B], W, Wp, exact, chunks)
+    for B, exact in ((16, False), (16, True), (1, False), (1, True)):
+        packs = np.full(step.packed_size(4 * 96, 96, W), np.nan)
+        packsT = np.full(step.packed_size(96, 4 * 96, W), np.nan)
+        out, outT = np.full((B, 4 * 96), np.nan), np.full((B, 96), np.nan)
+        teams.run(teams.step_products, threads, packs, W, h[:B], out, packsT, d[:B], outT,
+                  np.full((2, 96), np.nan), path(exact, B))
+        assert np.isnan(packs).all() == (exact or B == 1)  # packed on the Batched path
         np.testing.assert_allclose(out, h[:B] @ W.T, rtol=1e-10, atol=1e-10)
+        np.testing.assert_allclose(outT, d[:B] @ W, rtol=1e-10, atol=1e-10)
         if exact or B == 1:
             for r in range(B):  # min-char-rnn's np.dot(Whh, h), to the bit
                 assert np.array_equal(out[r], np.dot(W, h[r]))
-    for B in (16, 1):
-        Wp = step.step_weights(packs, W, True, B, False, chunks)
-        out = np.full((B, 96), np.nan)
-        step.step_matmul_t(out, d[:B], W, Wp, spart, chunks)
-        np.testing.assert_allclose(out, d[:B] @ W, rtol=1e-10, atol=1e-10)

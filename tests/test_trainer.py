@@ -5,6 +5,7 @@ import pytest
 from conftest import SMALL_TEXT, tiny_config
 from fastrnn import Trainer
 from fastrnn.reference import init_params
+from teams import needs_two
 
 
 def test_initial_weights_are_min_char_rnns_for_the_seed():
@@ -61,6 +62,7 @@ def test_chunks_compose_exactly():
     assert all(np.array_equal(a.params()[k], b.params()[k]) for k in a.params())
 
 
+@needs_two
 @pytest.mark.parametrize("layers", [1, 2])
 def test_exact_float64_is_the_same_with_two_threads(layers):
     """Threads split rows or columns of results, never a sum, in the exact path."""
@@ -103,8 +105,8 @@ def test_evaluate_matches_a_numpy_forward_pass():
 def test_batch_streams_are_contiguous_slices():
     t = Trainer(tiny_config(train={"batch_size": 4}), text=SMALL_TEXT)
     S = len(SMALL_TEXT) // 4
-    assert t._data.shape == (4, S)
-    assert "".join(t.vocab[i] for i in t._data[1]) == SMALL_TEXT[S:2 * S]
+    assert t.run.data.shape == (4, S)
+    assert "".join(t.vocab[i] for i in t.run.data[1]) == SMALL_TEXT[S:2 * S]
     assert np.all(np.isfinite(t.train_iters(50)))
 
 

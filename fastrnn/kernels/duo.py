@@ -28,18 +28,23 @@ goes to whichever thread claims it first (compare-and-exchange), and a thread th
 needs a unit nobody has claimed runs it itself, so the chunk completes even when the
 threads run one after the other; a thread only ever waits for a unit that the other is
 running. Each thread sees every unit of an iteration done before it starts the next.
-Every unit does the one-thread exact kernel's arithmetic (kernels.rnn with exact=True)
+Every unit does the one-thread exact kernel's arithmetic (kernels.rnn on the Exact path)
 in its order, so the bits are the same.
 """
 import numpy as np
 from numba import prange
 
-from .common import (CLIP_NORM, _embedding_backward, _row_sum_rev, _update, learning_rate,
-                     next_window, norm_scale, softmax_xent, span)
+from .inputs import embedding_columns
 from .jit import jit, pjit
+from .optim import CLIP_NORM, KIND, learning_rate, norm_scale, update
+from .output import softmax_xent
+from .products import row_sum_rev_slice
+from .records import Net, whh_offset
 from .rnn import _rnn_cells, _rnn_cells_back
 from .simd import outer_sum_exact, outer_sum_exact_more
 from .sync import compare_exchange, cpu_relax, load_acquire, store_release, wait_until_above
+from .team import span
+from .windows import next_window
 
 BLOCKS = 4  # of dWhh's rows, so that its sums and their optimizer steps overlap
 F, O, R, Y, E = range(5)  # units, in an order where each needs only earlier ones
@@ -77,37 +82,31 @@ _THREAD_UNITS = (np.array([F, R, E, N, PE, UPHH + BLOCKS - 1]
 
 
 @pjit
-def rnn_train_chunk_duo(losses, cursor, data, kind, P, G, theta, grad, state, hyper, hs,
-                        tmp, ys, dh, dnext, xs, flags):
-    """rnn_train_chunk for one layer, one stream and exact=True, on two threads started
-    once for the whole chunk.
-
-    hs: (1, T+1, 1, H), carrying the state in hs[:, 0]; tmp, dnext: (1, H); ys: (T, 1, V);
-    dh: (T, 1, H); xs: (T+1, 1) int32; flags: (FLAGS,) int64. The rest as
-    rnn_train_chunk's."""
-    T = hs.shape[1] - 1
-    flags[:] = 0
+def rnn_train_duo(losses, P, G, theta, grad, memory, run, buf):
+    """kernels.entries' train for the rnn of one layer, one stream and the Exact path,
+    on two threads started once for the call; buf.duo holds the flags. (It takes the
+    fields of the Net record, as entries.train_team does.)"""
+    T = buf.hs.shape[1] - 1
+    buf.duo[:] = 0
     for thread in prange(2):
         units = _THREAD_UNITS[0] if thread == 0 else _THREAD_UNITS[1]
         for k in range(losses.size):
             for u in units:
-                _ensure(u, k, losses, cursor, data, kind, P, G, theta, grad, state, hyper,
-                        hs, tmp, ys, dh, dnext, xs, flags)
-    hs[:, 0] = hs[:, T]  # carry the last state into the next call
+                _ensure(u, k, losses, Net(P, G, theta, grad, memory), run, buf)
+    buf.hs[:, 0] = buf.hs[:, T]  # carry the last state into the next call
 
 
 @jit
-def _ensure(u, k, losses, cursor, data, kind, P, G, theta, grad, state, hyper, hs, tmp, ys,
-            dh, dnext, xs, flags):
+def _ensure(u, k, losses, net, run, buf):
     """Return once unit u of iteration k is done (or, for O, has been run here), running
     it and what it needs here when no thread has claimed them, waiting for them
     otherwise."""
-    norm = hyper[CLIP_NORM] > 0
-    follow = dh.shape[2] >= FOLLOW_BPTT
+    flags = buf.duo
+    norm = run.hyper[CLIP_NORM] > 0
+    follow = buf.dh.shape[2] >= FOLLOW_BPTT
     for d in range(u):
         if _needs(u, d, norm, follow):
-            _settle(d, k, losses, cursor, data, kind, P, G, theta, grad, state, hyper, hs,
-                    tmp, ys, dh, dnext, xs, flags)
+            _settle(d, k, losses, net, run, buf)
     # O reads what F publishes, and with `follow` the Wj what R publishes: give the
     # other thread time to claim that unit, then run it here if nobody has
     lead = F if u == O else (R if follow and DWHH <= u < N else -1)
@@ -117,11 +116,9 @@ def _ensure(u, k, losses, cursor, data, kind, P, G, theta, grad, state, hyper, h
             cpu_relax()
             spins += 1
         if compare_exchange(flags, lead * LINE, 2 * k, 2 * k + 1):
-            _run(lead, k, losses, cursor, data, kind, P, G, theta, grad, state, hyper, hs,
-                 tmp, ys, dh, dnext, xs, flags)
+            _run(lead, k, losses, net, run, buf)
             store_release(flags, lead * LINE, 2 * k + 2)
-    _settle(u, k, losses, cursor, data, kind, P, G, theta, grad, state, hyper, hs, tmp, ys,
-            dh, dnext, xs, flags)
+    _settle(u, k, losses, net, run, buf)
 
 
 @jit
@@ -149,13 +146,12 @@ def _needs(u, d, norm, follow):
 
 
 @jit
-def _settle(u, k, losses, cursor, data, kind, P, G, theta, grad, state, hyper, hs, tmp, ys,
-            dh, dnext, xs, flags):
+def _settle(u, k, losses, net, run, buf):
     """Run unit u of iteration k if it is free, or wait until the thread running it is
     done; its dependencies are done already."""
+    flags = buf.duo
     if compare_exchange(flags, u * LINE, 2 * k, 2 * k + 1):
-        _run(u, k, losses, cursor, data, kind, P, G, theta, grad, state, hyper, hs, tmp, ys,
-             dh, dnext, xs, flags)
+        _run(u, k, losses, net, run, buf)
         store_release(flags, u * LINE, 2 * k + 2)
         return
     while load_acquire(flags, u * LINE) < 2 * k + 2:
@@ -163,17 +159,20 @@ def _settle(u, k, losses, cursor, data, kind, P, G, theta, grad, state, hyper, h
 
 
 @jit
-def _run(u, k, losses, cursor, data, kind, P, G, theta, grad, state, hyper, hs, tmp, ys, dh,
-         dnext, xs, flags):
+def _run(u, k, losses, net, run, buf):
     """The work of unit u in iteration k (see the module's docstring)."""
-    Wemb, _, Whh, bh, Why, by = P
-    dWemb, _, dWhh, dbh, dWhy, dby = G
+    P, G, theta, grad, state = net
+    Wemb, Whh, bh, Why, by = P.Wemb, P.Whh, P.bxh, P.Why, P.by
+    dWhh = G.Whh
+    hs, tmp, ys, dh, dnext, xs, flags = buf.hs, buf.tmp, buf.ys, buf.dh, buf.dnext, buf.xs, buf.duo
+    cursor, hyper = run.cursor, run.hyper
+    kind = int(hyper[KIND])
     h = hs[0]  # (T+1, 1, H)
     T, H, V = dh.shape[0], dh.shape[2], ys.shape[2]
     if u == F:
         if k > 0:
             hs[:, 0] = hs[:, T]  # carry the last state into this iteration
-        p, n = next_window(xs, hs, hs, data, cursor, T)
+        p, n = next_window(xs, hs, hs, run.data, cursor, T)
         cursor[0] = p + T
         cursor[1] = n + 1
         for t in range(T):
@@ -200,10 +199,10 @@ def _run(u, k, losses, cursor, data, kind, P, G, theta, grad, state, hyper, hs, 
             store_release(flags, BACK, k * T + T - t)
     elif u == Y:
         dy = ys.reshape(-1, V)
-        outer_sum_exact(dWhy, dy, h.reshape(-1, H)[1:])
-        _row_sum_rev(dby, dy)
+        outer_sum_exact(G.Why, dy, h.reshape(-1, H)[1:])
+        row_sum_rev_slice(G.by, dy)
     elif u == E:
-        _embedding_backward(dWemb, dbh[0], dh, xs, T, 0, H)
+        embedding_columns(G.Wemb, G.bxh[0], dh, xs, T, 0, H)
     elif u == N:
         flags[SCALE:SCALE + 1].view(np.float64)[0] = norm_scale(grad, hyper)
     elif u >= DWHH and u < N:
@@ -225,8 +224,9 @@ def _run(u, k, losses, cursor, data, kind, P, G, theta, grad, state, hyper, hs, 
         scale = 1.0
         if hyper[CLIP_NORM] > 0:
             scale = flags[SCALE:SCALE + 1].view(np.float64)[0]
-        # the flat buffers: Wemb, Whh, bh, Why, by (Wxh is empty with one layer)
-        whh = Wemb.size
+        # the flat buffers in Params' order: Wemb, Whh, bh, Why, by (Wxh and bhh are
+        # empty with one layer of the rnn)
+        whh = whh_offset(P)
         if u == Q:
             _update_slice(kind, theta, grad, state, hyper, lr, scale, n,
                           theta.size - Why.size - by.size, theta.size)
@@ -243,5 +243,5 @@ def _run(u, k, losses, cursor, data, kind, P, G, theta, grad, state, hyper, hs, 
 @jit
 def _update_slice(kind, theta, grad, state, hyper, lr, scale, n, i0, i1):
     """The optimizer step of elements i0..i1-1 of the flat buffers."""
-    _update(kind, theta[i0:i1], grad[i0:i1], state[0, i0:i1], state[1, i0:i1], hyper, lr,
-            scale, n)
+    update(kind, theta[i0:i1], grad[i0:i1], state[0, i0:i1], state[1, i0:i1], hyper, lr,
+           scale, n)

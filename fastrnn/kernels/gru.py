@@ -5,42 +5,39 @@
     n = tanh(W_in x + b_in + r * (W_hn h + b_hn))
     h' = (1 - z) * n + z * h
 
-Parameters (views into the trainer's flat buffer), G*H = 3H gate rows:
-    Wemb (V, 3H) layer 0's W_i* a row per character; Wxh (L-1, 3H, H); Whh (L, 3H, H);
-    bxh (L, 3H); bhh (L, 3H); Why (V, H); by (V,)
-Buffers: hs (L, T+1, B, H) states, hs[:, 0] carried in; gates (L, T, B, 3H) the r, z, n
-activations; hn (L, T, B, H) the W_hn h + b_hn term; xa (T, B, 3H) and da_h (T, B, 3H)
-scratch; tmp (B, 3H).
+Parameters are a kernels.records.Params with G*H = 3H gate rows, buffers a GRUBuffers.
+kernels.entries drives these through the iterations.
 """
-from numba import prange
-
-from .common import (dropout_masks, input_backward, input_projection, layer_input,
-                     next_window, optimizer_step, outer_sum, row_sum_rev, saved_layer_input,
-                     sigmoid, span, tanh, window_of)
-from .jit import jit, pjit, pjit_inline
-from .output import output_backward, output_forward
+from .activations import sigmoid, tanh
+from .dropout import layer_input, saved_layer_input
+from .inputs import embedding_backward, input_backward, input_projection
+from .jit import jit
+from .products import outer_sum, row_sum_rev
+from .records import OneStream
 from .step import step_matmul, step_matmul_t, step_weights
+from .team import after, close, first, items, span
 
 
-@pjit_inline
-def gru_forward(hs, gates, hn, xa, tmp, xin, x, T, drop, masks, Wemb, Wxh, Whh, bxh, bhh,
-                packs, chunks):
-    """Each step's recurrent product is split between the threads by panels of Whh's
-    rows (see step_matmul), then its gates by streams; packs: (L, >= packed_size)."""
+@jit
+def gru_forward(P, buf, T, drop, path, team):
+    """Steps 0..T-1 of every layer from the ids in buf.xs. Each step's recurrent product
+    is split between the threads by panels of Whh's rows (step_matmul), then its gates by
+    streams."""
+    hs, tmp, xa = buf.hs, buf.tmp, buf.xa
     L, _, B, H = hs.shape
-    streams = max(1, min(B, chunks, B * H // 256))  # (a thread's start is ~1 us)
+    streams = items(team, B, B * H, 256)  # (handing a thread its share costs ~1 us)
     for l in range(L):
-        inputs = layer_input(xin, hs, l, T, drop, masks) if l > 0 else hs[l, 0]
-        input_projection(xa, x, T, l, hs, inputs, Wemb, Wxh, bxh, chunks)
-        Wp = step_weights(packs[l], Whh[l], False, B, False, chunks)
+        inputs = layer_input(buf.xin, hs, l, T, drop, buf.masks, team) if l > 0 else hs[l, 0]
+        input_projection(xa, buf.xs, T, l, inputs, P, team)
+        Wp = step_weights(buf.packs[l], P.Whh[l], False, path, team)
         for t in range(T):
-            step_matmul(tmp, hs[l, t], Whh[l], Wp, False, chunks)
-            if streams == 1:
-                _gru_cells(hs[l], gates[l], hn[l], xa, tmp, bhh[l], t, 0, B)
-                continue
-            for ch in prange(streams):
-                b0, b1 = span(ch, streams, B, 1)
-                _gru_cells(hs[l], gates[l], hn[l], xa, tmp, bhh[l], t, b0, b1)
+            step_matmul(tmp, hs[l, t], P.Whh[l], Wp, path, team)
+            i = first(team, streams)
+            while i >= 0:
+                b0, b1 = span(i, streams, B, 1)
+                _gru_cells(hs[l], buf.gates[l], buf.hn[l], xa, tmp, P.bhh[l], t, b0, b1)
+                i = after(team, streams, i)
+            close(team, streams)
 
 
 @jit
@@ -63,38 +60,44 @@ def _gru_cells(h, g, hn, xa, tmp, bhh, t, b0, b1):
             hnr[i] = hnv
 
 
-@pjit_inline
-def gru_backward(dWemb, dWxh, dWhh, dbxh, dbhh, dh, dx, da_x, da_h, dnext, dtmp, part,
-                 hs, gates, hn, xin, x, T, drop, masks, Wxh, Whh, packs, spart, chunks):
-    """dh (T, B, H): dLoss/dh of the top layer on entry, scratch after; dx the same
-    shape; da_x, da_h (T, B, 3H) the gradients of the input-side and hidden-side
-    pre-activations; dnext, dtmp (B, H) the two parts of dLoss/dh carried to the step
-    before; part: outer_sum's scratch; packs: (L, >= packed_size) for step_weights;
-    spart: step_matmul_t's. Weight gradients are overwritten. Threads split steps as in
-    the forward pass."""
+@jit
+def gru_backward(G, P, buf, T, drop, path, team):
+    """BPTT through all layers. buf.dh holds dLoss/dh of the top layer on entry, scratch
+    after, as is buf.dx; da_x, da_h the gradients of the input-side and hidden-side
+    pre-activations; dnext, dtmp the two parts of dLoss/dh carried to the step before.
+    The gradients G are overwritten."""
+    hs, dnext, dtmp, da_x, da_h = buf.hs, buf.dnext, buf.dtmp, buf.da_x, buf.da_h
+    dh, dx = buf.dh, buf.dx
     L, _, B, H = hs.shape
-    streams = max(1, min(B, chunks, B * H // 256))
+    streams = items(team, B, B * H, 256)
     for l in range(L - 1, -1, -1):
         h = hs[l]
-        dnext[:] = 0
-        dtmp[:] = 0
-        Wp = step_weights(packs[l], Whh[l], True, B, False, chunks)
+        i = first(team, 1)
+        if i >= 0:
+            dnext[:] = 0
+            dtmp[:] = 0
+            after(team, 1, i)
+        close(team, 1)
+        Wp = step_weights(buf.packs[l], P.Whh[l], True, path, team)
         for t in range(T - 1, -1, -1):
-            if streams == 1:
-                _gru_cells_back(dh, da_x, da_h, dnext, dtmp, h, gates[l], hn[l], t, 0, B)
-            else:
-                for ch in prange(streams):
-                    b0, b1 = span(ch, streams, B, 1)
-                    _gru_cells_back(dh, da_x, da_h, dnext, dtmp, h, gates[l], hn[l], t, b0,
-                                    b1)
-            step_matmul_t(dtmp, da_h[t], Whh[l], Wp, spart, chunks)
+            i = first(team, streams)
+            while i >= 0:
+                b0, b1 = span(i, streams, B, 1)
+                _gru_cells_back(dh, da_x, da_h, dnext, dtmp, h, buf.gates[l], buf.hn[l], t,
+                                b0, b1)
+                i = after(team, streams, i)
+            close(team, streams)
+            step_matmul_t(dtmp, da_h[t], P.Whh[l], Wp, buf.spart, path, team)
         rows_h = da_h.reshape(-1, 3 * H)[:T * B]
-        outer_sum(dWhh[l], rows_h, h.reshape(-1, H)[:T * B], False, part, chunks)
-        row_sum_rev(dbhh[l], rows_h, chunks)
-        inputs = saved_layer_input(xin, hs, l, T, drop) if l > 0 else h[0]
-        input_backward(dWemb, dWxh, dbxh, dx, da_x, x, T, l, inputs, drop, masks, Wxh,
-                       part, chunks)
-        dh, dx = dx, dh
+        outer_sum(G.Whh[l], rows_h, h.reshape(-1, H)[:T * B], buf.part, OneStream(), team)
+        row_sum_rev(G.bhh[l], rows_h, team)
+        if l == 0:
+            embedding_backward(G.Wemb, G.bxh[0], da_x, buf.xs, T, OneStream(), team)
+        else:
+            input_backward(G.Wxh[l - 1], G.bxh[l], dx, da_x, T,
+                           saved_layer_input(buf.xin, hs, l, T, drop), drop,
+                           buf.masks[l - 1], P.Wxh[l - 1], buf.part, team)
+            dh, dx = dx, dh
 
 
 @jit
@@ -118,49 +121,3 @@ def _gru_cells_back(dh, da_x, da_h, dnext, dtmp, h, g, hn, t, b0, b1):
             ah[H + i] = dz_pre
             ah[2 * H + i] = dn_pre * r
             dn[i] = d * z
-
-
-@pjit
-def gru_train_chunk(losses, cursor, data, kind, P, G, theta, grad, state, hyper, rng, drop,
-                    hs, gates, hn, xa, tmp, xin, masks, ys, dh, dx, da_x, da_h, dnext,
-                    dtmp, part, packs, spart, xs, chunks):
-    """Train len(losses) iterations (see rnn_train_chunk for the shared arguments)."""
-    Wemb, Wxh, Whh, bxh, bhh, Why, by = P
-    dWemb, dWxh, dWhh, dbxh, dbhh, dWhy, dby = G
-    L, T1, B, H = hs.shape
-    T = T1 - 1
-    for k in range(losses.size):
-        p, n = next_window(xs, hs, hs, data, cursor, T)
-        if drop > 0:
-            dropout_masks(masks, rng, drop)
-        gru_forward(hs, gates, hn, xa, tmp, xin, xs, T, drop, masks, Wemb, Wxh, Whh, bxh,
-                    bhh, packs, chunks)
-        losses[k] = output_forward(ys, hs[L - 1], T, xs[1:], 1.0 / B, False, Why, by,
-                                   chunks) / (T * B)
-        output_backward(dWhy, dby, dh, ys, hs[L - 1], T, False, Why, part, chunks)
-        gru_backward(dWemb, dWxh, dWhh, dbxh, dbhh, dh, dx, da_x, da_h, dnext, dtmp, part,
-                     hs, gates, hn, xin, xs, T, drop, masks, Wxh, Whh, packs, spart,
-                     chunks)
-        optimizer_step(kind, theta, grad, state, hyper, n, chunks)
-        hs[:, 0] = hs[:, T]  # carry the last state into the next iteration
-        cursor[0] = p + T
-        cursor[1] = n + 1
-
-
-@pjit
-def gru_loss(ids, P, hs, gates, hn, xa, tmp, xin, masks, ys, packs, xs, chunks):
-    """Summed loss in nats over the streams ids (B, S), as rnn_loss."""
-    Wemb, Wxh, Whh, bxh, bhh, Why, by = P
-    L, T1, B, H = hs.shape
-    T = T1 - 1
-    hs[:, 0] = 0
-    total = 0.0
-    p = 0
-    while p + 1 < ids.shape[1]:
-        n = window_of(xs, ids, p, T)
-        gru_forward(hs, gates, hn, xa, tmp, xin, xs, n, 0.0, masks, Wemb, Wxh, Whh, bxh,
-                    bhh, packs, chunks)
-        total += output_forward(ys, hs[L - 1], n, xs[1:], 1.0, False, Why, by, chunks)
-        hs[:, 0] = hs[:, n]
-        p += n
-    return total

@@ -10,10 +10,8 @@ import numba
 
 jit = numba.njit(cache=True, error_model="numpy", nogil=True)
 
-# For kernels that split independent streams across cores with prange; the number of
-# threads is numba.set_num_threads() (NUMBA_NUM_THREADS at most).
-# A function that calls a parallel one cannot be cached (the inner one is a dynamic
-# global to it), so the parallel pieces are inlined into their callers, all parallel.
+# For the entry points that start a team of threads (kernels.team): one prange over the
+# threads, each running plain jit code; the number of threads is
+# numba.set_num_threads() (NUMBA_NUM_THREADS at most). Nothing else is parallel, so
+# Numba's parallel passes see only these small functions.
 pjit = numba.njit(cache=True, error_model="numpy", nogil=True, parallel=True)
-pjit_inline = numba.njit(cache=True, error_model="numpy", nogil=True, parallel=True,
-                         inline="always")

@@ -1,8 +1,8 @@
 """One step's product of a recurrence with its weights: out (B, R) = X (B, K) @ W.T in
 the forward pass, X @ W in BPTT.
 
-For one stream (and for the exact path) this is a gemv, as in min-char-rnn. For a
-batch of streams it is a matrix product, and a general one (BLAS's gemm) packs its
+On the Exact and OneStream paths (kernels.records) this is a gemv per stream, as in
+min-char-rnn. On the Batched path it is a matrix product, and a general one (BLAS's gemm) packs its
 operands into cache-sized panels on every call: at 32 streams that packing of a 4 MB
 Whh held OpenBLAS to 65-80% of this machine's peak. Here the weights are packed once
 per layer and iteration (pack_weights) into panels of C output columns, each laid out
@@ -19,12 +19,14 @@ depend on how many threads share the panels.
 import llvmlite.binding as llvm
 import numpy as np
 from llvmlite import ir
-from numba import prange, types
+from numba import types
 from numba.core import cgutils
-from numba.extending import intrinsic
+from numba.extending import intrinsic, overload
 
-from .common import SMALL, span
-from .jit import jit, pjit_inline
+from .jit import jit
+from .products import SMALL, add_rows, is_exact, matmul_rows_t
+from .records import Batched
+from .team import after, close, first, items, span
 
 _AVX512 = bool(llvm.get_host_cpu_features().get("avx512f", False))
 # Vector width, panel width in vectors and tile height in streams: the tile's
@@ -177,21 +179,21 @@ def _pack_cols(P, W, p0, p1):
                 dst[c] = 0
 
 
-@pjit_inline
-def pack_weights(P, W, transposed, chunks):
-    """W packed into P (>= packed_size elements) for packed_product, each thread taking
-    a slice of the panels: W (R, K) for out = X @ W.T, or, transposed, W (K, R) for
+@jit
+def pack_weights(P, W, transposed, team):
+    """W packed into P (>= packed_size elements) for packed_product, the threads taking
+    slices of the panels: W (R, K) for out = X @ W.T, or, transposed, W (K, R) for
     out = X @ W. Returns the part of P that holds the panels."""
     R = W.shape[1] if transposed else W.shape[0]
     K = W.size // R
     panels = panel_count(R, W)
-    chunks = max(1, min(chunks, panels))
-    if chunks == 1:
-        _pack(P, W, transposed, 0, panels)
-    else:
-        for ch in prange(chunks):
-            p0, p1 = span(ch, chunks, panels, 1)
-            _pack(P, W, transposed, p0, p1)
+    n = items(team, panels, panels, 1)
+    i = first(team, n)
+    while i >= 0:
+        p0, p1 = span(i, n, panels, 1)
+        _pack(P, W, transposed, p0, p1)
+        i = after(team, n, i)
+    close(team, n)
     return P[:packed_size(R, K, W)]
 
 
@@ -203,21 +205,20 @@ def _pack(P, W, transposed, p0, p1):
         _pack_rows(P, W, p0, p1)
 
 
-@pjit_inline
-def packed_product(out, X, P, chunks):
-    """out (B, R) = X (B, K) @ W.T (or X @ W), W packed in P by pack_weights; each
-    thread takes a slice of the panels. out's rows must be contiguous (any row stride)."""
-    if out.strides[1] != out.itemsize:
-        raise ValueError("packed_product: out's rows must be contiguous")
+@jit
+def packed_product(out, X, P, team, most):
+    """out (B, R) = X (B, K) @ W.T (or X @ W), W packed in P by pack_weights; the
+    threads (at most `most`) take slices of the panels. out's rows must be contiguous
+    (any row stride)."""
     R = out.shape[1]
     panels = panel_count(R, X)
-    chunks = max(1, min(chunks, panels))
-    if chunks == 1:
-        _panels(out, P, X, 0, panels)
-        return
-    for ch in prange(chunks):
-        p0, p1 = span(ch, chunks, panels, 1)
+    n = items(team, min(most, panels), panels, 1)
+    i = first(team, n)
+    while i >= 0:
+        p0, p1 = span(i, n, panels, 1)
         _panels(out, P, X, p0, p1)
+        i = after(team, n, i)
+    close(team, n)
 
 
 @jit
@@ -240,60 +241,91 @@ def _panels(out, P, X, p0, p1):
             _tile_1(out, P, X, p, b)
 
 
-@pjit_inline
-def step_weights(P, W, transposed, B, exact, chunks):
-    """W prepared for the steps of one layer and iteration: packed into P (>=
-    packed_size elements) for step_matmul (W: (R, K)) or, transposed, step_matmul_t
-    (W: (K, R)) when they take matrix products; an empty part of P where they take
-    gemvs (B = 1, or exact)."""
-    if exact or B == 1:
-        return P[:0]
-    return pack_weights(P, W, transposed, chunks)
+def _batched(path):
+    return isinstance(path, types.NamedTuple) and path.instance_class is Batched
 
 
-@pjit_inline
-def step_matmul(out, X, W, P, exact, chunks):
-    """out (B, R) = X (B, K) @ W.T, W: (R, K), for one step of a recurrence; P:
-    step_weights(..., W, False, ...). exact: one gemv per row of X, each thread's on its
-    own rows of W, which leaves every element's arithmetic as it is (OpenBLAS's gemv
-    treats rows independently, in fours); the same for one stream. Otherwise
-    packed_product, each thread taking a slice of the panels."""
-    B, K = X.shape
-    R = W.shape[0]
-    chunks = max(1, min(chunks, B * R * K // SMALL))
-    if not exact and B > 1:
-        packed_product(out, X, P, chunks)
-        return
-    chunks = min(chunks, R // 16)  # (a one-row matrix product is slower than a gemv)
-    if chunks <= 1:
-        for r in range(B):
-            np.dot(W, X[r], out[r])
-        return
-    for ch in prange(chunks):
-        r0, r1 = span(ch, chunks, R, 16)
-        for r in range(B):
-            np.dot(W[r0:r1], X[r], out[r, r0:r1])
+def step_weights(P, W, transposed, path, team):
+    """W prepared for the steps of one layer and iteration: on the Batched path packed
+    into P (>= packed_size elements) for step_matmul (W: (R, K)) or, transposed,
+    step_matmul_t (W: (K, R)); an empty part of P on the others, whose steps take
+    gemvs."""
 
 
-@pjit_inline
-def step_matmul_t(out, X, W, P, part, chunks):
-    """out (B, R) = X (B, K) @ W, W: (K, R), for one step of BPTT (not the exact path,
-    which takes matmul_rows_t); P: step_weights(..., W, True, ...). For B > 1,
-    packed_product; for one stream a gemv, each thread summing a slice of the K
-    products into part (threads, >= R), added at the end (so the rounding depends on
+@overload(step_weights, inline="always")
+def _step_weights(P, W, transposed, path, team):
+    if _batched(path):
+        return lambda P, W, transposed, path, team: pack_weights(P, W, transposed, team)
+    return lambda P, W, transposed, path, team: P[:0]
+
+
+def step_matmul(out, X, W, Wp, path, team):
+    """out (B, R) = X (B, K) @ W.T, W: (R, K), for one step of a recurrence; Wp:
+    step_weights(..., W, False, ...). Batched: packed_product, the threads taking
+    slices of the panels. Otherwise one gemv per row of X, each thread's on its own
+    rows of W, which leaves every element's arithmetic as it is (OpenBLAS's gemv treats
+    rows independently, in fours)."""
+
+
+@overload(step_matmul)
+def _step_matmul(out, X, W, Wp, path, team):
+    if _batched(path):
+        def batched(out, X, W, Wp, path, team):
+            B, K = X.shape
+            packed_product(out, X, Wp, team, B * W.shape[0] * K // SMALL)
+        return batched
+
+    def gemv(out, X, W, Wp, path, team):
+        B, K = X.shape
+        R = W.shape[0]
+        # (a one-row matrix product is slower than a gemv, so slices of 16 rows or more)
+        n = items(team, R // 16, B * R * K, SMALL)
+        i = first(team, n)
+        while i >= 0:
+            r0, r1 = span(i, n, R, 16)
+            for r in range(B):
+                np.dot(W[r0:r1], X[r], out[r, r0:r1])
+            i = after(team, n, i)
+        close(team, n)
+    return gemv
+
+
+def step_matmul_t(out, X, W, Wp, part, path, team):
+    """out (B, R) = X (B, K) @ W, W: (K, R), for one step of BPTT; Wp: step_weights(...,
+    W, True, ...). Batched: packed_product. Exact: one gemv per row, each thread's on
+    its own rows of out, as matmul_rows_t. One stream: a gemv, each item summing a slice
+    of the K products into part (W, >= R), added at the end (so the rounding depends on
     the split)."""
-    B, K = X.shape
-    R = W.shape[1]
-    if B > 1:
-        packed_product(out, X, P, max(1, min(chunks, B * K * R // SMALL)))
-        return
-    chunks = max(1, min(chunks, K * R // SMALL, K // 16))
-    if chunks == 1:
-        np.dot(W.T, X[0], out[0])
-        return
-    for ch in prange(chunks):
-        k0, k1 = span(ch, chunks, K, 16)
-        np.dot(W[k0:k1].T, X[0, k0:k1], part[ch, :R])
-    out[0] = part[0, :R]
-    for ch in range(1, chunks):
-        out[0] += part[ch, :R]
+
+
+@overload(step_matmul_t)
+def _step_matmul_t(out, X, W, Wp, part, path, team):
+    if _batched(path):
+        def batched(out, X, W, Wp, part, path, team):
+            B, K = X.shape
+            packed_product(out, X, Wp, team, B * K * W.shape[1] // SMALL)
+        return batched
+    if is_exact(path):
+        def exact(out, X, W, Wp, part, path, team):
+            matmul_rows_t(out, X, W, path, team)
+        return exact
+
+    def gemv(out, X, W, Wp, part, path, team):
+        K, R = W.shape
+        n = items(team, K // 16, K * R, SMALL)
+        i = first(team, n)
+        while i >= 0:
+            if n == 1:
+                np.dot(W.T, X[0], out[0])
+            else:
+                k0, k1 = span(i, n, K, 16)
+                np.dot(W[k0:k1].T, X[0, k0:k1], part[i, :R])
+            i = after(team, n, i)
+        close(team, n)
+        if n > 1:
+            i = first(team, 1)
+            if i >= 0:
+                add_rows(out[0], part[:n, :R])
+                after(team, 1, i)
+            close(team, 1)
+    return gemv

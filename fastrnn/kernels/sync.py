@@ -51,6 +51,16 @@ def compare_exchange(typingctx, flags, i, expected, new):
     return types.boolean(flags, types.intp, expected, new), codegen
 
 
+@intrinsic
+def fetch_add(typingctx, flags, i, value):
+    """flags[i] += value atomically, ordered as a release and an acquire; the old value."""
+    def codegen(context, builder, sig, args):
+        value = context.cast(builder, args[2], sig.args[2], types.int64)
+        return builder.atomic_rmw("add", _flag_pointer(context, builder, sig, args), value,
+                                  "acq_rel")
+    return types.int64(flags, types.intp, value), codegen
+
+
 # The spin-wait hint, which tells the core that the loop only waits (x86's pause).
 _PAUSE = ("llvm.x86.sse2.pause"
           if platform.machine().lower() in ("x86_64", "amd64", "i686") else None)

@@ -1,0 +1,159 @@
+"""The compiled entry points the trainer calls, for every family: training iterations,
+the loss of a text, one window's gradients and forward steps, on one thread or on a
+team of threads started once per call (kernels.team).
+
+Each is compiled for the types of its arguments: the family by its buffers' record
+(kernels.records), the arithmetic by the path record, the dtype by the arrays'. So a
+configuration compiles its own code and no other, and each entry point only when it is
+first called.
+"""
+from numba import prange
+from numba.extending import overload
+
+from .dropout import new_masks
+from .gru import gru_backward, gru_forward
+from .jit import jit, pjit
+from .lstm import lstm_backward, lstm_forward
+from .optim import optimizer_step
+from .output import add_loss, output_backward, output_forward
+from .records import GRUBuffers, LSTMBuffers, Net, RNNBuffers
+from .rnn import rnn_backward, rnn_forward
+from .team import Team, solo
+from .windows import carry_states, end_window, read_window, start_window, window_of
+
+_FORWARD = {RNNBuffers: rnn_forward, GRUBuffers: gru_forward, LSTMBuffers: lstm_forward}
+_BACKWARD = {RNNBuffers: rnn_backward, GRUBuffers: gru_backward, LSTMBuffers: lstm_backward}
+
+
+def forward(P, buf, T, drop, path, team):
+    """The family's forward steps 0..T-1 from buf.xs and the carried-in states."""
+
+
+@overload(forward, inline="always")
+def _forward(P, buf, T, drop, path, team):
+    f = _FORWARD[buf.instance_class]
+    return lambda P, buf, T, drop, path, team: f(P, buf, T, drop, path, team)
+
+
+def backward(G, P, buf, T, drop, path, team):
+    """The family's BPTT from dLoss/dh of the top layer in buf.dh."""
+
+
+@overload(backward, inline="always")
+def _backward(G, P, buf, T, drop, path, team):
+    f = _BACKWARD[buf.instance_class]
+    return lambda G, P, buf, T, drop, path, team: f(G, P, buf, T, drop, path, team)
+
+
+def cells(buf):
+    """The cell states (an LSTM's cs), or the hidden states for families without."""
+
+
+@overload(cells, inline="always")
+def _cells(buf):
+    if buf.instance_class is LSTMBuffers:
+        return lambda buf: buf.cs
+    return lambda buf: buf.hs
+
+
+@jit
+def iterations(losses, net, run, buf, path, team):
+    """len(losses) iterations of min-char-rnn's loop: the window at the data pointer,
+    forward, loss, BPTT, the optimizer step; losses (K,) out, the mean nats per
+    character of each. run.cursor advances; buf.hs[:, 0] (and cs) carry the states."""
+    L, T1, B, H = buf.hs.shape
+    T = T1 - 1
+    top = buf.hs[L - 1]
+    for k in range(losses.size):
+        start_window(buf.xs, buf.hs, cells(buf), run.data, run.cursor, T, team)
+        new_masks(buf.masks, run.rng, run.drop, team)
+        forward(net.P, buf, T, run.drop, path, team)
+        n = output_forward(buf.ys, top, T, buf.xs[1:], 1.0 / B, net.P.Why, net.P.by,
+                           buf.sums[0], path, team)
+        output_backward(net.G.Why, net.G.by, buf.dh, buf.ys, top, T, net.P.Why, buf.part,
+                        path, team)
+        backward(net.G, net.P, buf, T, run.drop, path, team)
+        optimizer_step(net, run.hyper, run.cursor[1], buf.sums[1], team)
+        end_window(losses, k, buf.sums[0], n, T * B, buf.hs, cells(buf), run.cursor, T,
+                   team)
+
+
+@jit
+def train(losses, net, run, buf, path):
+    """iterations() on this thread."""
+    iterations(losses, net, run, buf, path, solo(buf.flags))
+
+
+@pjit
+def train_team(losses, P, G, theta, grad, memory, run, buf, path, threads):
+    """iterations() on a team of threads. (It takes the fields of the Net record: Numba
+    hands a parallel region's records over to its threads field by field, one level
+    deep.)"""
+    flags = buf.flags
+    flags[:] = 0
+    for me in prange(threads):
+        iterations(losses, Net(P, G, theta, grad, memory), run, buf, path,
+                   Team(flags, me, threads))
+
+
+@jit
+def text_loss(ids, P, buf, path, team):
+    """Summed loss in nats of predicting ids[:, 1:] from ids[:, :-1], the rows of ids
+    (B, S) being B streams read from a zero state, in windows of the buffers' T steps
+    with the states carried across windows; no dropout. The total is left in
+    buf.sums[1, 0]."""
+    L, T1, B, H = buf.hs.shape
+    T = T1 - 1
+    p = 0
+    carry_states(buf.hs, cells(buf), p, team)
+    while p + 1 < ids.shape[1]:
+        n = window_of(ids, p, T)
+        read_window(buf.xs, ids, p, n, team)
+        forward(P, buf, n, None, path, team)
+        m = output_forward(buf.ys, buf.hs[L - 1], n, buf.xs[1:], 1.0, P.Why, P.by,
+                           buf.sums[0], path, team)
+        add_loss(buf.sums[1], buf.sums[0], m, p == 0, team)
+        carry_states(buf.hs, cells(buf), n, team)
+        p += n
+
+
+@jit
+def loss(ids, P, buf, path):
+    """text_loss() on this thread; the total."""
+    text_loss(ids, P, buf, path, solo(buf.flags))
+    return buf.sums[1, 0]
+
+
+@pjit
+def loss_team(ids, P, buf, path, threads):
+    """text_loss() on a team of threads; the total."""
+    flags = buf.flags
+    flags[:] = 0
+    for me in prange(threads):
+        text_loss(ids, P, buf, path, Team(flags, me, threads))
+    return buf.sums[1, 0]
+
+
+@jit
+def gradients(net, buf, drop, path):
+    """The loss (summed over steps, averaged over streams) and the gradients in net.G
+    of the window in buf.xs from the states in buf, with the dropout masks now in
+    buf.masks; on this thread."""
+    team = solo(buf.flags)
+    L, T1, B, H = buf.hs.shape
+    T = T1 - 1
+    top = buf.hs[L - 1]
+    forward(net.P, buf, T, drop, path, team)
+    n = output_forward(buf.ys, top, T, buf.xs[1:], 1.0 / B, net.P.Why, net.P.by,
+                       buf.sums[0], path, team)
+    output_backward(net.G.Why, net.G.by, buf.dh, buf.ys, top, T, net.P.Why, buf.part, path,
+                    team)
+    backward(net.G, net.P, buf, T, drop, path, team)
+    return buf.sums[0, :n].sum() / B
+
+
+@jit
+def steps(P, buf, T, path):
+    """T forward steps from the ids in buf.xs and the states in buf.hs[:, 0] (and cs),
+    on this thread."""
+    forward(P, buf, T, None, path, solo(buf.flags))

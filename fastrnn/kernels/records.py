@@ -1,0 +1,93 @@
+"""The named records the kernels take: parameters, the training state, each family's
+buffers, and the path a configuration runs.
+
+Dimensions: B streams, T unroll length, V vocabulary, H hidden, L layers, G gates (1 rnn,
+3 gru, 4 lstm), N parameters in all, S characters per stream, W threads (os.cpu_count()).
+The trainer allocates every array once and the kernels borrow them.
+"""
+from collections import namedtuple
+
+from .jit import jit
+
+# Parameters, and in the same layout their gradients and each optimizer memory: views
+# into one flat buffer (N,), in this order, so clipping, norms and the optimizer are
+# single loops over it.
+Params = namedtuple("Params", [
+    "Wemb",  # (V, G*H)      layer 0's input weights, a row per character (one-hot input)
+    "Wxh",   # (L-1, G*H, H) input weights of layers 1..L-1
+    "Whh",   # (L, G*H, H)   recurrent weights
+    "bxh",   # (L, G*H)      input-side biases (the rnn's one bias, min-char-rnn's bh)
+    "bhh",   # (L, G*H)      hidden-side biases; (L, 0) for the rnn, which has one
+    "Why",   # (V, H)        output weights
+    "by",    # (V,)          output bias
+])
+
+# What training changes, besides the buffers.
+Net = namedtuple("Net", [
+    "P",       # Params
+    "G",       # Params of the gradients
+    "theta",   # (N,) the flat buffer behind P
+    "grad",    # (N,) the flat buffer behind G
+    "memory",  # (2, N) the optimizer's memory (Adagrad's, RMSprop's or Adam's two moments)
+])
+
+# The run's data and settings.
+Run = namedtuple("Run", [
+    "data",    # (B, S) int32 the training text as B streams
+    "cursor",  # (2,) int64 [data pointer, iteration], advanced in place
+    "rng",     # (1,) uint64 the dropout generator's state
+    "hyper",   # (HYPER,) the optimizer's settings in the model dtype (kernels.optim)
+    "drop",    # float: dropout probability between layers
+])
+
+# Buffers every family has. Rows of (T, B, ...) buffers are ordered (t, b).
+_SHARED = [
+    "hs",     # (L, T+1, B, H) states; hs[:, 0] carried in from the previous window
+    "xin",    # (max(L-1, 1), T, B, H) the dropped-out inputs of layers 1..L-1
+    "masks",  # (max(L-1, 1), T, B, H) their dropout masks
+    "ys",     # (T, B, V) logits, then the softmax gradients
+    "dh",     # (T, B, H) dLoss/dh of the layer being back-propagated
+    "dx",     # (T, B, H) the same for the layer below
+    "xs",     # (T+1, B) int32 the window's ids
+    "part",   # (W, max(G*H, V), H) each item's share of a weight gradient
+    "spart",  # (W, G*H) each item's share of a one-stream BPTT step
+    "packs",  # (L, packed) each layer's Whh packed for batched steps (kernels.step)
+    "sums",   # (W,) float64 each item's share of a loss or a squared norm
+    "flags",  # (team.flag_count(W),) int64 the team's counters
+]
+RNNBuffers = namedtuple("RNNBuffers", _SHARED + [
+    "tmp",    # (B, H) Whh h of a step
+    "dnext",  # (B, H) dLoss/dh carried to the step before
+    "duo",    # (kernels.duo.FLAGS,) int64 the two-thread kernel's flags
+])
+GRUBuffers = namedtuple("GRUBuffers", _SHARED + [
+    "gates",  # (L, T, B, 3H) the r, z, n activations
+    "hn",     # (L, T, B, H) W_hn h + b_hn
+    "xa",     # (T, B, 3H) the input side's pre-activations
+    "tmp",    # (B, 3H) Whh h of a step
+    "da_x",   # (T, B, 3H) gradients of the input side's pre-activations
+    "da_h",   # (T, B, 3H) ... and of the hidden side's
+    "dnext",  # (B, H) dLoss/dh carried to the step before, through z
+    "dtmp",   # (B, H) ... through Whh
+])
+LSTMBuffers = namedtuple("LSTMBuffers", _SHARED + [
+    "cs",     # (L, T+1, B, H) cell states; cs[:, 0] carried in
+    "gates",  # (L, T, B, 4H) pre-activations, then the i, f, g, o activations
+    "tc",     # (L, T, B, H) tanh(c')
+    "tmp",    # (B, 4H) Whh h of a step
+    "da",     # (T, B, 4H) gate pre-activation gradients
+    "dnext",  # (B, H) dLoss/dh carried to the step before
+    "dcnext", # (B, H) dLoss/dc carried to the step before
+])
+
+# The path a configuration runs, chosen in Python and handed to the kernels as the
+# type of an empty record, so that Numba compiles that path's code and no other.
+Exact = namedtuple("Exact", [])      # float64, min-char-rnn's arithmetic op by op
+OneStream = namedtuple("OneStream", [])  # one stream: products over all steps, gemv steps
+Batched = namedtuple("Batched", [])  # many streams: every step over packed weights
+
+
+@jit
+def whh_offset(P):
+    """Where P.Whh starts in the flat buffer (the fields are in buffer order)."""
+    return P.Wemb.size + P.Wxh.size

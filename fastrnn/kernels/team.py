@@ -1,0 +1,99 @@
+"""The threads of one compiled call, sharing its work a phase at a time.
+
+A kernel that runs on several threads starts them once per call (one parallel region,
+the `*_team` entry points of each family) and every thread runs the same iteration
+loop. Each piece of work in that loop is a phase of n items: a thread claims the next
+free item (an atomic counter), does it, counts it done, and leaves the phase once all
+n are done. A thread therefore waits only for items that another thread is running, so
+the call completes even if the region's threads run one after the other. Which thread
+takes an item never changes the item's arithmetic: results depend on how the work is
+split into items, never on timing. A team of one takes every item in order, without
+atomics.
+
+    i = first(team, n)
+    while i >= 0:
+        ...                      # item i of n
+        i = after(team, n, i)
+    close(team, n)
+
+Every thread calls every phase with the same n, worked out from shapes and the team's
+size only, and writes shared arrays only inside items.
+"""
+from collections import namedtuple
+
+from .jit import jit
+from .sync import compare_exchange, cpu_relax, fetch_add, load_acquire
+
+# flags: (flag_count(threads),) int64, zeroed before the region; me: this thread's
+# number; size: the threads in the team
+Team = namedtuple("Team", "flags me size")
+
+LINE = 8  # int64s to a cache line: each counter on a line of its own
+NEXT, DONE, BASE = 0, LINE, 2 * LINE  # items claimed, items done; BASE + me * LINE:
+# the first item of this thread's current phase
+
+
+def flag_count(threads):
+    return (2 + threads) * LINE
+
+
+@jit
+def span(ch, chunks, n, align):
+    """The part [lo, hi) of range(n) that chunk ch of `chunks` takes, its boundaries on
+    multiples of align."""
+    lo = (ch * n // chunks) // align * align
+    hi = n if ch == chunks - 1 else ((ch + 1) * n // chunks) // align * align
+    return lo, hi
+
+
+@jit
+def items(team, most, work, small):
+    """How many items to split work (multiply-adds, or the like) into: at most `most`
+    and the team's size, and one when it is under `small`."""
+    return max(1, min(team.size, most, work // small))
+
+
+@jit
+def first(team, n):
+    """This thread's first item of a phase of n, or -1."""
+    if team.size == 1:
+        return 0 if n > 0 else -1
+    return _claim(team, n)
+
+
+@jit
+def after(team, n, i):
+    """Item i is done: the next one for this thread, or -1."""
+    if team.size == 1:
+        return i + 1 if i + 1 < n else -1
+    fetch_add(team.flags, DONE, 1)
+    return _claim(team, n)
+
+
+@jit
+def close(team, n):
+    """Wait until all n items of the phase are done."""
+    if team.size == 1:
+        return
+    at = BASE + team.me * LINE
+    end = team.flags[at] + n
+    while load_acquire(team.flags, DONE) < end:
+        cpu_relax()
+    team.flags[at] = end
+
+
+@jit
+def _claim(team, n):
+    end = team.flags[BASE + team.me * LINE] + n
+    while True:
+        taken = load_acquire(team.flags, NEXT)
+        if taken >= end:
+            return -1
+        if compare_exchange(team.flags, NEXT, taken, taken + 1):
+            return taken - (end - n)
+
+
+@jit
+def solo(flags):
+    """A team of one thread."""
+    return Team(flags, 0, 1)
