@@ -3,8 +3,8 @@ import glob
 import gzip
 import hashlib
 import os
-import zlib
 import urllib.request
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -161,7 +161,10 @@ def read_text(path):
         if path.suffix == ".gz":
             blob = gzip.decompress(blob)
     except OSError as e:
-        raise UserError(f"data.path: cannot read {path}: {e.strerror or e}") from None
+        if not isinstance(e, gzip.BadGzipFile):
+            raise UserError(f"data.path: cannot read {path}: {e.strerror}") from None
+        raise UserError(f"data.path: {path} is not a gzip file; give the text itself, or "
+                        f"a name that does not end in .gz") from None
     except (EOFError, zlib.error):
         raise UserError(f"data.path: {path} is a truncated or corrupt gzip file; "
                         f"decompress it to check, or give the text itself") from None

@@ -151,6 +151,9 @@ def test_a_corrupt_gzip_is_one_clear_error(tmp_path):
     gz.write_bytes(gzip.compress(b"hello world\n" * 100)[:40])
     with pytest.raises(fastrnn.UserError, match="truncated or corrupt gzip"):
         data.read_corpus(gz)
+    gz.write_bytes(b"plain text\n")
+    with pytest.raises(fastrnn.UserError, match="is not a gzip file"):
+        data.read_corpus(gz)
 
 
 def test_splits_are_train_val_test_and_val_is_unchanged_without_test():
