@@ -156,9 +156,9 @@ class Run:
         chars = len(t.corpus.train)
         per_iter = cfg.seq_length * cfg.batch_size
         print(f"vocabulary {len(t.vocab)} characters; {n_params:,} parameters; training "
-              f"text {chars:,} characters, a pass every ~{chars / per_iter:,.0f} iterations "
-              f"({cfg.seq_length} x {cfg.batch_size} characters each)", file=self.out,
-              flush=True)
+              f"text {chars:,} characters, a pass every ~{chars / per_iter:,.0f} "
+              f"iterations ({cfg.seq_length} x {cfg.batch_size} characters each)",
+              file=self.out, flush=True)
 
     def _train_chunk(self, n):
         """trainer.train_iters(n); the first time, one iteration apart (it compiles or
@@ -193,7 +193,8 @@ class Run:
             return
         if len(t.corpus.test) < 2:
             print(f"note: data.test_fraction={self.cfg.data.test_fraction} holds out "
-                  f"{len(t.corpus.test)} characters, too few for a test loss", file=self.err)
+                  f"{len(t.corpus.test)} characters, too few for a test loss",
+                  file=self.err)
             return
         best = self.dir / checkpoint.BEST
         if best.exists():

@@ -131,8 +131,8 @@ class Trainer:
 
     def evaluate(self):
         """Mean nats per character on the validation split (data.val_fraction of the text,
-        before the test split), read as train.batch_size contiguous streams from a zero state (one
-        stream for a batch-1 model, as min-char-rnn would read it)."""
+        before the test split), read as train.batch_size contiguous streams from a zero
+        state (one stream for a batch-1 model, as min-char-rnn would read it)."""
         if len(self.corpus.val) < 2:
             raise UserError("no validation text: set data.val_fraction above 0 "
                             "(e.g. data.val_fraction=0.1)")

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import fastrnn
-from conftest import SMALL_TEXT
+from conftest import SMALL_TEXT, tiny_config
 from fastrnn import data
 from fastrnn.data import Corpus
 from fastrnn.run import main as run_main
@@ -120,7 +120,6 @@ def test_a_folder_or_a_glob_is_joined_in_sorted_order(tmp_path, monkeypatch):
 
 
 def test_a_folder_trains_and_its_text_is_the_joined_files(tmp_path):
-    from conftest import tiny_config
     (tmp_path / "one.txt").write_text(SMALL_TEXT)
     (tmp_path / "two.txt").write_text(SMALL_TEXT.upper())
     t = fastrnn.Trainer(tiny_config(data={"path": str(tmp_path)}))

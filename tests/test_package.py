@@ -23,7 +23,8 @@ def test_version_is_printed_and_has_one_definition():
                            text=True, env=env, timeout=120)
         assert (p.returncode, p.stdout) == (0, f"fastrnn {fastrnn.__version__}\n")
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    assert "version" not in project["project"] and "version" in project["project"]["dynamic"]
+    assert "version" not in project["project"]
+    assert "version" in project["project"]["dynamic"]
     assert project["tool"]["setuptools"]["dynamic"]["version"] == {
         "attr": "fastrnn.__version__"}
     assert project["project"]["license"] == "MIT"
