@@ -242,3 +242,17 @@ def test_the_start_says_the_size_of_the_model_and_of_a_pass(tiny_run, capsys):
             f"(10 x 2 characters each)") in out
     passes = [line for line in out.splitlines() if line.startswith("a pass over")]
     assert len(passes) == 1 and "the rate of iterations 2-100" in passes[0]
+
+
+def test_the_readme_s_first_sweep_runs_on_the_bundled_corpus(offline):
+    from fastrnn.config import Config
+    from fastrnn.sweep import load_sweep, trial_config
+    readme = (ROOT / "README.md").read_text()
+    first = next(line for line in readme.splitlines()
+                 if line.startswith("python -m fastrnn.sweep configs/"))
+    sweep = load_sweep(ROOT / first.split()[3])
+    assert len(sweep.trials) >= 2
+    for name, values in sweep.trials:
+        cfg = Config.from_dict(trial_config(sweep, name, values))
+        assert data.resolve(cfg.data.path).is_relative_to(data.BUNDLED)
+    assert offline == []
