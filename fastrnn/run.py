@@ -201,13 +201,13 @@ class Run:
             model, source = load(best, text=t.corpus.text), checkpoint.BEST
         else:
             model, source = t, "the final weights"
-        loss = float(model.loss_of(model.corpus.test, self.cfg.train.batch_size))
-        result = dict(test_nats=loss, test_bits=loss / math.log(2),
-                      characters=len(model.corpus.test), weights=source,
-                      iteration=model.iteration)
+        test = t.corpus.test  # this run's split, should the checkpoint's config differ
+        loss = float(model.loss_of(test, self.cfg.train.batch_size))
+        result = dict(test_nats=loss, test_bits=loss / math.log(2), characters=len(test),
+                      weights=source, iteration=model.iteration)
         write_atomic(self.dir / "test.json", (json.dumps(result, indent=1) + "\n").encode())
         print(f"test: {loss:.4f} nats/char ({loss / math.log(2):.4f} bits) over "
-              f"{len(model.corpus.test):,} characters, {source} at iteration "
+              f"{len(test):,} characters, {source} at iteration "
               f"{model.iteration}; written to {self.dir / 'test.json'}", file=self.out)
 
     def _evaluate(self):
