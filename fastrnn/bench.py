@@ -17,7 +17,7 @@ import sys
 import time
 
 
-from .data import read_text, resolve
+from .data import read_corpus
 from .errors import UserError
 from .reference import MinCharRNN
 from .trainer import Trainer
@@ -98,7 +98,7 @@ def main(argv=None):
         if min(args.hidden + args.threads) < 1 or args.seq_length < 1 or args.rounds < 1:
             raise UserError("--hidden, --threads, --seq-length and --rounds must be "
                             "positive")
-        text = read_text(resolve(args.text))
+        text = read_corpus(args.text)
         run(text, args.hidden, args.dtype, args.seq_length, args.rounds, args.seconds,
             args.threads)
     except UserError as e:

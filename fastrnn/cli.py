@@ -43,6 +43,10 @@ def sample_main(argv=None, prog="python -m fastrnn.sample"):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] in (["--version"], ["-V"]):
+        from . import __version__
+        print(f"fastrnn {__version__}")
+        return 0
     commands = {"train": "train from a YAML config (python -m fastrnn.run)",
                 "sample": "sample text from a run folder or checkpoint",
                 "bench": "benchmark against the numpy min-char-rnn",

@@ -25,10 +25,16 @@ def _key(default, doc, *, choices=None, min=None, min_open=None, max=None, max_o
 
 @dataclass
 class DataConfig:
-    path: str = _key("shakespeare", "text file, or a corpus name looked up in "
-                     "$FASTRNN_DATA_DIR, then ~/.cache/fastrnn")
-    val_fraction: float = _key(0.1, "the last fraction of the text, held out for validation",
+    path: str = _key("shakespeare", "text file, folder of .txt files or glob (joined in "
+                     "sorted order, a blank line between files), or a corpus name looked "
+                     "up in $FASTRNN_DATA_DIR, the package, ~/.cache/fastrnn, then "
+                     "downloaded")
+    val_fraction: float = _key(0.1, "fraction of the text held out for validation: the "
+                               "last, or the one just before the test split",
                                min=0.0, max_open=1.0)
+    test_fraction: float = _key(0.0, "the last fraction of the text, held out for one "
+                                "test loss at the end of a run (from best.npz)",
+                                min=0.0, max_open=1.0)
 
 
 @dataclass
@@ -121,6 +127,11 @@ class Config:
     def check(self):
         """Rules between keys (each key's own range is checked when it is read); the
         ones that need the text are checked by the trainer."""
+        d = self.data
+        if d.val_fraction + d.test_fraction >= 1:
+            raise UserError(f"data.val_fraction + data.test_fraction must be less than 1 "
+                            f"(got {d.val_fraction} + {d.test_fraction}); leave some text "
+                            f"to train on")
 
 
 def _lookup(name, table, where, what, prefix=""):

@@ -1,7 +1,10 @@
-"""Text corpora: finding the file, reading it as UTF-8, the vocabulary and the splits."""
+"""Text corpora: finding the files, reading them as UTF-8, the vocabulary and the splits."""
+import glob
+import gzip
 import hashlib
 import os
 import urllib.request
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,13 +21,25 @@ class KnownCorpus:
     size: int
 
 
-# Corpora that are downloaded when they are found nowhere on disk.
+# Corpora known by name: looked up on disk, then downloaded from a pinned commit and
+# checked against their sha256. tinyshakespeare is public domain and also ships inside
+# the package; naval's licence is unknown, so it is only ever downloaded.
 KNOWN = {
     "shakespeare": KnownCorpus(
         "tinyshakespeare.txt",
-        "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt",
+        "https://raw.githubusercontent.com/karpathy/char-rnn/"
+        "6f9487a6fe5b420b7ca9afb0d7c078e37c1d1b4e/data/tinyshakespeare/input.txt",
         "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed", 1_115_394),
+    "naval": KnownCorpus(
+        "naval.txt",
+        "https://raw.githubusercontent.com/minii-ai/rnn/"
+        "47497c01e782bf03d91ec3178ad961469f503ed1/data/howtogetrich.txt",
+        "81dc69c6551d800d8eebb1fb6dd7d82a8efa6467e2b3dfa1b8bfbbd3dbff0e64", 4_225),
 }
+
+# Package data: <filename>.gz of a known corpus, written reproducibly with
+# gzip.compress(text, 9, mtime=0).
+BUNDLED = Path(__file__).parent / "corpora"
 
 
 def data_dir():
@@ -40,26 +55,65 @@ def cache_dir():
     return Path(base) / "fastrnn"
 
 
+def read_corpus(path_or_name):
+    """The text behind data.path: a file, a folder (its *.txt files), a glob of files, or
+    a corpus name (see resolve); several files are joined by join()."""
+    return join([read_text(f) for f in files(path_or_name)])
+
+
+def join(texts):
+    """Texts joined in the order given with one blank line between them: a newline is
+    added to a text that does not end with one, then an empty line follows, so the
+    files of a folder read as paragraphs ("a\n", "b\n" -> "a\n\nb\n")."""
+    return "\n".join([t if t.endswith("\n") else t + "\n" for t in texts[:-1]] + texts[-1:])
+
+
+def files(path_or_name):
+    """The files behind data.path, sorted; UserError for a folder without *.txt files or
+    a glob that matches no file."""
+    given = Path(path_or_name).expanduser()
+    if given.is_dir():
+        found = sorted(Path(f) for f in glob.glob(glob.escape(str(given)) + "/*.txt")
+                       if Path(f).is_file())
+        if not found:
+            raise UserError(f"data.path: folder {given} holds no .txt files; name the "
+                            f"texts *.txt, or give a glob for other names, e.g. "
+                            f"'{given}/*.md'")
+        return found
+    if not given.is_file() and glob.has_magic(str(given)):
+        found = sorted(Path(f) for f in glob.glob(str(given), recursive=True)
+                       if Path(f).is_file())
+        if not found:
+            raise UserError(f"data.path: the glob '{path_or_name}' matches no file; check "
+                            f"the pattern (it is relative to {Path.cwd()})")
+        return found
+    return [resolve(path_or_name)]
+
+
 def resolve(path_or_name):
     """The file behind data.path: the path itself if it exists, else <name> or
-    <name>.txt in $FASTRNN_DATA_DIR, then in the cache; a known corpus is downloaded
-    into the cache when it is found nowhere."""
+    <name>.txt in $FASTRNN_DATA_DIR, then the copy inside the package, then the cache;
+    a known corpus is downloaded into the cache when it is found nowhere."""
     given = Path(path_or_name).expanduser()
     if given.is_file():
         return given
     name = str(path_or_name)
     known = KNOWN.get(name)
     candidates = [name, name + ".txt"] + ([known.filename] if known else [])
-    folders = [d for d in (data_dir(), cache_dir()) if d is not None]
-    for folder in folders:
+    if data_dir() is not None:
         for candidate in candidates:
-            if (folder / candidate).is_file():
-                return folder / candidate
+            if (data_dir() / candidate).is_file():
+                return data_dir() / candidate
+    if known and (BUNDLED / (known.filename + ".gz")).is_file():
+        return BUNDLED / (known.filename + ".gz")
+    for candidate in candidates:
+        if (cache_dir() / candidate).is_file():
+            return cache_dir() / candidate
     if known:
         return download(name, known)
-    where = " or ".join(str(d) for d in folders)
+    where = " or ".join(str(d) for d in (data_dir(), cache_dir()) if d is not None)
     raise UserError(f"data.path: file '{name}' not found (nor {name}.txt in {where}); "
-                    f"give the path of a text file")
+                    f"give the path of a text file, a folder or a glob")
 
 
 def download(name, known, timeout=30):
@@ -99,12 +153,21 @@ def write_atomic(path, blob):
 
 
 def read_text(path):
-    """The file's text; UserError if it is empty, binary or not UTF-8."""
+    """The file's text (a .gz file decompressed); UserError if it is empty, binary or
+    not UTF-8."""
     path = Path(path)
     try:
         blob = path.read_bytes()
+        if path.suffix == ".gz":
+            blob = gzip.decompress(blob)
     except OSError as e:
-        raise UserError(f"data.path: cannot read {path}: {e.strerror}") from None
+        if not isinstance(e, gzip.BadGzipFile):
+            raise UserError(f"data.path: cannot read {path}: {e.strerror}") from None
+        raise UserError(f"data.path: {path} is not a gzip file; give the text itself, or "
+                        f"a name that does not end in .gz") from None
+    except (EOFError, zlib.error):
+        raise UserError(f"data.path: {path} is a truncated or corrupt gzip file; "
+                        f"decompress it to check, or give the text itself") from None
     if not blob:
         raise UserError(f"data.path: {path} is empty; give a text file with some text in it")
     if b"\0" in blob:
@@ -118,15 +181,20 @@ def read_text(path):
 
 
 class Corpus:
-    """A text as ids over its vocabulary sorted(set(text)), split into train and val."""
+    """A text as ids over its vocabulary sorted(set(text)), split in this order into
+    train | val | test: the test split is the last test_fraction of the text, the
+    validation split the val_fraction before it (the last one when there is no test)."""
 
-    def __init__(self, text, val_fraction=0.0, vocab=None):
+    def __init__(self, text, val_fraction=0.0, vocab=None, test_fraction=0.0):
         self.text = text
         self.vocab = sorted(set(text)) if vocab is None else list(vocab)
         self.ids = encode(text, self.vocab)
-        n_val = int(len(text) * val_fraction)
-        self.train = self.ids[:len(text) - n_val]
-        self.val = self.ids[len(text) - n_val:]
+        N = len(text)
+        n_test = int(N * test_fraction)
+        n_val = int(N * val_fraction)
+        self.train = self.ids[:N - n_test - n_val]
+        self.val = self.ids[N - n_test - n_val:N - n_test]
+        self.test = self.ids[N - n_test:]
 
     def streams(self, B):
         """The training text as B contiguous streams: (B, len(train) // B)."""

@@ -4,6 +4,12 @@ This is Karpathy's min-char-rnn with three changes only: Python 3, the vocabular
 ``sorted(set(text))`` (the original's ``list(set(...))`` order is arbitrary), and the
 parameters, text and random generator are passed in instead of being globals. Tests
 compare fastrnn's kernels with it and the benchmark times it; nothing else uses it.
+
+It is derived from min-char-rnn (https://gist.github.com/karpathy/d4dee566867f8291f086),
+which carries this notice, kept here:
+
+    Minimal character-level Vanilla RNN model. Written by Andrej Karpathy (@karpathy)
+    BSD License
 """
 import numpy as np
 

@@ -4,6 +4,7 @@ metrics, checkpoints and exact resume.
     python -m fastrnn.run configs/shakespeare.yaml [section.key=value ...]
 """
 import csv
+import json
 import math
 import sys
 import time
@@ -17,10 +18,10 @@ from .config import load_yaml
 from .data import write_atomic
 from .errors import UserError
 from .sampling import generate
-from .trainer import Trainer
+from .trainer import Trainer, load
 
 RUN_FILES = ("config.yaml", "metrics.csv", "samples.txt", "loss.png",
-             checkpoint.LATEST, checkpoint.BEST)
+             checkpoint.LATEST, checkpoint.BEST, "test.json")
 METRICS = ("iteration", "smooth_loss", "train_nats", "val_nats", "val_bits", "it_per_s",
            "elapsed_s")
 
@@ -37,6 +38,7 @@ class Run:
         self.last_val = None  # the validation loss at the last iteration trained
         self.sample_seed = cfg.train.seed
         self.rate = 0.0  # iterations per second of this invocation
+        self.timed = False  # whether the time of a pass has been estimated
 
     # --- setting up -----------------------------------------------------------------
     def prepare(self):
@@ -82,6 +84,7 @@ class Run:
                   f"train.max_iters to train on", file=self.out)
             self.last_val = self._evaluate()
             return 0
+        self._summary()
         metrics = self._open_metrics()
         progress = Progress(start_iter, cfg.max_iters, self.err)
         t0 = time.perf_counter()
@@ -91,7 +94,7 @@ class Run:
             final = False
             while not final:
                 n = _next_stop(t.iteration, cfg) - t.iteration
-                losses = t.train_iters(n)
+                losses = self._train_chunk(n)
                 if not np.all(np.isfinite(losses)):
                     bad = t.iteration - n + int(np.argmax(~np.isfinite(losses))) + 1
                     print(f"fastrnn: error: the loss became {losses[~np.isfinite(losses)][0]} "
@@ -143,7 +146,69 @@ class Run:
         print(f"done: {done} iterations in {_clock(elapsed)} ({done / elapsed:,.0f} it/s); "
               f"smooth loss {t.smooth_loss:.3f} ({t.smooth_loss / T:.4f} nats/char)"
               f"{val_text}; run folder {self.dir}", file=self.out)
+        self._test()
         return 0
+
+    def _summary(self):
+        """The size of the model and of the job, printed before training."""
+        t, cfg = self.trainer, self.cfg.train
+        n_params = sum(v.size for v in t.params().values())
+        chars = len(t.corpus.train)
+        per_iter = cfg.seq_length * cfg.batch_size
+        print(f"vocabulary {len(t.vocab)} characters; {n_params:,} parameters; training "
+              f"text {chars:,} characters, a pass every ~{chars / per_iter:,.0f} "
+              f"iterations ({cfg.seq_length} x {cfg.batch_size} characters each)",
+              file=self.out, flush=True)
+
+    def _train_chunk(self, n):
+        """trainer.train_iters(n); the first time, one iteration apart (it compiles or
+        loads the kernels) and the rest timed to estimate the time of a pass."""
+        t = self.trainer
+        if self.timed or n < 2:
+            return t.train_iters(n)
+        first = t.train_iters(1)
+        started = time.perf_counter()
+        rest = t.train_iters(n - 1)
+        self._pass_time(n - 1, time.perf_counter() - started)
+        self.timed = True
+        return np.concatenate([first, rest])
+
+    def _pass_time(self, n, seconds):
+        """How long a pass over the training text takes at the rate of the last n
+        iterations (seconds of training alone)."""
+        cfg, it = self.cfg.train, self.trainer.iteration
+        per_pass = len(self.trainer.corpus.train) / (cfg.seq_length * cfg.batch_size)
+        rate = n / max(seconds, 1e-9)
+        took = per_pass / rate
+        took = f"{took:.1f} s" if took < 60 else _clock(took)
+        print(f"a pass over the training text takes ~{took} at "
+              f"{rate:,.0f} it/s (the rate of iterations {it - n + 1}-{it}, training "
+              f"alone)", file=self.out, flush=True)
+
+    def _test(self):
+        """The loss on the test split, once, from best.npz (the final weights when there
+        is no validation split to choose a best by), printed and written to test.json."""
+        t = self.trainer
+        if not self.cfg.data.test_fraction:
+            return
+        if len(t.corpus.test) < 2:
+            print(f"note: data.test_fraction={self.cfg.data.test_fraction} holds out "
+                  f"{len(t.corpus.test)} characters, too few for a test loss",
+                  file=self.err)
+            return
+        best = self.dir / checkpoint.BEST
+        if best.exists():
+            model, source = load(best, text=t.corpus.text), checkpoint.BEST
+        else:
+            model, source = t, "the final weights"
+        test = t.corpus.test  # this run's split, should the checkpoint's config differ
+        loss = float(model.loss_of(test, self.cfg.train.batch_size))
+        result = dict(test_nats=loss, test_bits=loss / math.log(2), characters=len(test),
+                      weights=source, iteration=model.iteration)
+        write_atomic(self.dir / "test.json", (json.dumps(result, indent=1) + "\n").encode())
+        print(f"test: {loss:.4f} nats/char ({loss / math.log(2):.4f} bits) over "
+              f"{len(test):,} characters, {source} at iteration "
+              f"{model.iteration}; written to {self.dir / 'test.json'}", file=self.out)
 
     def _evaluate(self):
         if self.trainer.corpus is None or len(self.trainer.corpus.val) < 2:

@@ -10,7 +10,7 @@ import numpy as np
 
 from . import blas, checkpoint
 from .config import Config, load_yaml
-from .data import Corpus, read_text, resolve
+from .data import Corpus, read_corpus
 from .errors import UserError
 from .kernels.optim import (BETA1, BETA2, CLIP, CLIP_NORM, DECAY, DECAY_EVERY, EPS, HYPER,
                             KIND, LR, OPTIMIZERS)
@@ -28,8 +28,9 @@ class Trainer:
     def __init__(self, config, text=None):
         self.config = cfg = config if isinstance(config, Config) else Config.from_dict(config)
         if text is None:
-            text = read_text(resolve(cfg.data.path))
-        self.corpus = Corpus(text, cfg.data.val_fraction)
+            text = read_corpus(cfg.data.path)
+        self.corpus = Corpus(text, cfg.data.val_fraction,
+                             test_fraction=cfg.data.test_fraction)
         self.vocab = self.corpus.vocab
         V, H, L = len(self.vocab), cfg.model.hidden, cfg.model.layers
         T, B = cfg.train.seq_length, cfg.train.batch_size
@@ -147,9 +148,9 @@ class Trainer:
                                      self.chunks)
 
     def evaluate(self):
-        """Mean nats per character on the validation split (the last data.val_fraction of
-        the text), read as train.batch_size contiguous streams from a zero state (one
-        stream for a batch-1 model, as min-char-rnn would read it)."""
+        """Mean nats per character on the validation split (data.val_fraction of the text,
+        before the test split), read as train.batch_size contiguous streams from a zero
+        state (one stream for a batch-1 model, as min-char-rnn would read it)."""
         if len(self.corpus.val) < 2:
             raise UserError("no validation text: set data.val_fraction above 0 "
                             "(e.g. data.val_fraction=0.1)")
@@ -295,6 +296,7 @@ def load(path, text=None, data=True):
         # the vocabulary stands in for the text: enough to build the model and sample
         small = copy.deepcopy(cfg)
         small.data.val_fraction, small.train.seq_length, small.train.batch_size = 0.0, 1, 1
+        small.data.test_fraction = 0.0
         trainer = Trainer(small, text="".join(arrays["vocab"]) * 2)
         trainer.config, trainer.corpus = cfg, None
         S = 2 if trainer.family.cell else 1
