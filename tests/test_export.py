@@ -258,3 +258,15 @@ def test_a_tampered_export_is_one_line(workdir, capsys):
         assert run_main(["tiny.yaml", f"train.init_from={name}", "train.out_dir=b"]) == 2
         line = one_line_error(capsys)
         assert match in line and name in line, line
+
+
+def test_a_vanilla_rnn_from_pytorch_imports_with_both_biases_summed(tmp_path):
+    t = trained()
+    t.save(tmp_path / "ckpt.npz")
+    export(tmp_path / "ckpt.npz", tmp_path / "m.npz")
+    with np.load(tmp_path / "m.npz") as f:
+        arrays = dict(f)
+    arrays["rnn.bias_hh_l0"] = np.linspace(-1, 1, arrays["rnn.bias_hh_l0"].size)
+    np.savez(tmp_path / "torch.npz", **arrays)
+    params = read_weights(tmp_path / "torch.npz")[0]
+    assert np.array_equal(params["bh.0"], arrays["rnn.bias_ih_l0"] + arrays["rnn.bias_hh_l0"])
