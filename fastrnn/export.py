@@ -114,8 +114,11 @@ def read_weights(path):
     (.safetensors, .npz) or a checkpoint (.npz, or a run folder's latest); UserError if
     it is missing, unreadable or inconsistent."""
     path = Path(path)
-    if path.is_dir() or path.suffix not in FORMATS:
+    if path.is_dir():
         return _from_checkpoint(path)
+    if path.suffix not in FORMATS:
+        raise UserError(f"{path}: unknown format '{path.suffix}'; give an export "
+                        f"(.safetensors, .npz), a checkpoint (.npz) or a run folder")
     if not path.is_file():
         raise UserError(f"{path} not found; give an export (.safetensors, .npz), a "
                         f"checkpoint or a run folder")
@@ -204,7 +207,10 @@ def init_from(trainer, path, vocab="strict"):
     vocab="grow" lets the trainer's text have characters the file lacks: their input
     columns and output rows keep the values of the trainer's own initialisation.
     UserError naming what differs on another model shape or vocabulary."""
-    params, saved_vocab, raw = read_weights(path)
+    try:
+        params, saved_vocab, raw = read_weights(path)
+    except UserError as e:
+        raise UserError(f"train.init_from: {e}") from None
     saved, cfg = Config.from_dict(raw, where=str(path)).model, trainer.config.model
     differ = [f"model.{k} is {getattr(saved, k)} there, {getattr(cfg, k)} here"
               for k in ("kind", "hidden", "layers") if getattr(saved, k) != getattr(cfg, k)]

@@ -153,17 +153,24 @@ def beam_search(trainer, prime="", length=200, beam=5, n=1, stop=None):
     stepper = _Stepper(trainer, beam)
     stepper.load(first.state()[:, :, 0])
     scores = np.zeros(1)
-    seqs = np.zeros((1, 0), np.int64)
+    steps = []  # per step: (the candidate each new one extends, its character)
     for _ in range(length):
         total = scores[:, None] + _log_softmax(logits[:len(scores)])
         best = np.argsort(-total.ravel(), kind="stable")[:beam]
         rows, ids = np.divmod(best, V)
         scores = total.ravel()[best]
-        seqs = np.concatenate([seqs[rows], ids[:, None]], axis=1)
+        steps.append((rows, ids))
         pad = np.resize(np.arange(len(rows)), beam)  # fill the unused streams
         stepper.set_state(stepper.state()[:, :, rows[pad]])
         logits = stepper.step(ids[pad])
-    texts = ["".join(trainer.vocab[i] for i in s) for s in seqs[:n]]
+    texts = []
+    found = min(n, len(scores)) if steps else n  # fewer if V**length < n
+    for k in range(found):
+        chars = []
+        for rows, ids in reversed(steps):
+            chars.append(trainer.vocab[ids[k]])
+            k = rows[k]
+        texts.append("".join(reversed(chars)))
     if stop is None:
         return texts
     return [t[:t.find(stop) + len(stop)] if stop in t else t for t in texts]

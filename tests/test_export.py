@@ -221,6 +221,9 @@ def test_init_from_another_model_or_vocabulary_is_one_line(workdir, capsys):
         assert code == 2, extra
         assert match in one_line_error(capsys), extra
         assert not (workdir / "b").exists()
+    (workdir / "model.pt").write_bytes(b"torch")
+    assert run_main(["tiny.yaml", "train.init_from=model.pt", "train.out_dir=b"]) == 2
+    assert "train.init_from: model.pt: unknown format '.pt'" in one_line_error(capsys)
 
 
 def test_init_vocab_grow_adds_the_new_characters(workdir):
