@@ -215,8 +215,8 @@ def init_from(trainer, path, vocab="strict"):
     differ = [f"model.{k} is {getattr(saved, k)} there, {getattr(cfg, k)} here"
               for k in ("kind", "hidden", "layers") if getattr(saved, k) != getattr(cfg, k)]
     if differ:
-        raise UserError(f"train.init_from: {path} holds another model ({'; '.join(differ)}); "
-                        f"use its model settings")
+        raise UserError(f"train.init_from: {path} holds another model "
+                        f"({'; '.join(differ)}); use its model settings")
     new = sorted(set(trainer.vocab) - set(saved_vocab))
     gone = sorted(set(saved_vocab) - set(trainer.vocab))
     if gone or (new and vocab != "grow"):
@@ -226,15 +226,18 @@ def init_from(trainer, path, vocab="strict"):
                 "set train.init_vocab=grow to add them")
         raise UserError(f"train.init_from: the vocabulary of {path} differs from the "
                         f"text's: {'; '.join(parts)}; {hint}")
-    if new:
-        params = _grow(params, saved_vocab, trainer)
+    if saved_vocab != trainer.vocab:  # new characters, or the file's own order
+        params = _place(params, saved_vocab, trainer)
     trainer.set_params(params)
-    grown = f", {len(new)} new character(s) {_chars(new)}" if new else ""
-    return f"weights from {path} ({saved.layers}-layer {saved.kind}, hidden {saved.hidden}{grown})"
+    grown = f", and {_chars(new)} new" if new else ""
+    return (f"weights from {path} ({saved.layers}-layer {saved.kind}, hidden "
+            f"{saved.hidden}{grown})")
 
 
-def _grow(params, old_vocab, trainer):
-    """params over old_vocab, placed into the trainer's own (larger) vocabulary."""
+def _place(params, old_vocab, trainer):
+    """params over old_vocab, placed into the trainer's own vocabulary (which holds
+    old_vocab's characters, in its order, and maybe more: those keep their initial
+    values)."""
     where = np.array([trainer.vocab.index(c) for c in old_vocab])
     out = dict(params)
     fresh = trainer.params()

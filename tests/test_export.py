@@ -273,3 +273,20 @@ def test_a_vanilla_rnn_from_pytorch_imports_with_both_biases_summed(tmp_path):
     np.savez(tmp_path / "torch.npz", **arrays)
     params = read_weights(tmp_path / "torch.npz")[0]
     assert np.array_equal(params["bh.0"], arrays["rnn.bias_ih_l0"] + arrays["rnn.bias_hh_l0"])
+
+
+def test_an_export_with_its_vocabulary_in_another_order_imports_in_place(workdir):
+    assert run_main(["tiny.yaml", "train.out_dir=first"]) == 0
+    export("first", "first.npz")
+    with np.load("first.npz") as f:
+        arrays = dict(f)
+    vocab = json.loads(str(arrays["__vocab__"]))
+    order = np.arange(len(vocab))[::-1]
+    arrays["__vocab__"] = np.array(json.dumps([vocab[i] for i in order]))
+    for name in ("head.weight", "head.bias"):
+        arrays[name] = arrays[name][order]
+    arrays["rnn.weight_ih_l0"] = arrays["rnn.weight_ih_l0"][:, order]
+    np.savez("reversed.npz", **arrays)
+    t = prepared("train.init_from=reversed.npz", "train.out_dir=b")
+    for k, v in read_weights("first.npz")[0].items():
+        assert np.array_equal(t.params()[k], v), k
