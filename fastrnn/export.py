@@ -68,6 +68,8 @@ def export(source, out, force=False):
     kind = _format(out)
     if kind == ".safetensors":
         _safetensors()
+    if out.exists() and out.resolve() == checkpoint.find(source).resolve():
+        raise UserError(f"{out} is the checkpoint being exported; choose another name")
     if out.exists() and not force:
         raise UserError(f"{out} already exists; pass --force to replace it, or choose "
                         f"another name")

@@ -129,6 +129,8 @@ def test_export_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, monke
     t.save(ckpt)
     assert export_main([str(ckpt), str(target), "--force"]) == 0
     assert target.read_bytes() != before
+    assert export_main([str(ckpt), str(ckpt), "--force"]) == 2
+    assert "is the checkpoint being exported" in one_line_error(capsys)
     assert export_main([str(ckpt), str(tmp_path / "m.pt")]) == 2
     assert "unknown export format" in one_line_error(capsys)
     bad = tmp_path / "bad.npz"
