@@ -1,44 +1,101 @@
-"""The `fastrnn` command: `fastrnn train|sample|bench ...`, and the sampler's own
+"""The `fastrnn` command: `fastrnn train|sample|export|bench ...`, and the sampler's own
 command line (`python -m fastrnn.sample`)."""
 import argparse
 import sys
+from pathlib import Path
 
 from .errors import UserError
 
 
 def sample_main(argv=None, prog="python -m fastrnn.sample"):
     ap = argparse.ArgumentParser(prog=prog, description="Stream text sampled from a "
-                                 "trained model to stdout.")
+                                 "trained model to stdout (or write it to a file).")
     ap.add_argument("checkpoint", help="run folder (its latest checkpoint) or .npz file")
     ap.add_argument("--prime", default="", help="text to start from (printed first)")
+    ap.add_argument("--prime-file", default=None,
+                    help="read the text to start from from this UTF-8 file")
     ap.add_argument("--length", type=int, default=500, help="characters to sample")
     ap.add_argument("--temperature", type=float, default=1.0,
                     help="below 1 is more conservative; 0 takes the most likely character")
     ap.add_argument("--top-k", type=int, default=None,
                     help="sample only from the k most likely characters")
+    ap.add_argument("--top-p", type=float, default=None,
+                    help="sample only from the most likely characters whose probabilities "
+                    "add up to p, in (0, 1]")
     ap.add_argument("--seed", type=int, default=None, help="the same seed gives the same text")
+    ap.add_argument("--num-samples", type=int, default=1, help="samples, one after another")
+    ap.add_argument("--stop", default=None,
+                    help="end a sample after the first occurrence of this text (kept)")
+    ap.add_argument("--beam", type=int, default=None,
+                    help="beam search with N candidates: the most likely text, not a "
+                    "random one")
+    ap.add_argument("--output", default=None,
+                    help="write the samples to this file (atomically) instead of stdout")
     args = ap.parse_args(argv)
-    from .sampling import generate
+    from .data import write_atomic
+    from .sampling import read_prime
     from .trainer import load
     try:
         if args.length < 0:
             raise UserError(f"--length must be 0 or more, got {args.length}")
+        if args.num_samples < 1:
+            raise UserError(f"--num-samples must be at least 1, got {args.num_samples}")
+        if args.beam is not None and args.beam < 1:
+            raise UserError(f"--beam must be at least 1, got {args.beam}")
+        if args.top_p is not None and not 0 < args.top_p <= 1:
+            raise UserError(f"--top-p must be in (0, 1], got {args.top_p}")
+        if args.stop == "":
+            raise UserError("--stop is empty; give one or more characters")
+        prime = args.prime
+        if args.prime_file is not None:
+            if prime:
+                raise UserError("give --prime or --prime-file, not both")
+            prime = read_prime(args.prime_file)
+        out_path = Path(args.output) if args.output else None
+        if out_path is not None and not out_path.parent.is_dir():
+            raise UserError(f"--output: folder {out_path.parent} does not exist; create "
+                            f"it or choose another path")
         trainer = load(args.checkpoint, data=False)
-        chars = generate(trainer, args.prime, args.length, args.temperature, args.top_k,
-                         args.seed)
-        first = next(chars, "")  # bad input shows up here, before anything is printed
-        out = sys.stdout
-        out.write(args.prime + first)
-        for i, c in enumerate(chars):
-            out.write(c)
-            if i % 64 == 0:
-                out.flush()
-        out.write("\n")
-        out.flush()
+        parts = []
+        write = parts.append if out_path is not None else sys.stdout.write
+        for i, chars in enumerate(_sample_streams(trainer, prime, args)):
+            first = next(chars, "")  # bad input shows up here, before anything is written
+            write((f"---- sample {i + 1} ----\n" if args.num_samples > 1 else "")
+                  + prime + first)
+            for j, c in enumerate(chars):
+                write(c)
+                if j % 64 == 0 and out_path is None:
+                    sys.stdout.flush()
+            write("\n")
+        if out_path is None:
+            sys.stdout.flush()
+            return 0
+        try:
+            write_atomic(out_path, "".join(parts).encode("utf-8"))
+        except OSError as e:
+            raise UserError(f"--output: cannot write {out_path} ({e.strerror}); choose "
+                            f"another path") from None
+        print(f"wrote {args.num_samples} sample(s) to {out_path}", file=sys.stderr)
     except UserError as e:
         print(f"fastrnn: error: {e}", file=sys.stderr)
         return 2
     return 0
+
+
+def _sample_streams(trainer, prime, args):
+    """Each sample's characters after the prime, as an iterator (one random generator
+    for all; beam search's texts come whole)."""
+    import numpy as np
+    from .sampling import beam_search, generate
+    if args.beam is not None:
+        for text in beam_search(trainer, prime, args.length, args.beam, args.num_samples,
+                                args.stop):
+            yield iter(text)
+        return
+    rng = np.random.default_rng(args.seed)
+    for _ in range(args.num_samples):
+        yield generate(trainer, prime, args.length, args.temperature, args.top_k, None,
+                       args.top_p, args.stop, rng)
 
 
 def main(argv=None):
@@ -49,6 +106,7 @@ def main(argv=None):
         return 0
     commands = {"train": "train from a YAML config (python -m fastrnn.run)",
                 "sample": "sample text from a run folder or checkpoint",
+                "export": "write a model's weights for PyTorch (python -m fastrnn.export)",
                 "bench": "benchmark against the numpy min-char-rnn",
                 "sweep": "run a hyperparameter sweep (python -m fastrnn.sweep)"}
     if not argv or argv[0] not in commands:
@@ -61,6 +119,9 @@ def main(argv=None):
         return run_main(rest)
     if command == "sample":
         return sample_main(rest, prog="fastrnn sample")
+    if command == "export":
+        from .export import main as export_main
+        return export_main(rest, prog="fastrnn export")
     if command == "sweep":
         from .sweep import main as sweep_main
         return sweep_main(rest)

@@ -88,6 +88,12 @@ class TrainConfig:
     checkpoint_every: int = _key(10_000, "iterations between checkpoints", min=1)
     resume: bool = _key(False, "continue from the run folder's latest checkpoint")
     overwrite: bool = _key(False, "replace a run already in the run folder")
+    init_from: str = _key("", "the runner starts from the weights of an export "
+                          "(.safetensors, .npz), a checkpoint or a run folder (empty: off; "
+                          "ignored on resume)")
+    init_vocab: str = _key("strict", "init_from's vocabulary: strict (the same as the "
+                           "text's) or grow (the text may add characters)",
+                           choices=("strict", "grow"))
 
 
 SECTIONS = dict(data=DataConfig, model=ModelConfig, optim=OptimConfig, train=TrainConfig)

@@ -66,6 +66,10 @@ class Run:
             self.best_val = arrays["extra"].get("best_val", math.inf)
             self.sample_seed = arrays["extra"].get("sample_seed", cfg.train.seed)
             print(f"resuming {latest} at iteration {trainer.iteration}", file=self.out)
+        elif cfg.train.init_from:
+            from .export import init_from
+            print(init_from(trainer, cfg.train.init_from, cfg.train.init_vocab),
+                  file=self.out)
         _make_writable(self.dir)
         if existing and not resuming:  # train.overwrite=true: the old run goes
             for f in existing:

@@ -1,19 +1,17 @@
-"""Sampling text from a trained model, one character at a time."""
+"""Sampling text from a trained model: one character at a time (temperature, top-k,
+top-p), several samples, a stop string, and beam search for the most likely text."""
+from pathlib import Path
+
 import numpy as np
 
 from .errors import UserError
 from .trainer import Trainer, load
 
 
-def generate(trainer, prime="", length=200, temperature=1.0, top_k=None, seed=None):
-    """Yield `length` sampled characters.
-
-    With a prime, the model starts from a zero state and reads the prime first. Without
-    one it goes on from where training is, as min-char-rnn samples: the carried hidden
-    state of the first stream and the next character of the text. temperature 0 takes
-    the most likely character; top_k keeps only the k most likely."""
-    vocab = trainer.vocab
-    index = {c: i for i, c in enumerate(vocab)}
+def _check(trainer, prime, temperature, top_k, top_p):
+    """The prime's characters' ids; UserError on a character or option the model cannot
+    take."""
+    index = {c: i for i, c in enumerate(trainer.vocab)}
     bad = sorted({c for c in prime if c not in index})
     if bad:
         raise UserError(f"prime text has characters the model never saw: "
@@ -22,36 +20,173 @@ def generate(trainer, prime="", length=200, temperature=1.0, top_k=None, seed=No
         raise UserError(f"temperature must be 0 or more, got {temperature}")
     if top_k is not None and top_k < 1:
         raise UserError(f"top_k must be at least 1, got {top_k}")
-    rng = np.random.default_rng(seed)
-    stepper = trainer.stepper()
-    step = stepper.step
-    if prime:
-        feed = [index[c] for c in prime]
-    else:
+    if top_p is not None and not 0 < top_p <= 1:
+        raise UserError(f"top_p must be in (0, 1], got {top_p}; e.g. 0.9 keeps the most "
+                        f"likely characters that make up 90% of the probability")
+    return [index[c] for c in prime]
+
+
+def _start(trainer, stepper, feed):
+    """Read the prime (from a zero state), or go on from where training is; the logits
+    after it, (V,)."""
+    if not feed:
         carried, next_id = trainer.carried_state()
-        stepper.set_state(carried)
+        stepper.load(carried)
         feed = [next_id]
+    else:
+        stepper.reset()
     for ix in feed:
-        logits = step(ix)
+        logits = stepper.step(ix)
+    return logits[0]
+
+
+def generate(trainer, prime="", length=200, temperature=1.0, top_k=None, seed=None,
+             top_p=None, stop=None, rng=None):
+    """Yield up to `length` sampled characters.
+
+    With a prime, the model starts from a zero state and reads the prime first. Without
+    one it goes on from where training is, as min-char-rnn samples: the carried hidden
+    state of the first stream and the next character of the text. temperature 0 takes
+    the most likely character; top_k keeps only the k most likely, then top_p the most
+    likely whose probabilities add up to p (nucleus sampling). A stop string ends the
+    sample after its first occurrence in the sampled text (it is yielded). rng, a numpy
+    Generator, overrides seed (several samples share one)."""
+    feed = _check(trainer, prime, temperature, top_k, top_p)
+    if stop == "":
+        raise UserError("the stop string is empty; give one or more characters")
+    vocab = trainer.vocab
+    rng = np.random.default_rng(seed) if rng is None else rng
+    stepper = trainer.stepper()
+    logits = _start(trainer, stepper, feed)
+    tail = ""
     for _ in range(length):
-        y = logits
-        if temperature == 0:
-            ix = int(np.argmax(y))
-        else:
-            y = y / temperature
-            if top_k is not None and top_k < y.size:
-                cut = np.partition(y, -top_k)[-top_k]
-                y = np.where(y >= cut, y, -np.inf)
-            p = np.exp(y - y.max())
-            ix = int(rng.choice(y.size, p=p / p.sum()))
+        ix = _pick(logits, temperature, top_k, top_p, rng)
         yield vocab[ix]
-        logits = step(ix)
+        if stop is not None:
+            tail = (tail + vocab[ix])[-len(stop):]
+            if tail == stop:
+                return
+        logits = stepper.step(ix)[0]
 
 
-def sample(trainer_or_path, prime="", length=200, temperature=1.0, top_k=None, seed=None):
+def _pick(y, temperature, top_k, top_p, rng):
+    if temperature == 0:
+        return int(np.argmax(y))
+    y = y / temperature
+    if top_k is not None and top_k < y.size:
+        cut = np.partition(y, -top_k)[-top_k]
+        y = np.where(y >= cut, y, -np.inf)
+    p = np.exp(y - y.max())
+    p /= p.sum()
+    if top_p is not None and top_p < 1:
+        order = np.argsort(-p, kind="stable")
+        # keep the most likely characters up to and including the one that reaches p
+        keep = order[:int(np.searchsorted(np.cumsum(p[order]), top_p)) + 1]
+        kept = np.zeros_like(p)
+        kept[keep] = p[keep]
+        p = kept / kept.sum()
+    return int(rng.choice(p.size, p=p))
+
+
+def beam_search(trainer, prime="", length=200, beam=5, n=1, stop=None):
+    """The n most likely continuations of `length` characters (each a string, most likely
+    first), by beam search over characters with `beam` candidates kept at each step: the
+    sum of the log-probabilities of the characters, from the model's own probabilities
+    (no temperature). Deterministic; ties go to the lower character id. A stop string
+    then cuts each text after its first occurrence."""
+    feed = _check(trainer, prime, 1.0, None, None)
+    if stop == "":
+        raise UserError("the stop string is empty; give one or more characters")
+    if beam < 1:
+        raise UserError(f"beam must be at least 1, got {beam}")
+    if not 1 <= n <= beam:
+        raise UserError(f"beam search gives at most {beam} (the beam width) samples, "
+                        f"asked for {n}; raise the beam or ask for fewer")
+    first = trainer.stepper()
+    logits = _start(trainer, first, feed)[None, :]
+    V = len(trainer.vocab)
+    stepper = trainer.stepper(beam)
+    stepper.load(first.state()[:, :, 0])
+    scores = np.zeros(1)
+    steps = []  # per step: (the candidate each new one extends, its character)
+    for _ in range(length):
+        total = scores[:, None] + _log_softmax(logits[:len(scores)])
+        best = np.argsort(-total.ravel(), kind="stable")[:beam]
+        rows, ids = np.divmod(best, V)
+        scores = total.ravel()[best]
+        steps.append((rows, ids))
+        pad = np.resize(np.arange(len(rows)), beam)  # fill the unused streams
+        stepper.set_state(stepper.state()[:, :, rows[pad]])
+        logits = stepper.step(ids[pad])
+    texts = []
+    found = min(n, len(scores)) if steps else n  # fewer if V**length < n
+    for k in range(found):
+        chars = []
+        for rows, ids in reversed(steps):
+            chars.append(trainer.vocab[ids[k]])
+            k = rows[k]
+        texts.append("".join(reversed(chars)))
+    if stop is None:
+        return texts
+    return [t[:t.find(stop) + len(stop)] if stop in t else t for t in texts]
+
+
+def _log_softmax(y):
+    y = y - y.max(axis=1, keepdims=True)
+    return y - np.log(np.exp(y).sum(axis=1, keepdims=True))
+
+
+def read_prime(path):
+    """The text of a prime file (UTF-8, not empty); UserError otherwise."""
+    path = Path(path)
+    try:
+        blob = path.read_bytes()
+    except FileNotFoundError:
+        raise UserError(f"prime file not found: {path}") from None
+    except OSError as e:
+        raise UserError(f"cannot read prime file {path}: {e.strerror}") from None
+    try:
+        text = blob.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(f"prime file {path} is not valid UTF-8 (byte {e.start}); convert "
+                        f"it, e.g. iconv -f LATIN1 -t UTF-8") from None
+    if not text:
+        raise UserError(f"prime file {path} is empty; put the text to start from in it")
+    return text
+
+
+def samples(trainer, prime="", length=200, temperature=1.0, top_k=None, seed=None,
+            top_p=None, num_samples=1, stop=None, beam=None):
+    """num_samples texts, each the prime and what follows it (see generate and
+    beam_search). The samples share one random generator, so the first is the text a
+    single sample with the same seed gives."""
+    if num_samples < 1:
+        raise UserError(f"num_samples must be at least 1, got {num_samples}")
+    if beam is not None:
+        return [prime + text for text in beam_search(trainer, prime, length, beam,
+                                                     num_samples, stop)]
+    rng = np.random.default_rng(seed)
+    return [prime + "".join(generate(trainer, prime, length, temperature, top_k, None,
+                                     top_p, stop, rng))
+            for _ in range(num_samples)]
+
+
+def sample(trainer_or_path, prime="", length=200, temperature=1.0, top_k=None, seed=None,
+           *, top_p=None, num_samples=None, stop=None, prime_file=None, beam=None):
     """Sampled text, starting with the prime text. trainer_or_path: a Trainer, a
-    checkpoint file or a run folder."""
+    checkpoint file or a run folder. With num_samples, a list of that many texts.
+    prime_file: read the prime from this UTF-8 file instead. beam: beam search with this
+    many candidates for the most likely text (temperature, top_k, top_p and seed do not
+    apply)."""
+    if prime_file is not None:
+        if prime:
+            raise UserError("give a prime or a prime file, not both")
+        prime = read_prime(prime_file)
+    if num_samples is not None and num_samples < 1:
+        raise UserError(f"num_samples must be at least 1, got {num_samples}")
     trainer = trainer_or_path
     if not isinstance(trainer, Trainer):
         trainer = load(trainer_or_path, data=False)
-    return prime + "".join(generate(trainer, prime, length, temperature, top_k, seed))
+    texts = samples(trainer, prime, length, temperature, top_k, seed, top_p,
+                    num_samples or 1, stop, beam)
+    return texts if num_samples is not None else texts[0]

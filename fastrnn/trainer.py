@@ -206,9 +206,10 @@ class Trainer:
         data = self.run.data
         return states, int(data[0, p % data.shape[1]])
 
-    def stepper(self):
-        """A Stepper: this model read one character at a time, for sampling."""
-        return Stepper(self)
+    def stepper(self, streams=1):
+        """A Stepper: this model's `streams` streams read one character at a time, for
+        sampling."""
+        return Stepper(self, streams)
 
     def state_dict(self):
         """Everything training goes on from, by name: theta (N,) the parameters,
@@ -253,34 +254,44 @@ class Trainer:
 
 
 class Stepper:
-    """A trainer's model read one character at a time from its own state (one stream),
-    for sampling: step(id) returns the logits (V,) as float64."""
+    """B streams of a trainer's model read one character at a time from its own
+    weights, for sampling. States are (S, L, B, H) arrays: h, and c for an LSTM."""
 
-    def __init__(self, trainer):
+    def __init__(self, trainer, streams=1):
         cfg, family = trainer.config, trainer.family
-        self.buf = family.buffers(cfg.model.layers, 1, 1, cfg.model.hidden,
+        self.buf = family.buffers(cfg.model.layers, 1, streams, cfg.model.hidden,
                                   len(trainer.vocab), trainer.dtype)
-        self.states = family.states(self.buf)  # each (L, 2, 1, H); [:, 0] the state
-        self.call = family.steps_call(trainer.net.P, self.buf, 1, trainer.path(1))
+        self.states = family.states(self.buf)  # each (L, 2, B, H); [:, 0] the state
+        self.call = family.steps_call(trainer.net.P, self.buf, 1, trainer.path(streams))
         self.Why = trainer.net.P.Why.astype(np.float64)
         self.by = trainer.net.P.by.astype(np.float64)
 
-    def state(self):
-        """A copy of the current state: (S, L, H)."""
-        return np.array([a[:, 0, 0] for a in self.states])
+    def reset(self):
+        """Every stream to a zero state."""
+        for a in self.states:
+            a[:, 0] = 0
 
-    def set_state(self, state):
-        for a, s in zip(self.states, state):
-            a[:, 0, 0] = s
+    def load(self, states):
+        """(S, L, H) states into every stream."""
+        for a, saved in zip(self.states, states):
+            a[:, 0] = np.asarray(saved)[:, None, :]
 
-    def step(self, ix):
-        """Read the character with id ix; the logits of the next."""
-        self.buf.xs[0, 0] = ix
+    def step(self, ids):
+        """Read one character per stream; the logits of the next, (B, V) float64."""
+        self.buf.xs[0] = ids
         fn, args = self.call
         fn(*args)
         for a in self.states:
             a[:, 0] = a[:, 1]
-        return self.Why @ self.buf.hs[-1, 1, 0] + self.by
+        return self.buf.hs[-1, 1].astype(np.float64) @ self.Why.T + self.by
+
+    def state(self):
+        """A copy of the streams' states, (S, L, B, H)."""
+        return np.array([a[:, 0] for a in self.states])
+
+    def set_state(self, states):
+        for a, saved in zip(self.states, states):
+            a[:, 0] = saved
 
 
 def load(path, text=None, data=True):

@@ -1,0 +1,278 @@
+"""Weights in and out under PyTorch's names: export to .safetensors or .npz files that load
+into nn.RNN / nn.GRU / nn.LSTM and nn.Linear without fastrnn, and read them (or a
+checkpoint) back to start a run from.
+
+    python -m fastrnn.export RUN_OR_CHECKPOINT OUT.safetensors|OUT.npz [--force]
+
+An export holds, for each layer l, `rnn.weight_ih_l{l}` (G*H, in), `rnn.weight_hh_l{l}`
+(G*H, H), `rnn.bias_ih_l{l}` and `rnn.bias_hh_l{l}` (G*H,) (the vanilla RNN's one bias
+is bias_ih; its bias_hh is zero), then `head.weight` (V, H) and `head.bias` (V,), in the
+model's dtype; and as metadata the vocabulary (`vocab`, a JSON list of characters) and
+the resolved config (`config`, JSON): safetensors' metadata strings, or 0-d string
+arrays `__vocab__` and `__config__` in an .npz.
+"""
+import io
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from . import checkpoint
+from .config import Config
+from .data import write_atomic
+from .errors import UserError
+
+FORMATS = (".safetensors", ".npz")
+G = {"rnn": 1, "gru": 3, "lstm": 4}
+
+
+def to_torch(params, kind, layers, dtype):
+    """fastrnn's parameters by name -> PyTorch's state_dict names, as dtype arrays."""
+    out = {}
+    for l in range(layers):
+        out[f"rnn.weight_ih_l{l}"] = params[f"Wxh.{l}"]
+        out[f"rnn.weight_hh_l{l}"] = params[f"Whh.{l}"]
+        if kind == "rnn":
+            out[f"rnn.bias_ih_l{l}"] = params[f"bh.{l}"]
+            out[f"rnn.bias_hh_l{l}"] = np.zeros_like(params[f"bh.{l}"])
+        else:
+            out[f"rnn.bias_ih_l{l}"] = params[f"bxh.{l}"]
+            out[f"rnn.bias_hh_l{l}"] = params[f"bhh.{l}"]
+    out["head.weight"], out["head.bias"] = params["Why"], params["by"]
+    return {k: np.ascontiguousarray(v, dtype=dtype) for k, v in out.items()}
+
+
+def from_torch(tensors, kind, layers):
+    """PyTorch's state_dict names -> fastrnn's, as float64 (the vanilla RNN's bias is the
+    sum of PyTorch's two)."""
+    out = {}
+    for l in range(layers):
+        out[f"Wxh.{l}"] = tensors[f"rnn.weight_ih_l{l}"]
+        out[f"Whh.{l}"] = tensors[f"rnn.weight_hh_l{l}"]
+        if kind == "rnn":
+            out[f"bh.{l}"] = tensors[f"rnn.bias_ih_l{l}"] + tensors[f"rnn.bias_hh_l{l}"]
+        else:
+            out[f"bxh.{l}"] = tensors[f"rnn.bias_ih_l{l}"]
+            out[f"bhh.{l}"] = tensors[f"rnn.bias_hh_l{l}"]
+    out["Why"], out["by"] = tensors["head.weight"], tensors["head.bias"]
+    return out
+
+
+def export(source, out, force=False):
+    """Write the weights of a run folder or checkpoint to out (.safetensors or .npz),
+    atomically; UserError (nothing written) on a bad source, an unknown suffix, a missing
+    safetensors package, or an out that exists unless force."""
+    from .trainer import load
+    out = Path(out)
+    kind = _format(out)
+    if kind == ".safetensors":
+        _safetensors()
+    if out.exists() and out.resolve() == checkpoint.find(source).resolve():
+        raise UserError(f"{out} is the checkpoint being exported; choose another name")
+    if out.exists() and not force:
+        raise UserError(f"{out} already exists; pass --force to replace it, or choose "
+                        f"another name")
+    if not out.parent.is_dir():
+        raise UserError(f"folder {out.parent} does not exist; create it or choose another "
+                        f"path for the export")
+    trainer = load(source, data=False)
+    cfg = trainer.config
+    tensors = to_torch(trainer.params(), cfg.model.kind, cfg.model.layers, trainer.dtype)
+    meta = {"vocab": json.dumps(trainer.vocab), "config": json.dumps(cfg.to_dict())}
+    if kind == ".safetensors":
+        blob = _safetensors().save(tensors, metadata=meta)
+    else:
+        buf = io.BytesIO()
+        np.savez(buf, __vocab__=np.array(meta["vocab"]), __config__=np.array(meta["config"]),
+                 **tensors)
+        blob = buf.getvalue()
+    try:
+        write_atomic(out, blob)
+    except OSError as e:
+        raise UserError(f"cannot write {out} ({e.strerror}); choose another path") from None
+    return out
+
+
+def _format(path):
+    suffix = Path(path).suffix
+    if suffix not in FORMATS:
+        raise UserError(f"{path}: unknown export format '{suffix}'; name the file "
+                        f"*.safetensors or *.npz")
+    return suffix
+
+
+def _safetensors():
+    try:
+        import safetensors.numpy
+    except ImportError:
+        raise UserError("the .safetensors format needs the safetensors package: pip install "
+                        "'fastrnn[export]' (or export to .npz)") from None
+    return safetensors.numpy
+
+
+def read_weights(path):
+    """(parameters by fastrnn name as float64, vocabulary, config dict) of an export
+    (.safetensors, .npz) or a checkpoint (.npz, or a run folder's latest); UserError if
+    it is missing, unreadable or inconsistent."""
+    path = Path(path)
+    if path.is_dir():
+        return _from_checkpoint(path)
+    if path.suffix not in FORMATS:
+        raise UserError(f"{path}: unknown format '{path.suffix}'; give an export "
+                        f"(.safetensors, .npz), a checkpoint (.npz) or a run folder")
+    if not path.is_file():
+        raise UserError(f"{path} not found; give an export (.safetensors, .npz), a "
+                        f"checkpoint or a run folder")
+    if path.suffix == ".safetensors":
+        tensors, meta = _read_safetensors(path)
+    else:
+        tensors, meta = _read_npz(path)
+        if tensors is None:
+            return _from_checkpoint(path)
+    return _check_export(path, tensors, meta)
+
+
+def _from_checkpoint(path):
+    from .trainer import load
+    trainer = load(path, data=False)
+    return trainer.params(), list(trainer.vocab), trainer.config.to_dict()
+
+
+def _read_safetensors(path):
+    _safetensors()
+    from safetensors import safe_open
+    try:
+        with safe_open(str(path), framework="np") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as e:  # safetensors raises its own error types for a bad file
+        raise UserError(f"{path} is not a readable safetensors file "
+                        f"({type(e).__name__}: {str(e).splitlines()[0][:120]}); export "
+                        f"it again") from None
+    return tensors, meta
+
+
+def _read_npz(path):
+    """(tensors, metadata) of an exported .npz; (None, None) for a checkpoint."""
+    import zipfile
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            if "__vocab__" not in f.files and "format_version" in f.files:
+                return None, None
+            arrays = {k: f[k] for k in f.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as e:
+        raise UserError(f"{path} is corrupt or not an .npz file ({e}); export it "
+                        f"again") from None
+    meta = {k.strip("_"): str(arrays.pop(k)) for k in ("__vocab__", "__config__")
+            if k in arrays}
+    return arrays, meta
+
+
+def _check_export(path, tensors, meta):
+    fix = "export it again with fastrnn export"
+    if "vocab" not in meta or "config" not in meta:
+        raise UserError(f"{path} has no fastrnn metadata (vocab and config); {fix}")
+    try:
+        vocab = json.loads(meta["vocab"])
+        raw = json.loads(meta["config"])
+    except json.JSONDecodeError:
+        raise UserError(f"{path}: its vocab or config metadata is not JSON; {fix}") from None
+    if (not isinstance(vocab, list) or not vocab or len(set(vocab)) != len(vocab)
+            or not all(isinstance(c, str) and len(c) == 1 for c in vocab)):
+        raise UserError(f"{path}: its vocab metadata is not a list of distinct characters; "
+                        f"{fix}")
+    cfg = Config.from_dict(raw, where=f"{path} (config metadata)")
+    kind, H, L, V = cfg.model.kind, cfg.model.hidden, cfg.model.layers, len(vocab)
+    shapes = {"head.weight": (V, H), "head.bias": (V,)}
+    for l in range(L):
+        shapes[f"rnn.weight_ih_l{l}"] = (G[kind] * H, V if l == 0 else H)
+        shapes[f"rnn.weight_hh_l{l}"] = (G[kind] * H, H)
+        shapes[f"rnn.bias_ih_l{l}"] = shapes[f"rnn.bias_hh_l{l}"] = (G[kind] * H,)
+    missing = [k for k in shapes if k not in tensors]
+    if missing:
+        raise UserError(f"{path} lacks {', '.join(missing)} for its {L}-layer {kind}; {fix}")
+    for name, shape in shapes.items():
+        t = tensors[name]
+        if t.shape != shape or t.dtype.kind != "f":
+            raise UserError(f"{path}: {name} is {t.dtype} {t.shape}, its config makes "
+                            f"float {shape}; {fix}")
+        if not np.all(np.isfinite(t)):
+            raise UserError(f"{path}: {name} holds NaN or infinite values; {fix}")
+    tensors = {k: np.asarray(tensors[k], np.float64) for k in shapes}
+    return from_torch(tensors, kind, L), vocab, cfg.to_dict()
+
+
+def init_from(trainer, path, vocab="strict"):
+    """Copy the weights of an export or checkpoint into trainer (the optimizer, data
+    pointer and iteration are left as they are); a line saying what was loaded.
+    vocab="grow" lets the trainer's text have characters the file lacks: their input
+    columns and output rows keep the values of the trainer's own initialisation.
+    UserError naming what differs on another model shape or vocabulary."""
+    try:
+        params, saved_vocab, raw = read_weights(path)
+    except UserError as e:
+        raise UserError(f"train.init_from: {e}") from None
+    saved, cfg = Config.from_dict(raw, where=str(path)).model, trainer.config.model
+    differ = [f"model.{k} is {getattr(saved, k)} there, {getattr(cfg, k)} here"
+              for k in ("kind", "hidden", "layers") if getattr(saved, k) != getattr(cfg, k)]
+    if differ:
+        raise UserError(f"train.init_from: {path} holds another model "
+                        f"({'; '.join(differ)}); use its model settings")
+    new = sorted(set(trainer.vocab) - set(saved_vocab))
+    gone = sorted(set(saved_vocab) - set(trainer.vocab))
+    if gone or (new and vocab != "grow"):
+        parts = ([f"the text lacks {_chars(gone)}"] if gone else []) + (
+            [f"the text adds {_chars(new)}"] if new else [])
+        hint = ("train.init_vocab=grow adds new characters, never drops any" if gone else
+                "set train.init_vocab=grow to add them")
+        raise UserError(f"train.init_from: the vocabulary of {path} differs from the "
+                        f"text's: {'; '.join(parts)}; {hint}")
+    if saved_vocab != trainer.vocab:  # new characters, or the file's own order
+        params = _place(params, saved_vocab, trainer)
+    trainer.set_params(params)
+    grown = f", and {_chars(new)} new" if new else ""
+    return (f"weights from {path} ({saved.layers}-layer {saved.kind}, hidden "
+            f"{saved.hidden}{grown})")
+
+
+def _place(params, old_vocab, trainer):
+    """params over old_vocab, placed into the trainer's own vocabulary (which holds
+    old_vocab's characters, in its order, and maybe more: those keep their initial
+    values)."""
+    where = np.array([trainer.vocab.index(c) for c in old_vocab])
+    out = dict(params)
+    fresh = trainer.params()
+    out["Wxh.0"] = fresh["Wxh.0"]
+    out["Wxh.0"][:, where] = params["Wxh.0"]
+    for name in ("Why", "by"):
+        out[name] = fresh[name]
+        out[name][where] = params[name]
+    return out
+
+
+def _chars(chars, most=20):
+    shown = "".join(chars[:most])
+    more = f" and {len(chars) - most} more" if len(chars) > most else ""
+    return f"{len(chars)} character(s) {shown!r}{more}"
+
+
+def main(argv=None, prog="python -m fastrnn.export"):
+    import argparse
+    ap = argparse.ArgumentParser(prog=prog, description="Export a model's weights under "
+                                 "PyTorch's names (.safetensors or .npz).")
+    ap.add_argument("source", help="run folder (its latest checkpoint) or checkpoint .npz")
+    ap.add_argument("out", help="file to write: *.safetensors or *.npz")
+    ap.add_argument("--force", action="store_true", help="replace out if it exists")
+    args = ap.parse_args(argv)
+    try:
+        out = export(args.source, args.out, args.force)
+    except UserError as e:
+        print(f"fastrnn: error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
