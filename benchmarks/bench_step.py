@@ -18,17 +18,21 @@ import numpy as np
 from numba import prange
 
 from fastrnn import blas
-from fastrnn.kernels.common import span
 from fastrnn.kernels.jit import pjit
 from fastrnn.kernels.step import pack_weights, packed_product, packed_size
+from fastrnn.kernels.team import Team, flag_count, span
 
 STEPS = 50
 
 
 @pjit
 def packed_steps(out, X, P, chunks):
-    for _ in range(STEPS):
-        packed_product(out, X, P, chunks)
+    """STEPS products on a team of `chunks` threads, as the trainer runs them."""
+    flags = np.zeros(flag_count(chunks), np.int64)
+    for me in prange(chunks):
+        team = Team(flags, me, chunks)
+        for _ in range(STEPS):
+            packed_product(out, X, P, team, chunks)
 
 
 @pjit
@@ -49,7 +53,9 @@ def blas_steps(out, X, WT, part, chunks):
 
 @pjit
 def pack(P, W, transposed, chunks):
-    pack_weights(P, W, transposed, chunks)
+    flags = np.zeros(flag_count(chunks), np.int64)
+    for me in prange(chunks):
+        pack_weights(P, W, transposed, Team(flags, me, chunks))
 
 
 def best(f, *args, rounds=5):

@@ -108,9 +108,11 @@ def main(argv=None):
                 "sample": "sample text from a run folder or checkpoint",
                 "export": "write a model's weights for PyTorch (python -m fastrnn.export)",
                 "bench": "benchmark against the numpy min-char-rnn",
-                "sweep": "run a hyperparameter sweep (python -m fastrnn.sweep)"}
+                "sweep": "run a hyperparameter sweep (python -m fastrnn.sweep)",
+                "compile": "compile the kernels of configs ahead of time (python -m "
+                           "fastrnn.compile)"}
     if not argv or argv[0] not in commands:
-        usage = "\n".join(f"  {k:<7} {v}" for k, v in commands.items())
+        usage = "\n".join(f"  {k:<8} {v}" for k, v in commands.items())
         print(f"usage: fastrnn {{{','.join(commands)}}} ...\n\n{usage}", file=sys.stderr)
         return 0 if argv and argv[0] in ("-h", "--help") else 2
     command, rest = argv[0], argv[1:]
@@ -125,6 +127,9 @@ def main(argv=None):
     if command == "sweep":
         from .sweep import main as sweep_main
         return sweep_main(rest)
+    if command == "compile":
+        from .compile import main as compile_main
+        return compile_main(rest)
     from .bench import main as bench_main
     return bench_main(rest)
 

@@ -14,6 +14,7 @@ import numpy as np
 import yaml
 
 from . import checkpoint
+from .compile import compile_call, describe
 from .config import load_yaml
 from .data import write_atomic
 from .errors import UserError
@@ -39,6 +40,7 @@ class Run:
         self.sample_seed = cfg.train.seed
         self.rate = 0.0  # iterations per second of this invocation
         self.timed = False  # whether the time of a pass has been estimated
+        self.compiled = set()  # the parts of the run whose kernels are ready
 
     # --- setting up -----------------------------------------------------------------
     def prepare(self):
@@ -89,6 +91,7 @@ class Run:
             self.last_val = self._evaluate()
             return 0
         self._summary()
+        self._compile("training", lambda: t.train_call(np.empty(1)))
         metrics = self._open_metrics()
         progress = Progress(start_iter, cfg.max_iters, self.err)
         t0 = time.perf_counter()
@@ -215,11 +218,22 @@ class Run:
               f"{model.iteration}; written to {self.dir / 'test.json'}", file=self.out)
 
     def _evaluate(self):
-        if self.trainer.corpus is None or len(self.trainer.corpus.val) < 2:
+        t = self.trainer
+        if t.corpus is None or len(t.corpus.val) < 2:
             return None
-        return self.trainer.evaluate()
+        self._compile("validation", lambda: t.loss_call(t.eval_rows()))
+        return t.evaluate()
+
+    def _compile(self, part, call):
+        """Compile (or load) the kernels of this part of the run the first time, with a
+        line while it takes long (fastrnn.compile); call() gives (function, args)."""
+        if part not in self.compiled:
+            self.compiled.add(part)
+            compile_call(call(), f"{describe(self.trainer)}: {part}",
+                         lambda line: print(line, file=self.err, flush=True))
 
     def _sample(self, it):
+        self._compile("sampling", lambda: self.trainer.stepper().call)
         text = "".join(generate(self.trainer, length=self.cfg.train.sample_length,
                                 seed=self.sample_seed + it))
         block = f"---- sample at iteration {it} ----\n{text}\n----\n"
