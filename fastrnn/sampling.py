@@ -1,4 +1,6 @@
 """Sampling text from a trained model, one character at a time."""
+import math
+
 import numpy as np
 
 from .errors import UserError
@@ -18,10 +20,16 @@ def generate(trainer, prime="", length=200, temperature=1.0, top_k=None, seed=No
     if bad:
         raise UserError(f"prime text has characters the model never saw: "
                         f"{''.join(bad)!r}; use only characters of its vocabulary")
-    if temperature < 0:
-        raise UserError(f"temperature must be 0 or more, got {temperature}")
-    if top_k is not None and top_k < 1:
-        raise UserError(f"top_k must be at least 1, got {top_k}")
+    if not (isinstance(length, (int, np.integer)) and length >= 0):
+        raise UserError(f"length must be a whole number, 0 or more, got {length!r}")
+    if not (isinstance(temperature, (int, float, np.number)) and math.isfinite(temperature)
+            and temperature >= 0):
+        raise UserError(f"temperature must be a finite number, 0 or more, got "
+                        f"{temperature!r}")
+    if top_k is not None and not (isinstance(top_k, (int, np.integer)) and top_k >= 1):
+        raise UserError(f"top_k must be a whole number, at least 1, got {top_k!r}")
+    if seed is not None and not (isinstance(seed, (int, np.integer)) and seed >= 0):
+        raise UserError(f"seed must be a whole number, 0 or more, got {seed!r}")
     rng = np.random.default_rng(seed)
     cfg = trainer.config
     buf = trainer.family.buffers(cfg.model.layers, 1, 1, cfg.model.hidden, len(vocab),
@@ -48,6 +56,9 @@ def generate(trainer, prime="", length=200, temperature=1.0, top_k=None, seed=No
         logits = step(ix)
     for _ in range(length):
         y = logits
+        if not np.all(np.isfinite(y)):
+            raise UserError("the model's outputs are not finite numbers (its weights are "
+                            "too large); sample from another checkpoint")
         if temperature == 0:
             ix = int(np.argmax(y))
         else:
