@@ -122,9 +122,12 @@ def test_corrupt_truncated_and_mismatched_checkpoints(workdir, capsys):
     assert run_main(["tiny.yaml", "train.resume=true"]) == 2
     assert "corrupt" in capsys.readouterr().err
     latest.write_bytes(blob)
-    (workdir / "other.txt").write_text(TEXT + "QXZ")
     assert run_main(["tiny.yaml", "train.resume=true", "data.path=other.txt"]) == 2
+    assert "data.path=text.txt, the config says other.txt" in capsys.readouterr().err
+    (workdir / "text.txt").write_text(TEXT + "QXZ")  # the same file, another text
+    assert run_main(["tiny.yaml", "train.resume=true"]) == 2
     assert "vocabulary" in capsys.readouterr().err
+    (workdir / "text.txt").write_text(TEXT)
     assert run_main(["tiny.yaml", "train.resume=true", "model.hidden=17"]) == 2
     assert "model.hidden" in capsys.readouterr().err
     assert latest.read_bytes() == blob  # nothing was touched
@@ -134,17 +137,19 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(workdir, capsys):
     assert run_main(["tiny.yaml", "train.max_iters=100"]) == 0
     latest = workdir / "runs" / "tiny" / "latest.npz"
     good = latest.read_bytes()
-    t = fastrnn.load(latest)
-    t.set_params({"Why": np.full_like(t.params()["Why"], np.nan)})
-    t.save(workdir / "poisoned.npz")
-    # resume from a poisoned copy in a second folder
-    other = workdir / "runs" / "poison"
+    # resume a copy in a second folder with an lr that blows the weights up
+    other = workdir / "runs" / "blowup"
     other.mkdir()
-    (other / "latest.npz").write_bytes((workdir / "poisoned.npz").read_bytes())
-    code = run_main(["tiny.yaml", "train.resume=true", "train.out_dir=runs/poison"])
-    assert code != 0 and "became nan" in capsys.readouterr().err
-    assert (other / "latest.npz").read_bytes() == (workdir / "poisoned.npz").read_bytes()
-    assert latest.read_bytes() == good
+    (other / "latest.npz").write_bytes(good)
+    code = run_main(["tiny.yaml", "train.resume=true", "train.out_dir=runs/blowup",
+                     "optim.lr=1e308"])
+    err = capsys.readouterr().err
+    assert code == 3 and "the loss became" in err and "is as it was" in err
+    assert (other / "latest.npz").read_bytes() == good and latest.read_bytes() == good
+    # at the first iteration there is no checkpoint to speak of
+    assert run_main(["tiny.yaml", "train.out_dir=runs/fresh", "optim.lr=1e308"]) == 3
+    err = capsys.readouterr().err
+    assert "no checkpoint had been written yet" in err and "as it was" not in err
 
 
 def test_sampling_is_deterministic_and_checks_the_prime(workdir):
