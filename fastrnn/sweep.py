@@ -379,8 +379,8 @@ def probe_scheduler(address, timeout=5):
         raise UserError(f"cannot reach the Dask scheduler at {address} "
                         f"({e.strerror or type(e).__name__}); {fix}") from None
     if not 0 < struct.unpack("<Q", head)[0] < 2**20:
-        raise UserError(f"{address} answered, but not as a Dask scheduler does (it began "
-                        f"with {head!r}); {fix}")
+        raise UserError(f"{address} answered with {head!r}...: it is not a Dask "
+                        f"scheduler; {fix}")
 
 
 def run_sweep(sweep, executor, progress=None, trial_fn=run_trial, slots=None):
