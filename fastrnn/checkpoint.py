@@ -1,4 +1,5 @@
-"""Checkpoints: one .npz per checkpoint, written atomically, read with allow_pickle=False.
+"""Checkpoints: one .npz per checkpoint, written atomically, read with allow_pickle=False
+and checked against its own config and vocabulary (validate) by every reader.
 
 A checkpoint holds everything needed to continue bit for bit: the resolved config, the
 vocabulary, the parameters, the Adagrad memory, the carried hidden state, the data

@@ -507,15 +507,15 @@ def main(argv=None):
         sweep = load_sweep(args.sweep, args.out_dir)
         for name, values in sweep.trials[:1]:  # the base and keys make a config at all
             trial_config(sweep, name, values)
-        _claim_folder(sweep)
         if args.executor == "dask":
             with dask_executor(args.address):
-                pass  # reachable: fail fast, before any trial starts
+                pass  # reachable: fail fast, before any trial starts or folder is made
             executor = lambda: dask_executor(args.address)  # noqa: E731
             where = f"Dask at {args.address}"
         else:
             executor = lambda: local_executor(args.workers)  # noqa: E731
             where = f"{args.workers} local worker(s)"
+        _claim_folder(sweep)
     except UserError as e:
         print(f"fastrnn: error: {e}", file=sys.stderr)
         return 2
