@@ -77,7 +77,7 @@ class Run:
             print(f"no checkpoint in {self.dir} (its run stopped before the first); "
                   f"starting at iteration 0 and keeping its files", file=self.out)
         _make_writable(self.dir)
-        _remove_stale_temporaries(self.dir)
+        remove_stale_temporaries(self.dir)
         try:
             if not cfg.train.resume:  # train.overwrite=true: the old run goes
                 for f in existing:
@@ -328,7 +328,7 @@ def _check_resume(saved, cfg, path):
                             f"use the same value to resume, or a new train.out_dir")
 
 
-def _remove_stale_temporaries(folder):
+def remove_stale_temporaries(folder):
     """Temporary files (.NAME.PID.tmp) left by a process that no longer runs, e.g. one
     killed in the middle of writing a checkpoint."""
     for path in folder.iterdir():
@@ -403,6 +403,9 @@ def main(argv=None):
     except UserError as e:
         print(f"fastrnn: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted before training started", file=sys.stderr)
+        return 130
     return run.train()
 
 

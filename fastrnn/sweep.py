@@ -472,7 +472,10 @@ def _claim_folder(sweep):
     spec = yaml.safe_dump({"base": sweep.base, "metric": sweep.metric,
                            "trials": [{"name": n, "values": v} for n, v in sweep.trials]},
                           sort_keys=True)
+    from .run import remove_stale_temporaries
     marker = sweep.out_dir / "sweep.yaml"
+    if sweep.out_dir.is_dir():  # a marker write cut short must not look like a stranger
+        remove_stale_temporaries(sweep.out_dir)
     if marker.exists():
         if marker.read_text(encoding="utf-8") != spec:
             raise UserError(f"{sweep.out_dir} holds a different sweep (its sweep.yaml "

@@ -224,6 +224,11 @@ def _check_memory(cfg, V):
         have = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):
         return
+    try:  # a container's own limit (cgroup v2), if lower
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        have = min(have, int(limit)) if limit.isdigit() else have
+    except OSError:
+        pass
     if need > have:
         raise UserError(f"model.hidden={H}, model.layers={L}: the model would need about "
                         f"{need / 2**30:,.1f} GiB of memory and this machine has "

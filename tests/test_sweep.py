@@ -255,3 +255,14 @@ def test_a_dask_address_that_is_not_a_scheduler_fails_within_10_s(sweepdir, caps
     assert code == 2 and time.time() - t0 < 10
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and match in err[0] and "not a Dask scheduler" in err[0]
+
+
+def test_a_marker_write_cut_short_does_not_block_the_sweep(sweepdir):
+    import subprocess
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    (sweepdir / "sw").mkdir()
+    (sweepdir / "sw" / f".sweep.yaml.{dead}.tmp").write_text("half")
+    path = write_sweep(sweepdir, grid={"optim.lr": [0.1]}, out_dir="sw")
+    S._claim_folder(S.load_sweep(path))
+    assert [p.name for p in (sweepdir / "sw").iterdir()] == ["sweep.yaml"]
