@@ -29,7 +29,6 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from . import checkpoint
 from .config import SECTIONS, Config, _lookup, merge, parse_overrides, read_yaml
 from .data import write_atomic
 from .errors import UserError
@@ -165,14 +164,14 @@ def _draw(key, spec, n, rng, path):
 
 
 def trial_config(sweep, name, values):
-    """A trial's nested config dict: the base, its axis values, its own run folder."""
+    """A trial's nested config dict: the base, its axis values, its own run folder. A
+    trial always resumes what its folder holds: from latest.npz, else best.npz, else
+    from the start, keeping the files of an attempt killed before its first checkpoint."""
     flat = [f"{k}={json.dumps(v)}" for k, v in values.items()]
     cfg = merge(sweep.base, parse_overrides(flat, where=f"trial {name}"))
     run_dir = sweep.out_dir / name
-    resume = (run_dir / checkpoint.LATEST).exists()
-    cfg = merge(cfg, {"train": {"out_dir": str(run_dir), "resume": resume,
-                                "overwrite": not resume}})
-    return cfg
+    return merge(cfg, {"train": {"out_dir": str(run_dir), "resume": True,
+                                 "overwrite": False}})
 
 
 def run_trial(name, cfg):

@@ -214,11 +214,12 @@ def _check_memory(cfg, V):
     H, L, T, B = cfg.model.hidden, cfg.model.layers, cfg.train.seq_length, cfg.train.batch_size
     family = FAMILIES[cfg.model.kind]
     P = sum(math.prod(shape) for _, shape in family.arrays(V, H, L))
-    G = family.G * (2 if family.cell else 1)
-    # parameters, gradients, 2 rows of optimizer state, the threads' gradient scratch,
-    # and the per-step buffers (states, gates, outputs) over T steps and B streams
-    elements = 4 * P + (os.cpu_count() or 1) * max(family.G * H, V) * H \
-        + 4 * L * (T + 1) * B * H * (1 + G) + 2 * T * B * V
+    G = family.G
+    # parameters, gradients and 2 rows of optimizer state; each thread's share of a
+    # weight gradient (the buffer "part"); the states, gates and outputs kept over the
+    # T steps of B streams (generously: these are small beside the others)
+    elements = (4 * P + (os.cpu_count() or 1) * max(G * H, V) * H
+                + 4 * L * (T + 1) * B * H * (1 + G) + 2 * T * B * V)
     need = elements * np.dtype(cfg.train.dtype).itemsize
     try:
         have = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
