@@ -256,9 +256,13 @@ class Results:
         self.jsonl = sweep.out_dir / "results.jsonl"
         self.rows = {}
         if self.jsonl.exists():
-            for line in self.jsonl.read_text(encoding="utf-8").splitlines():
-                if line.strip():
+            text = self.jsonl.read_text(encoding="utf-8", errors="replace")
+            for line in text.splitlines():
+                try:
                     row = json.loads(line)
+                except ValueError:  # a line cut short by a kill: that trial runs again
+                    continue
+                if isinstance(row, dict) and isinstance(row.get("trial"), str):
                     self.rows[row["trial"]] = row  # the latest row of each trial wins
 
     def done(self, name):
@@ -277,8 +281,13 @@ class Results:
                 w.writerow(COLUMNS + tuple(values))
             w.writerow([row.get(c) if row.get(c) is not None else "" for c in COLUMNS]
                        + list(values.values()))
+        torn = False  # the last line was cut short (a kill): start on a new one
+        if self.jsonl.exists() and self.jsonl.stat().st_size:
+            with open(self.jsonl, "rb") as f:
+                f.seek(-1, os.SEEK_END)
+                torn = f.read(1) != b"\n"
         with open(self.jsonl, "a", encoding="utf-8") as f:
-            f.write(json.dumps(row) + "\n")
+            f.write(("\n" if torn else "") + json.dumps(row) + "\n")
 
 
 def _worker_env():

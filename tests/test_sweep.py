@@ -96,10 +96,13 @@ def test_a_sweep_runs_records_ranks_and_resumes(sweepdir, capsys):
     assert csv_lines[0].startswith("trial,status,metric") and len(csv_lines) == 4
     for t in ("t0", "t1"):  # every trial is an ordinary run folder
         assert (sweepdir / "sw" / t / "latest.npz").exists()
-    # rerun: finished trials are skipped, the failed one is tried again
+    # rerun: finished trials are skipped, the failed one is tried again; a row cut
+    # short by a kill is passed over
+    with open(sweepdir / "sw" / "results.jsonl", "a") as f:
+        f.write('{"trial": "t1", "stat')
     assert sweep_main([str(path), "--workers", "2"]) == 1
     rows2 = (sweepdir / "sw" / "results.jsonl").read_text().splitlines()
-    assert len(rows2) == 4 and json.loads(rows2[-1])["trial"] == "t2"
+    assert len(rows2) == 5 and json.loads(rows2[-1])["trial"] == "t2"
 
 
 def test_an_interrupted_trial_resumes_from_its_checkpoint(sweepdir, capsys):
