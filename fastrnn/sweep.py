@@ -485,7 +485,7 @@ def _claim_folder(sweep):
     if sweep.out_dir.is_dir():  # a marker write cut short must not look like a stranger
         remove_stale_temporaries(sweep.out_dir)
     if marker.exists():
-        if marker.read_text(encoding="utf-8") != spec:
+        if marker.read_text(encoding="utf-8", errors="replace") != spec:
             raise UserError(f"{sweep.out_dir} holds a different sweep (its sweep.yaml "
                             f"differs); use another out_dir (--out-dir) or delete it")
         return
