@@ -64,10 +64,10 @@ def load_sweep(path, out_dir=None):
         raise UserError(f"{path}: a sweep file is a mapping (base, grid or random, ...)")
     known = {"base": str, "config": dict, "grid": dict, "random": dict, "n_trials": int,
              "seed": int, "metric": str, "out_dir": str}
+    optional = ("base", "config", "seed", "metric", "out_dir")  # null: the default
+    raw = {k: v for k, v in raw.items() if not (v is None and k in optional)}
     for key, value in raw.items():
         _lookup(key, known, str(path), "sweep key")
-        if value is None and key in ("base", "config"):
-            continue
         if not isinstance(value, known[key]) or isinstance(value, bool):
             raise UserError(f"{path}: '{key}' must be {_KINDS[known[key]]}, got {value!r}")
     base = {}
