@@ -68,8 +68,9 @@ def read(path):
         with np.load(path, allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}
     except Exception as e:  # noqa: BLE001 -- whatever a damaged archive raises, it is damaged
+        why = " ".join(str(e).split())
         raise UserError(f"checkpoint {path} is corrupt or truncated "
-                        f"({type(e).__name__}: {e}); {fix}") from None
+                        f"({type(e).__name__}: {why}); {fix}") from None
     return validate(arrays, path)
 
 
