@@ -367,9 +367,18 @@ def probe_scheduler(address, timeout=5):
     except ValueError:
         raise UserError(f"--address {address}: expected tcp://HOST:PORT") from None
     deadline = time.monotonic() + timeout
+
+    def unreachable(e):
+        return UserError(f"cannot reach the Dask scheduler at {address} "
+                         f"({e.strerror or type(e).__name__}); {fix}")
+
     try:
-        with socket.create_connection((host.strip("[]"), port), timeout=timeout) as sock:
-            head = b""
+        sock = socket.create_connection((host.strip("[]"), port), timeout=timeout)
+    except OSError as e:
+        raise unreachable(e) from None
+    head = b""
+    with sock:
+        try:
             while len(head) < 8:
                 left = deadline - time.monotonic()
                 if left <= 0:
@@ -380,12 +389,12 @@ def probe_scheduler(address, timeout=5):
                     raise UserError(f"{address} closed the connection without a word: it "
                                     f"is not a Dask scheduler; {fix}")
                 head += chunk
-    except (TimeoutError, socket.timeout):
-        raise UserError(f"{address} accepts connections but sent nothing in {timeout} s: "
-                        f"it is not a Dask scheduler (or not a working one); {fix}") from None
-    except OSError as e:
-        raise UserError(f"cannot reach the Dask scheduler at {address} "
-                        f"({e.strerror or type(e).__name__}); {fix}") from None
+        except TimeoutError:
+            raise UserError(f"{address} accepts connections but sent nothing in {timeout} "
+                            f"s: it is not a Dask scheduler (or not a working one); "
+                            f"{fix}") from None
+        except OSError as e:
+            raise unreachable(e) from None
     if not 0 < struct.unpack("<Q", head)[0] < 2**20:
         raise UserError(f"{address} answered with {head!r}...: it is not a Dask "
                         f"scheduler; {fix}")
