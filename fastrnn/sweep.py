@@ -370,11 +370,11 @@ def probe_scheduler(address, timeout=5):
 
     def unreachable(e):
         return UserError(f"cannot reach the Dask scheduler at {address} "
-                         f"({e.strerror or type(e).__name__}); {fix}")
+                         f"({getattr(e, 'strerror', None) or type(e).__name__}); {fix}")
 
     try:
         sock = socket.create_connection((host.strip("[]"), port), timeout=timeout)
-    except OSError as e:
+    except (OSError, OverflowError) as e:  # OverflowError: a port above 65535
         raise unreachable(e) from None
     head = b""
     with sock:
