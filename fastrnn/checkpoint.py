@@ -1,4 +1,5 @@
-"""Checkpoints: one .npz per checkpoint, written atomically, read with allow_pickle=False.
+"""Checkpoints: one .npz per checkpoint, written atomically, read with allow_pickle=False
+and checked against its own config and vocabulary (validate) by every reader.
 
 A checkpoint holds everything needed to continue bit for bit: the resolved config, the
 vocabulary, the parameters, the Adagrad memory, the carried hidden state, the data
@@ -7,7 +8,7 @@ the sampling RNG).
 """
 import io
 import json
-import zipfile
+import math
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ import numpy as np
 from .config import Config
 from .data import write_atomic
 from .errors import UserError
+from .models import FAMILIES
 
 FORMAT_VERSION = 1
 LATEST, BEST = "latest.npz", "best.npz"
@@ -34,33 +36,120 @@ def save(trainer, path, extra=None):
     write_atomic(path, buf.getvalue())
 
 
+KEYS = ("format_version", "config", "vocab", "theta", "optimizer", "state", "cursor", "rng",
+        "next_input", "smooth_loss", "extra")
+ZIP_MAGIC = b"PK\x03\x04"
+
+
 def read(path):
-    """The arrays of a checkpoint file; UserError if it is missing, truncated, corrupt or
-    of another format version."""
+    """The arrays of a checkpoint file, checked by validate(); UserError if it is missing,
+    not an .npz, truncated, corrupt, of another format version or inconsistent."""
     path = Path(path)
     fix = "delete it, or point to another checkpoint"
     try:
-        with np.load(path, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in f.files}
+        with open(path, "rb") as f:
+            magic = f.read(4)
     except FileNotFoundError:
         raise UserError(f"checkpoint not found: {path}") from None
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as e:
-        raise UserError(f"checkpoint {path} is corrupt or truncated ({e}); {fix}") from None
-    missing = {"format_version", "config", "vocab", "theta", "optimizer", "state", "cursor",
-               "rng", "next_input", "smooth_loss", "extra"} - set(arrays)
+    except IsADirectoryError:
+        raise UserError(f"checkpoint {path} is a folder, not a file; {fix}") from None
+    except OSError as e:
+        raise UserError(f"cannot read checkpoint {path} ({e.strerror}); {fix}") from None
+    if magic != ZIP_MAGIC:
+        raise UserError(f"checkpoint {path} is not an .npz file (it does not start as a zip "
+                        f"archive does); {fix}")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+    except Exception as e:  # noqa: BLE001 -- whatever a damaged archive raises, it is damaged
+        why = " ".join(str(e).split())
+        raise UserError(f"checkpoint {path} is corrupt or truncated "
+                        f"({type(e).__name__}: {why}); {fix}") from None
+    return validate(arrays, path)
+
+
+def validate(arrays, path="checkpoint"):
+    """Check every array of a checkpoint against the config and vocabulary it declares:
+    presence, dtype, shape and range, finite weights and optimizer state; returns the
+    arrays with config (a Config), vocab (a list) and extra (a dict) decoded. Any
+    failure is a UserError naming the file and the field."""
+    fix = "delete it, or point to another checkpoint"
+
+    def bad(field, what):
+        return UserError(f"checkpoint {path}: {field} {what}; {fix}")
+
+    missing = [k for k in KEYS if k not in arrays]
     if missing:
-        raise UserError(f"checkpoint {path} lacks {', '.join(sorted(missing))}; {fix}")
-    version = int(arrays["format_version"])
+        raise bad(", ".join(missing), "is missing" if len(missing) == 1 else "are missing")
+    for key in KEYS:
+        if not isinstance(arrays[key], np.ndarray):
+            raise bad(key, "is not a numpy array")
+
+    def scalar(key, kind):
+        a = arrays[key]
+        if a.shape != () or (a.dtype.kind != "U" if kind == "U" else a.dtype != kind):
+            want = "str" if kind == "U" else np.dtype(kind)
+            raise bad(key, f"must be a scalar of {want}, got {_describe(a)}")
+        return a[()]
+
+    version = int(scalar("format_version", np.int64))
     if version != FORMAT_VERSION:
         raise UserError(f"checkpoint {path} has format version {version}; this fastrnn "
                         f"reads version {FORMAT_VERSION}")
-    try:
-        arrays["config"] = Config.from_dict(json.loads(str(arrays["config"])), where=str(path))
-        arrays["vocab"] = json.loads(str(arrays["vocab"]))
-        arrays["extra"] = json.loads(str(arrays["extra"]))
-    except json.JSONDecodeError:
-        raise UserError(f"checkpoint {path} is corrupt (unreadable metadata); {fix}") from None
-    return arrays
+    meta = {}
+    for key in ("config", "vocab", "extra"):
+        try:
+            meta[key] = json.loads(str(scalar(key, "U")))
+        except (json.JSONDecodeError, RecursionError):
+            raise bad(key, "is not valid JSON") from None
+    if not isinstance(meta["config"], dict):
+        raise bad("config", f"must be a mapping, got {type(meta['config']).__name__}")
+    cfg = Config.from_dict(meta["config"], where=f"checkpoint {path}: config")
+    vocab = meta["vocab"]
+    if (not isinstance(vocab, list) or not vocab
+            or not all(isinstance(c, str) and len(c) == 1 for c in vocab)):
+        raise bad("vocab", "must be a non-empty list of one-character strings")
+    if vocab != sorted(set(vocab)):
+        raise bad("vocab", "must be sorted and without repeats")
+    extra = meta["extra"]
+    if not isinstance(extra, dict):
+        raise bad("extra", f"must be a mapping, got {type(extra).__name__}")
+    best = extra.get("best_val", math.inf)
+    if isinstance(best, bool) or not isinstance(best, (int, float)) or math.isnan(best):
+        raise bad("extra.best_val", f"must be a number, got {best!r}")
+    seed = extra.get("sample_seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise bad("extra.sample_seed", f"must be a whole number >= 0, got {seed!r}")
+
+    V, H, L = len(vocab), cfg.model.hidden, cfg.model.layers
+    S = 2 if FAMILIES[cfg.model.kind].cell else 1
+    P = sum(math.prod(shape) for _, shape in FAMILIES[cfg.model.kind].arrays(V, H, L))
+    dtype = np.dtype(cfg.train.dtype)
+    B = cfg.train.batch_size
+    expect = dict(theta=(dtype, (P,)), optimizer=(dtype, (2, P)), state=(dtype, (S, L, B, H)),
+                  cursor=(np.dtype(np.int64), (2,)), rng=(np.dtype(np.uint64), (1,)))
+    for key, (want_dtype, want_shape) in expect.items():
+        a = arrays[key]
+        if a.dtype != want_dtype or a.shape != want_shape:
+            raise bad(key, f"must be {want_dtype} of shape {want_shape} for its config "
+                      f"({cfg.model.kind}, hidden {H}, {L} layer(s), {V} characters, "
+                      f"batch {B}), got {_describe(a)}")
+    for key in ("theta", "optimizer", "state"):
+        if not np.all(np.isfinite(arrays[key])):
+            raise bad(key, "holds NaN or infinite values")
+    if np.any(arrays["cursor"] < 0):
+        raise bad("cursor", f"must not be negative, got {arrays['cursor'].tolist()}")
+    next_input = int(scalar("next_input", np.int64))
+    if not 0 <= next_input < V:
+        raise bad("next_input", f"must be a character id in [0, {V}), got {next_input}")
+    smooth = float(scalar("smooth_loss", np.float64))
+    if not math.isfinite(smooth) or smooth < 0:
+        raise bad("smooth_loss", f"must be a finite number >= 0, got {smooth}")
+    return dict(arrays, config=cfg, vocab=vocab, extra=extra)
+
+
+def _describe(a):
+    return f"{a.dtype} of shape {a.shape}"
 
 
 def restore(trainer, arrays, path="checkpoint"):
@@ -69,6 +158,11 @@ def restore(trainer, arrays, path="checkpoint"):
         raise UserError(f"{path}: its vocabulary ({len(arrays['vocab'])} characters) "
                         f"differs from the data's ({len(trainer.vocab)}); train on the "
                         f"same text, or start a new run in another train.out_dir")
+    S = len(trainer.corpus.train) // trainer.config.train.batch_size  # per stream
+    if arrays["cursor"][0] >= S:
+        raise UserError(f"{path}: its data pointer ({arrays['cursor'][0]}) lies beyond the "
+                        f"training text's {S} characters per stream; train on the same "
+                        f"text and data.val_fraction, or start a new run")
     trainer.load_state_dict(arrays, where=str(path))
 
 

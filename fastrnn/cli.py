@@ -85,14 +85,13 @@ def sample_main(argv=None, prog="python -m fastrnn.sample"):
 def _sample_streams(trainer, prime, args):
     """Each sample's characters after the prime, as an iterator (one random generator
     for all; beam search's texts come whole)."""
-    import numpy as np
-    from .sampling import beam_search, generate
+    from .sampling import beam_search, generate, new_rng
     if args.beam is not None:
         for text in beam_search(trainer, prime, args.length, args.beam, args.num_samples,
                                 args.stop):
             yield iter(text)
         return
-    rng = np.random.default_rng(args.seed)
+    rng = new_rng(args.seed)
     for _ in range(args.num_samples):
         yield generate(trainer, prime, args.length, args.temperature, args.top_k, None,
                        args.top_p, args.stop, rng)

@@ -211,7 +211,7 @@ def parse_overrides(overrides, where="command line"):
             raise UserError(f"{where}: override '{item}' is not of the form "
                             f"section.key=value (e.g. train.max_iters=1000)")
         try:
-            value = yaml.safe_load(text) if text.strip() else ""
+            value = yaml.load(text, Loader=_StrictLoader) if text.strip() else ""
         except yaml.YAMLError:
             value = text
         out.setdefault(section, {})[name] = value
@@ -229,6 +229,45 @@ def merge(base, extra):
     return out
 
 
+class _DuplicateKey(yaml.YAMLError):
+    def __init__(self, key, first, again):
+        super().__init__(f"duplicate key {key!r}")
+        self.key, self.first, self.again = key, first, again
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """YAML's safe loader, but a key given twice in one mapping is an error rather than
+    the last one silently winning."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.setdefault(key, key_node.start_mark)
+            except TypeError:  # an unhashable key: the safe loader reports it
+                continue
+            if first is not key_node.start_mark:
+                raise _DuplicateKey(key, first, key_node.start_mark)
+        return super().construct_mapping(node, deep)
+
+
+def read_yaml(text, where):
+    """Parse YAML text; UserError naming where (a file) and the line of a syntax error
+    or of a key given twice."""
+    try:
+        return yaml.load(text, Loader=_StrictLoader)
+    except _DuplicateKey as e:
+        raise UserError(f"{where}: key '{e.key}' is given twice (lines {e.first.line + 1} "
+                        f"and {e.again.line + 1}); keep one") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise UserError(f"{where}: invalid YAML{at}: fix the file's syntax") from None
+
+
 def load_yaml(path, overrides=()):
     """Config from a YAML file plus overrides. train.out_dir defaults to runs/<file stem>."""
     path = Path(path)
@@ -238,12 +277,7 @@ def load_yaml(path, overrides=()):
         raise UserError(f"config file not found: {path}") from None
     except (OSError, UnicodeDecodeError) as e:
         raise UserError(f"cannot read config file {path}: {e}") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise UserError(f"{path}: invalid YAML{at}: fix the file's syntax") from None
+    raw = read_yaml(text, path)
     if isinstance(raw, (dict, type(None))):
         raw = merge(raw, parse_overrides(overrides))
     cfg = Config.from_dict(raw, where=str(path))

@@ -3,9 +3,12 @@ metrics, checkpoints and exact resume.
 
     python -m fastrnn.run configs/shakespeare.yaml [section.key=value ...]
 """
+import contextlib
 import csv
 import json
 import math
+import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -47,37 +50,54 @@ class Run:
         """Check the run folder and build (or resume) the trainer; UserError on bad
         input, raised before anything in the folder is touched."""
         cfg = self.cfg
-        latest = self.dir / checkpoint.LATEST
         existing = [f for f in RUN_FILES if (self.dir / f).exists()]
-        resuming = cfg.train.resume and latest.exists()
-        if existing and not resuming:
-            if cfg.train.resume:
-                raise UserError(f"train.out_dir {self.dir} holds files of a run but no "
-                                f"{checkpoint.LATEST} to resume from; start over with "
-                                f"train.overwrite=true")
-            if not cfg.train.overwrite:
-                raise UserError(f"train.out_dir {self.dir} already holds a run "
-                                f"({', '.join(existing)}); continue it with "
-                                f"train.resume=true, replace it with train.overwrite=true, "
-                                f"or choose another train.out_dir")
+        if existing and not cfg.train.resume and not cfg.train.overwrite:
+            raise UserError(f"train.out_dir {self.dir} already holds a run "
+                            f"({', '.join(existing)}); continue it with "
+                            f"train.resume=true, replace it with train.overwrite=true, "
+                            f"or choose another train.out_dir")
+        source = None  # the checkpoint to resume from: latest.npz, else best.npz
+        if cfg.train.resume:
+            source = next((self.dir / f for f in (checkpoint.LATEST, checkpoint.BEST)
+                           if f in existing), None)
+        arrays = None
+        if source is not None:
+            arrays = checkpoint.read(source)
+            _check_resume(arrays["config"], cfg, source)
+        elif not cfg.train.resume:
+            folders = [f for f in existing if not (self.dir / f).is_file()]
+            if folders:
+                raise UserError(f"train.out_dir {self.dir}: {folders[0]} is not a file, so "
+                                f"train.overwrite=true cannot replace it (nothing was "
+                                f"deleted); remove it by hand or choose another "
+                                f"train.out_dir")
         trainer = Trainer(cfg)
-        if resuming:
-            arrays = checkpoint.read(latest)
-            _check_same_model(arrays["config"], cfg, latest)
-            checkpoint.restore(trainer, arrays, latest)
+        if arrays is not None:
+            checkpoint.restore(trainer, arrays, source)
             self.best_val = arrays["extra"].get("best_val", math.inf)
             self.sample_seed = arrays["extra"].get("sample_seed", cfg.train.seed)
-            print(f"resuming {latest} at iteration {trainer.iteration}", file=self.out)
-        elif cfg.train.init_from:
-            from .export import init_from
-            print(init_from(trainer, cfg.train.init_from, cfg.train.init_vocab),
-                  file=self.out)
+            print(f"resuming {source} at iteration {trainer.iteration}", file=self.out)
+        else:
+            if cfg.train.resume and existing:
+                print(f"no checkpoint in {self.dir} (its run stopped before the first); "
+                      f"starting at iteration 0 and keeping its files", file=self.out)
+            if cfg.train.init_from:
+                from .export import init_from
+                print(init_from(trainer, cfg.train.init_from, cfg.train.init_vocab),
+                      file=self.out)
         _make_writable(self.dir)
-        if existing and not resuming:  # train.overwrite=true: the old run goes
-            for f in existing:
-                (self.dir / f).unlink()
-        write_atomic(self.dir / "config.yaml",
-                     yaml.safe_dump(cfg.to_dict(), sort_keys=False).encode())
+        remove_stale_temporaries(self.dir)
+        try:
+            if not cfg.train.resume:  # train.overwrite=true: the old run goes
+                for f in existing:
+                    (self.dir / f).unlink()
+            elif (self.dir / "metrics.csv").is_file():
+                _trim_metrics(self.dir / "metrics.csv", trainer.iteration)
+            write_atomic(self.dir / "config.yaml",
+                         yaml.safe_dump(cfg.to_dict(), sort_keys=False).encode())
+        except OSError as e:
+            raise UserError(f"train.out_dir {self.dir} cannot be written ({e.strerror or e});"
+                            f" free space or choose another folder") from None
         self.trainer = trainer
 
     # --- the loop -------------------------------------------------------------------
@@ -92,7 +112,10 @@ class Run:
             return 0
         self._summary()
         self._compile("training", lambda: t.train_call(np.empty(1)))
-        metrics = self._open_metrics()
+        try:
+            metrics = self._open_metrics()
+        except OSError as e:
+            return self._write_failed(e)
         progress = Progress(start_iter, cfg.max_iters, self.err)
         t0 = time.perf_counter()
         last_time, last_iter = t0, start_iter
@@ -105,8 +128,7 @@ class Run:
                 if not np.all(np.isfinite(losses)):
                     bad = t.iteration - n + int(np.argmax(~np.isfinite(losses))) + 1
                     print(f"fastrnn: error: the loss became {losses[~np.isfinite(losses)][0]} "
-                          f"at iteration {bad}; the run stopped and its last good "
-                          f"checkpoint ({self.dir / checkpoint.LATEST}) is as it was; lower "
+                          f"at iteration {bad}; the run stopped and {self._kept()}; lower "
                           f"optim.lr or optim.clip and resume", file=self.err)
                     progress.close()
                     metrics.close()
@@ -120,27 +142,41 @@ class Run:
                     if final:
                         self.last_val = val
                     if val is not None and val < self.best_val:
+                        t.save(self.dir / checkpoint.BEST, self._extra(best_val=val))
                         self.best_val = val
-                        t.save(self.dir / checkpoint.BEST, self._extra())
                 if cfg.sample_every and it % cfg.sample_every == 0:
                     self._sample(it)
                 now = time.perf_counter()
                 rate = (it - last_iter) / max(now - last_time, 1e-9)
-                progress.update(it, t.smooth_loss, T, rate, val)
-                if it % cfg.log_every == 0 or val is not None or final:
+                row = it % cfg.log_every == 0 or val is not None or final
+                progress.update(it, t.smooth_loss, T, rate, val, line=row)
+                if row:
                     _write_row(metrics, it, t.smooth_loss, T, val, rate, now - t0)
                     last_time, last_iter = now, it
                 if it % cfg.checkpoint_every == 0 or final:
                     t.save(self.dir / checkpoint.LATEST, self._extra())
         except KeyboardInterrupt:
             progress.close()
-            t.save(self.dir / checkpoint.LATEST, self._extra())
-            metrics.close()
+            with contextlib.suppress(OSError):
+                metrics.close()
+            if not math.isfinite(t.smooth_loss):  # the last chunk's loss was never checked
+                print(f"\ninterrupted at iteration {t.iteration} after the loss became "
+                      f"{t.smooth_loss}; {self._kept()}", file=self.err)
+                return 3
+            try:
+                t.save(self.dir / checkpoint.LATEST, self._extra())
+            except OSError as e:
+                return self._write_failed(e)
             self._plot()
             print(f"\ninterrupted at iteration {t.iteration}; checkpoint written to "
                   f"{self.dir / checkpoint.LATEST}; resume with train.resume=true",
                   file=self.err)
             return 130
+        except OSError as e:
+            progress.close()
+            with contextlib.suppress(OSError):
+                metrics.close()
+            return self._write_failed(e)
         progress.close()
         metrics.close()
         self._plot()
@@ -242,9 +278,22 @@ class Run:
         with open(self.dir / "samples.txt", "a", encoding="utf-8") as f:
             f.write(block)
 
-    def _extra(self):
+    def _extra(self, best_val=None):
         """The runner's own state, kept in each checkpoint."""
-        return dict(best_val=self.best_val, sample_seed=self.sample_seed)
+        return dict(best_val=self.best_val if best_val is None else best_val,
+                    sample_seed=self.sample_seed)
+
+    def _kept(self):
+        latest = self.dir / checkpoint.LATEST
+        if latest.is_file():
+            return f"its last good checkpoint ({latest}) is as it was"
+        return "no checkpoint had been written yet"
+
+    def _write_failed(self, e):
+        print(f"fastrnn: error: cannot write to the run folder {self.dir} "
+              f"({e.strerror or e}); the run stopped and {self._kept()}; free space (or "
+              f"fix the folder) and resume with train.resume=true", file=self.err)
+        return 2
 
     def _open_metrics(self):
         path = self.dir / "metrics.csv"
@@ -263,13 +312,13 @@ class Run:
             print("note: matplotlib is not installed, so no loss.png; "
                   "pip install 'fastrnn[plot]' for the plot", file=self.err)
             return
-        rows = list(csv.DictReader(open(self.dir / "metrics.csv", encoding="utf-8")))
+        rows = _read_metrics(self.dir / "metrics.csv")
         if not rows:
             return
-        it = [int(r["iteration"]) for r in rows]
+        it = [r["iteration"] for r in rows]
         fig, ax = plt.subplots(figsize=(8, 4.5))
-        ax.plot(it, [float(r["train_nats"]) for r in rows], label="train (smoothed)")
-        val = [(int(r["iteration"]), float(r["val_nats"])) for r in rows if r["val_nats"]]
+        ax.plot(it, [r["train_nats"] for r in rows], label="train (smoothed)")
+        val = [(r["iteration"], r["val_nats"]) for r in rows if r["val_nats"] is not None]
         if val:
             ax.plot(*zip(*val), "o-", label="validation")
         ax.set_xlabel("iteration")
@@ -277,10 +326,15 @@ class Run:
         ax.set_title(str(self.dir))
         ax.legend()
         ax.grid(alpha=0.3)
-        tmp = self.dir / ".loss.png.tmp.png"
-        fig.savefig(tmp, dpi=100)
-        plt.close(fig)
-        tmp.replace(self.dir / "loss.png")
+        tmp = self.dir / f".loss.png.{os.getpid()}.tmp.png"
+        try:
+            fig.savefig(tmp, dpi=100)
+            tmp.replace(self.dir / "loss.png")
+        except OSError as e:
+            print(f"note: no loss.png ({e.strerror or e})", file=self.err)
+        finally:
+            plt.close(fig)
+            tmp.unlink(missing_ok=True)
 
 
 class Progress:
@@ -296,14 +350,15 @@ class Progress:
         self.last = start
         self.t0 = time.perf_counter()
 
-    def update(self, it, smooth, T, rate, val):
+    def update(self, it, smooth, T, rate, val, line=True):
+        """Move the bar on; without a terminal, print a line if `line` (a metrics row)."""
         if self.bar is not None:
             self.bar.update(it - self.last)
             post = dict(loss=f"{smooth:.2f}", nats=f"{smooth / T:.3f}")
             if val is not None:
                 post["val"] = f"{val:.3f}"
             self.bar.set_postfix(post, refresh=False)
-        else:
+        elif line:
             eta = (self.total - it) / rate if rate > 0 else 0
             line = (f"iter {it}/{self.total} | loss {smooth:.3f} ({smooth / T:.4f} "
                     f"nats/char) | {rate:,.0f} it/s | eta {_clock(eta)}")
@@ -340,14 +395,69 @@ def _clock(seconds):
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
-def _check_same_model(saved, cfg, path):
-    for section, key in (("model", "kind"), ("model", "hidden"), ("model", "layers"),
-                         ("train", "seq_length"), ("train", "batch_size"),
-                         ("train", "dtype")):
-        a, b = getattr(getattr(saved, section), key), getattr(getattr(cfg, section), key)
+# Keys that give the saved state its meaning: a resumed run must keep them. The others
+# (max_iters, max_minutes, lr and its schedule, clipping, logging, threads, seed) may change.
+RESUME_FIXED = ("data.path", "data.val_fraction", "data.test_fraction", "model.kind", "model.hidden",
+                "model.layers", "model.dropout", "optim.name", "optim.eps", "optim.beta1",
+                "optim.beta2", "train.seq_length", "train.batch_size", "train.dtype",
+                "train.exact")
+
+
+def _check_resume(saved, cfg, path):
+    for key in RESUME_FIXED:
+        section, name = key.split(".")
+        a, b = getattr(getattr(saved, section), name), getattr(getattr(cfg, section), name)
         if a != b:
-            raise UserError(f"{path} was trained with {section}.{key}={a}, the config says "
-                            f"{b}; use the same value to resume, or a new train.out_dir")
+            raise UserError(f"{path} was trained with {key}={a}, the config says {b}; "
+                            f"use the same value to resume, or a new train.out_dir")
+
+
+def remove_stale_temporaries(folder):
+    """Temporary files (.NAME.PID.tmp) left by a process that no longer runs, e.g. one
+    killed in the middle of writing a checkpoint."""
+    for path in folder.iterdir():
+        m = re.fullmatch(r"\..+\.(\d+)\.tmp(\.png)?", path.name)
+        if m and path.is_file() and not _alive(int(m.group(1))):
+            path.unlink(missing_ok=True)
+
+
+def _alive(pid):
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists but belongs to someone else
+        return True
+    return True
+
+
+def _read_metrics(path):
+    """The rows of metrics.csv that parse (a damaged line is skipped), as numbers."""
+    rows = []
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for r in csv.DictReader(f):
+                try:
+                    rows.append(dict(iteration=int(r["iteration"]),
+                                     train_nats=float(r["train_nats"]),
+                                     val_nats=float(r["val_nats"]) if r["val_nats"] else None))
+                except (KeyError, TypeError, ValueError):
+                    continue
+    except OSError:
+        return []
+    return rows
+
+
+def _trim_metrics(path, iteration):
+    """Drop the rows after a resumed run's iteration: the resumed run writes them again."""
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines(True)
+    keep = lines[:1] + [ln for ln in lines[1:]
+                        if not ln.split(",", 1)[0].isdigit()
+                        or int(ln.split(",", 1)[0]) <= iteration]
+    if len(keep) < len(lines):
+        write_atomic(path, "".join(keep).encode("utf-8"))
 
 
 def _make_writable(folder):
@@ -377,6 +487,9 @@ def main(argv=None):
     except UserError as e:
         print(f"fastrnn: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted before training started", file=sys.stderr)
+        return 130
     return run.train()
 
 

@@ -1,5 +1,6 @@
 """Sampling text from a trained model: one character at a time (temperature, top-k,
 top-p), several samples, a stop string, and beam search for the most likely text."""
+import math
 from pathlib import Path
 
 import numpy as np
@@ -16,10 +17,12 @@ def _check(trainer, prime, temperature, top_k, top_p):
     if bad:
         raise UserError(f"prime text has characters the model never saw: "
                         f"{''.join(bad)!r}; use only characters of its vocabulary")
-    if temperature < 0:
-        raise UserError(f"temperature must be 0 or more, got {temperature}")
-    if top_k is not None and top_k < 1:
-        raise UserError(f"top_k must be at least 1, got {top_k}")
+    if not (isinstance(temperature, (int, float, np.number)) and math.isfinite(temperature)
+            and temperature >= 0):
+        raise UserError(f"temperature must be a finite number, 0 or more, got "
+                        f"{temperature!r}")
+    if top_k is not None and not (isinstance(top_k, (int, np.integer)) and top_k >= 1):
+        raise UserError(f"top_k must be a whole number, at least 1, got {top_k!r}")
     if top_p is not None and not 0 < top_p <= 1:
         raise UserError(f"top_p must be in (0, 1], got {top_p}; e.g. 0.9 keeps the most "
                         f"likely characters that make up 90% of the probability")
@@ -40,6 +43,14 @@ def _start(trainer, stepper, feed):
     return logits[0]
 
 
+def new_rng(seed):
+    """The samples' random generator; UserError for a seed that is not a whole number,
+    0 or more (None: a fresh one)."""
+    if seed is not None and not (isinstance(seed, (int, np.integer)) and seed >= 0):
+        raise UserError(f"seed must be a whole number, 0 or more, got {seed!r}")
+    return np.random.default_rng(seed)
+
+
 def generate(trainer, prime="", length=200, temperature=1.0, top_k=None, seed=None,
              top_p=None, stop=None, rng=None):
     """Yield up to `length` sampled characters.
@@ -52,14 +63,19 @@ def generate(trainer, prime="", length=200, temperature=1.0, top_k=None, seed=No
     sample after its first occurrence in the sampled text (it is yielded). rng, a numpy
     Generator, overrides seed (several samples share one)."""
     feed = _check(trainer, prime, temperature, top_k, top_p)
+    if not (isinstance(length, (int, np.integer)) and length >= 0):
+        raise UserError(f"length must be a whole number, 0 or more, got {length!r}")
     if stop == "":
         raise UserError("the stop string is empty; give one or more characters")
     vocab = trainer.vocab
-    rng = np.random.default_rng(seed) if rng is None else rng
+    rng = new_rng(seed) if rng is None else rng
     stepper = trainer.stepper()
     logits = _start(trainer, stepper, feed)
     tail = ""
     for _ in range(length):
+        if not np.all(np.isfinite(logits)):
+            raise UserError("the model's outputs are not finite numbers (its weights are "
+                            "too large); sample from another checkpoint")
         ix = _pick(logits, temperature, top_k, top_p, rng)
         yield vocab[ix]
         if stop is not None:
@@ -165,7 +181,7 @@ def samples(trainer, prime="", length=200, temperature=1.0, top_k=None, seed=Non
     if beam is not None:
         return [prime + text for text in beam_search(trainer, prime, length, beam,
                                                      num_samples, stop)]
-    rng = np.random.default_rng(seed)
+    rng = new_rng(seed)
     return [prime + "".join(generate(trainer, prime, length, temperature, top_k, None,
                                      top_p, stop, rng))
             for _ in range(num_samples)]

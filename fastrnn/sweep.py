@@ -20,6 +20,8 @@ import json
 import math
 import multiprocessing
 import os
+import socket
+import struct
 import sys
 import time
 from pathlib import Path
@@ -27,8 +29,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from . import checkpoint
-from .config import SECTIONS, _lookup, merge, parse_overrides
+from .config import SECTIONS, Config, _lookup, merge, parse_overrides, read_yaml
 from .data import write_atomic
 from .errors import UserError
 
@@ -49,30 +50,47 @@ class Sweep:
 
 
 def load_sweep(path, out_dir=None):
-    """Read and check a sweep file; UserError names what is wrong."""
+    """Read and check a sweep file, and the config its trials share (base and config:
+    changes); UserError names what is wrong."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise UserError(f"sweep file not found: {path}") from None
-    except yaml.YAMLError:
-        raise UserError(f"{path}: invalid YAML; fix the file's syntax") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"cannot read sweep file {path}: {e}") from None
+    raw = read_yaml(text, path)
     if not isinstance(raw, dict):
         raise UserError(f"{path}: a sweep file is a mapping (base, grid or random, ...)")
-    known = {"base", "config", "grid", "random", "n_trials", "seed", "metric", "out_dir"}
-    for key in raw:
-        _lookup(key, dict.fromkeys(known), str(path), "sweep key")
+    known = {"base": str, "config": dict, "grid": dict, "random": dict, "n_trials": int,
+             "seed": int, "metric": str, "out_dir": str}
+    optional = ("base", "config", "seed", "metric", "out_dir")  # null: the default
+    raw = {k: v for k, v in raw.items() if not (v is None and k in optional)}
+    for key, value in raw.items():
+        _lookup(key, known, str(path), "sweep key")
+        if not isinstance(value, known[key]) or isinstance(value, bool):
+            raise UserError(f"{path}: '{key}' must be {_KINDS[known[key]]}, got {value!r}")
     base = {}
     if raw.get("base"):
-        base_path = (path.parent / raw["base"]) if not Path(raw["base"]).is_absolute() \
-            else Path(raw["base"])
+        base_path = path.parent / raw["base"]  # an absolute base stays as it is
         try:
-            base = yaml.safe_load(base_path.read_text(encoding="utf-8")) or {}
+            base = read_yaml(base_path.read_text(encoding="utf-8"), base_path)
         except FileNotFoundError:
             raise UserError(f"{path}: base config not found: {base_path}") from None
-        except yaml.YAMLError:
-            raise UserError(f"{base_path}: invalid YAML; fix the file's syntax") from None
-    base = merge(base, raw.get("config") or {})
+        except (OSError, UnicodeDecodeError) as e:
+            raise UserError(f"{path}: cannot read base config {base_path}: {e}") from None
+        if base is None:
+            base = {}
+        if not isinstance(base, dict):
+            raise UserError(f"{base_path}: a config is a mapping of sections, got "
+                            f"{type(base).__name__}")
+    changes = raw.get("config") or {}
+    for section, values in changes.items():
+        if not isinstance(values, dict):
+            raise UserError(f"{path}: config: section '{section}' must be a mapping of "
+                            f"keys, got {values!r}")
+    base = merge(base, changes)
+    Config.from_dict(base, where=f"{path} (its base config and config: changes)")
     if ("grid" in raw) == ("random" in raw):
         raise UserError(f"{path}: give exactly one of 'grid' (lists of values) or "
                         f"'random' (distributions, with n_trials)")
@@ -94,15 +112,21 @@ def load_sweep(path, out_dir=None):
         trials = [dict(zip(axes, combo)) for combo in combos]
     else:
         n = raw.get("n_trials")
-        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        if n is None or n < 1:
             raise UserError(f"{path}: random axes need n_trials, a whole number >= 1")
-        rng = np.random.default_rng(raw.get("seed", 0))
+        seed = raw.get("seed", 0)
+        if seed < 0:
+            raise UserError(f"{path}: 'seed' must be a whole number >= 0, got {seed}")
+        rng = np.random.default_rng(seed)
         draws = {key: _draw(key, spec, n, rng, path) for key, spec in axes.items()}
         trials = [{key: draws[key][i] for key in axes} for i in range(n)]
     width = len(str(len(trials) - 1))
     named = [(f"t{i:0{width}d}", values) for i, values in enumerate(trials)]
     out = Path(out_dir or raw.get("out_dir") or Path("runs") / "sweeps" / path.stem)
     return Sweep(base, named, metric, out)
+
+
+_KINDS = {str: "a string", dict: "a mapping", int: "a whole number"}
 
 
 def _check_key(key, path):
@@ -140,28 +164,34 @@ def _draw(key, spec, n, rng, path):
 
 
 def trial_config(sweep, name, values):
-    """A trial's nested config dict: the base, its axis values, its own run folder."""
+    """A trial's nested config dict: the base, its axis values, its own run folder. A
+    trial always resumes what its folder holds: from latest.npz, else best.npz, else
+    from the start, keeping the files of an attempt killed before its first checkpoint."""
     flat = [f"{k}={json.dumps(v)}" for k, v in values.items()]
     cfg = merge(sweep.base, parse_overrides(flat, where=f"trial {name}"))
     run_dir = sweep.out_dir / name
-    resume = (run_dir / checkpoint.LATEST).exists()
-    cfg = merge(cfg, {"train": {"out_dir": str(run_dir), "resume": resume,
-                                "overwrite": not resume}})
-    return cfg
+    return merge(cfg, {"train": {"out_dir": str(run_dir), "resume": True,
+                                 "overwrite": False}})
 
 
 def run_trial(name, cfg):
     """Run one trial in this process; returns its result row. Never raises: a failure is
-    recorded with its error. The run's own output goes to <run folder>/log.txt."""
-    from .config import Config
+    recorded with its error. The run's own output goes to <run folder>/log.txt as it is
+    written."""
     from .run import Run
     row = dict(trial=name, status="failed", metric=None, val_loss=None, best_val_loss=None,
                train_loss=None, iterations=0, seconds=0.0, it_per_s=0.0, error="")
     t0 = time.perf_counter()
-    run_dir = Path(cfg["train"]["out_dir"])
-    log = io.StringIO()
+    log = None
     try:
         config = Config.from_dict(cfg, where=f"trial {name}")
+        run_dir = Path(config.train.out_dir)
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            log = TrialLog(run_dir / "log.txt")
+        except OSError as e:
+            raise UserError(f"cannot write {run_dir / 'log.txt'} ({e.strerror or e})") \
+                from None
         run = Run(config, out=log, err=log)
         run.prepare()
         code = run.train()
@@ -173,16 +203,48 @@ def run_trial(name, cfg):
         if code == 0:
             row["status"] = "ok"
         else:
-            lines = [ln for ln in log.getvalue().splitlines() if "error" in ln]
+            lines = [ln for ln in log.lines() if "error" in ln]
             row["error"] = lines[-1] if lines else f"run exited with code {code}"
     except Exception as e:  # a trial's failure is data, not the end of the sweep
         row["error"] = f"{type(e).__name__}: {e}" if not isinstance(e, UserError) else str(e)
+        if log is not None:
+            log.write(f"fastrnn: error: {row['error']}\n")
     finally:
         row["seconds"] = round(time.perf_counter() - t0, 2)
-        if run_dir.is_dir():
-            with open(run_dir / "log.txt", "a", encoding="utf-8") as f:
-                f.write(log.getvalue())
+        if log is not None:
+            log.close()
     return row
+
+
+class TrialLog(io.TextIOBase):
+    """A trial's output: appended to its log.txt line by line as the run writes it (so a
+    killed trial keeps what it said), and kept to find the error line."""
+
+    def __init__(self, path):
+        self.file = open(path, "a", encoding="utf-8")
+        self.text = io.StringIO()
+
+    def write(self, s):
+        self.text.write(s)
+        try:
+            self.file.write(s)
+            self.file.flush()
+        except OSError:
+            pass  # a full disk: the run itself reports its failed writes
+        return len(s)
+
+    def isatty(self):
+        return False
+
+    def lines(self):
+        return self.text.getvalue().splitlines()
+
+    def close(self):
+        try:
+            self.file.close()
+        except OSError:
+            pass
+        super().close()
 
 
 class Results:
@@ -194,9 +256,13 @@ class Results:
         self.jsonl = sweep.out_dir / "results.jsonl"
         self.rows = {}
         if self.jsonl.exists():
-            for line in self.jsonl.read_text(encoding="utf-8").splitlines():
-                if line.strip():
+            text = self.jsonl.read_text(encoding="utf-8", errors="replace")
+            for line in text.splitlines():
+                try:
                     row = json.loads(line)
+                except ValueError:  # a line cut short by a kill: that trial runs again
+                    continue
+                if isinstance(row, dict) and isinstance(row.get("trial"), str):
                     self.rows[row["trial"]] = row  # the latest row of each trial wins
 
     def done(self, name):
@@ -215,8 +281,13 @@ class Results:
                 w.writerow(COLUMNS + tuple(values))
             w.writerow([row.get(c) if row.get(c) is not None else "" for c in COLUMNS]
                        + list(values.values()))
+        torn = False  # the last line was cut short (a kill): start on a new one
+        if self.jsonl.exists() and self.jsonl.stat().st_size:
+            with open(self.jsonl, "rb") as f:
+                f.seek(-1, os.SEEK_END)
+                torn = f.read(1) != b"\n"
         with open(self.jsonl, "a", encoding="utf-8") as f:
-            f.write(json.dumps(row) + "\n")
+            f.write(("\n" if torn else "") + json.dumps(row) + "\n")
 
 
 def _worker_env():
@@ -268,15 +339,65 @@ def dask_executor(address, timeout=5):
         from distributed import Client
     except ImportError:
         raise UserError("--executor dask needs Dask: pip install 'fastrnn[dask]'") from None
+    probe_scheduler(address, timeout)
     try:
         client = Client(address, timeout=timeout)
-    except (OSError, TimeoutError, ValueError) as e:
+    except Exception as e:  # noqa: BLE001 -- whatever the connection raises, it failed
         raise UserError(f"cannot reach the Dask scheduler at {address} ({e.__class__.__name__}"
                         f"); start one (dask scheduler) or fix --address") from None
     try:
         yield client.get_executor()
     finally:
         client.close()
+
+
+def probe_scheduler(address, timeout=5):
+    """UserError unless a Dask scheduler answers at a tcp:// address within timeout
+    seconds. A scheduler speaks first: on a new connection it sends its handshake, a
+    frame whose 8-byte little-endian length is small. Something else (a web server, a
+    silent socket) says nothing, or something else, and Dask's client would wait for it
+    for minutes or read its bytes as a frame length."""
+    scheme, sep, rest = address.rpartition("://")
+    if sep and scheme != "tcp":
+        return  # tls, ucx, ...: the client's own timeout applies
+    host, _, port = rest.rpartition(":")
+    fix = "start one (dask scheduler) or fix --address"
+    try:
+        port = int(port)
+    except ValueError:
+        raise UserError(f"--address {address}: expected tcp://HOST:PORT") from None
+    deadline = time.monotonic() + timeout
+
+    def unreachable(e):
+        return UserError(f"cannot reach the Dask scheduler at {address} "
+                         f"({getattr(e, 'strerror', None) or type(e).__name__}); {fix}")
+
+    try:
+        sock = socket.create_connection((host.strip("[]"), port), timeout=timeout)
+    except (OSError, OverflowError) as e:  # OverflowError: a port above 65535
+        raise unreachable(e) from None
+    head = b""
+    with sock:
+        try:
+            while len(head) < 8:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError
+                sock.settimeout(left)
+                chunk = sock.recv(8 - len(head))
+                if not chunk:
+                    raise UserError(f"{address} closed the connection without a word: it "
+                                    f"is not a Dask scheduler; {fix}")
+                head += chunk
+        except TimeoutError:
+            raise UserError(f"{address} accepts connections but sent nothing in {timeout} "
+                            f"s: it is not a Dask scheduler (or not a working one); "
+                            f"{fix}") from None
+        except OSError as e:
+            raise unreachable(e) from None
+    if not 0 < struct.unpack("<Q", head)[0] < 2**20:
+        raise UserError(f"{address} answered with {head!r}...: it is not a Dask "
+                        f"scheduler; {fix}")
 
 
 def run_sweep(sweep, executor, progress=None, trial_fn=run_trial, slots=None):
@@ -368,9 +489,12 @@ def _claim_folder(sweep):
     spec = yaml.safe_dump({"base": sweep.base, "metric": sweep.metric,
                            "trials": [{"name": n, "values": v} for n, v in sweep.trials]},
                           sort_keys=True)
+    from .run import remove_stale_temporaries
     marker = sweep.out_dir / "sweep.yaml"
+    if sweep.out_dir.is_dir():  # a marker write cut short must not look like a stranger
+        remove_stale_temporaries(sweep.out_dir)
     if marker.exists():
-        if marker.read_text(encoding="utf-8") != spec:
+        if marker.read_text(encoding="utf-8", errors="replace") != spec:
             raise UserError(f"{sweep.out_dir} holds a different sweep (its sweep.yaml "
                             f"differs); use another out_dir (--out-dir) or delete it")
         return
@@ -403,15 +527,15 @@ def main(argv=None):
         sweep = load_sweep(args.sweep, args.out_dir)
         for name, values in sweep.trials[:1]:  # the base and keys make a config at all
             trial_config(sweep, name, values)
-        _claim_folder(sweep)
         if args.executor == "dask":
             with dask_executor(args.address):
-                pass  # reachable: fail fast, before any trial starts
+                pass  # reachable: fail fast, before any trial starts or folder is made
             executor = lambda: dask_executor(args.address)  # noqa: E731
             where = f"Dask at {args.address}"
         else:
             executor = lambda: local_executor(args.workers)  # noqa: E731
             where = f"{args.workers} local worker(s)"
+        _claim_folder(sweep)
     except UserError as e:
         print(f"fastrnn: error: {e}", file=sys.stderr)
         return 2

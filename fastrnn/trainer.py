@@ -1,8 +1,11 @@
 """The Trainer: owns the parameters, optimizer state, buffers and data pointer of one
 model, and drives the compiled kernels a chunk of iterations at a time."""
+import contextlib
 import copy
 import math
 import os
+import signal
+import threading
 from pathlib import Path
 
 import numba
@@ -40,6 +43,12 @@ class Trainer:
                 f"train.seq_length: {T} is too long for the training text "
                 f"({len(self.corpus.train)} characters in {B} stream(s) need at least "
                 f"{need} each); lower train.seq_length or train.batch_size, or use more text")
+        if cfg.data.val_fraction > 0 and len(self.corpus.val) < 2:
+            raise UserError(
+                f"data.val_fraction: {cfg.data.val_fraction} of the text's {len(text)} "
+                f"characters leaves {len(self.corpus.val)} for validation, too few for a "
+                f"validation loss (at least 2); raise it, or set 0 to train without one")
+        _check_memory(cfg, V)
         self.family = family = FAMILIES[cfg.model.kind]
         self.dtype = np.dtype(cfg.train.dtype)
         # The vanilla RNN in float64 reproduces min-char-rnn bit for bit unless told
@@ -98,13 +107,14 @@ class Trainer:
         losses = np.empty(int(n), np.float64)
         if n <= 0:
             return losses
-        fn, args = self.train_call(losses)
-        fn(*args)
-        T = self.config.train.seq_length
-        smooth = self.smooth_loss
-        for loss in losses:  # min-char-rnn's running average of the loss per sequence
-            smooth = smooth * 0.999 + loss * T * 0.001
-        self.smooth_loss = smooth
+        with _interrupts_deferred():  # the state stays that of a finished iteration
+            fn, args = self.train_call(losses)
+            fn(*args)
+            T = self.config.train.seq_length
+            smooth = self.smooth_loss
+            for loss in losses:  # min-char-rnn's running average of the loss per sequence
+                smooth = smooth * 0.999 + loss * T * 0.001
+            self.smooth_loss = smooth
         return losses
 
     def train_call(self, losses):
@@ -292,6 +302,53 @@ class Stepper:
     def set_state(self, states):
         for a, saved in zip(self.states, states):
             a[:, 0] = saved
+
+
+@contextlib.contextmanager
+def _interrupts_deferred():
+    """Hold a Ctrl-C back until the block is done, then raise it: the kernels cannot stop
+    halfway, and an interrupt between them and the smoothed loss would part the two."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_DFL if previous is None else previous)
+    if caught and callable(previous):
+        previous(signal.SIGINT, None)
+    elif caught and previous == signal.SIG_DFL:
+        os.kill(os.getpid(), signal.SIGINT)
+
+
+def _check_memory(cfg, V):
+    """UserError if the model's arrays would not fit in this machine's memory: a line
+    saying how much it needs, rather than a MemoryError (or the OOM killer) later."""
+    H, L, T, B = cfg.model.hidden, cfg.model.layers, cfg.train.seq_length, cfg.train.batch_size
+    family = FAMILIES[cfg.model.kind]
+    P = sum(math.prod(shape) for _, shape in family.arrays(V, H, L))
+    G = family.G
+    # parameters, gradients and 2 rows of optimizer state; each thread's share of a
+    # weight gradient (the buffer "part"); the states, gates and outputs kept over the
+    # T steps of B streams (generously: these are small beside the others)
+    elements = (4 * P + (os.cpu_count() or 1) * max(G * H, V) * H
+                + 4 * L * (T + 1) * B * H * (1 + G) + 2 * T * B * V)
+    need = elements * np.dtype(cfg.train.dtype).itemsize
+    try:
+        have = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return
+    try:  # a container's own limit (cgroup v2), if lower
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        have = min(have, int(limit)) if limit.isdigit() else have
+    except OSError:
+        pass
+    if need > have:
+        raise UserError(f"model.hidden={H}, model.layers={L}: the model would need about "
+                        f"{need / 2**30:,.1f} GiB of memory and this machine has "
+                        f"{have / 2**30:,.1f} GiB; lower model.hidden or model.layers")
 
 
 def load(path, text=None, data=True):

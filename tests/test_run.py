@@ -47,6 +47,9 @@ def run_cli(*args, timeout=120, **kw):
     (["tiny.yaml", "train.seq_length=100000"], "too long"),
     (["tiny.yaml", "data.path=nowhere.txt"], "not found"),
     (["tiny.yaml", "lr=1"], "section.key=value"),
+    (["tiny.yaml", "train.out_dir=text.txt/run"], "cannot be written"),
+    (["tiny.yaml", "data.val_fraction=0.0005"], "too few for a validation loss"),
+    (["tiny.yaml", "model.hidden=100000"], "GiB of memory"),
 ])
 def test_bad_input_is_one_line_and_exit_2(workdir, capsys, args, match):
     assert run_main(args) == 2
@@ -122,9 +125,12 @@ def test_corrupt_truncated_and_mismatched_checkpoints(workdir, capsys):
     assert run_main(["tiny.yaml", "train.resume=true"]) == 2
     assert "corrupt" in capsys.readouterr().err
     latest.write_bytes(blob)
-    (workdir / "other.txt").write_text(TEXT + "QXZ")
     assert run_main(["tiny.yaml", "train.resume=true", "data.path=other.txt"]) == 2
+    assert "data.path=text.txt, the config says other.txt" in capsys.readouterr().err
+    (workdir / "text.txt").write_text(TEXT + "QXZ")  # the same file, another text
+    assert run_main(["tiny.yaml", "train.resume=true"]) == 2
     assert "vocabulary" in capsys.readouterr().err
+    (workdir / "text.txt").write_text(TEXT)
     assert run_main(["tiny.yaml", "train.resume=true", "model.hidden=17"]) == 2
     assert "model.hidden" in capsys.readouterr().err
     assert latest.read_bytes() == blob  # nothing was touched
@@ -134,17 +140,19 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(workdir, capsys):
     assert run_main(["tiny.yaml", "train.max_iters=100"]) == 0
     latest = workdir / "runs" / "tiny" / "latest.npz"
     good = latest.read_bytes()
-    t = fastrnn.load(latest)
-    t.set_params({"Why": np.full_like(t.params()["Why"], np.nan)})
-    t.save(workdir / "poisoned.npz")
-    # resume from a poisoned copy in a second folder
-    other = workdir / "runs" / "poison"
+    # resume a copy in a second folder with an lr that blows the weights up
+    other = workdir / "runs" / "blowup"
     other.mkdir()
-    (other / "latest.npz").write_bytes((workdir / "poisoned.npz").read_bytes())
-    code = run_main(["tiny.yaml", "train.resume=true", "train.out_dir=runs/poison"])
-    assert code != 0 and "became nan" in capsys.readouterr().err
-    assert (other / "latest.npz").read_bytes() == (workdir / "poisoned.npz").read_bytes()
-    assert latest.read_bytes() == good
+    (other / "latest.npz").write_bytes(good)
+    code = run_main(["tiny.yaml", "train.resume=true", "train.out_dir=runs/blowup",
+                     "optim.lr=1e308"])
+    err = capsys.readouterr().err
+    assert code == 3 and "the loss became" in err and "is as it was" in err
+    assert (other / "latest.npz").read_bytes() == good and latest.read_bytes() == good
+    # at the first iteration there is no checkpoint to speak of
+    assert run_main(["tiny.yaml", "train.out_dir=runs/fresh", "optim.lr=1e308"]) == 3
+    err = capsys.readouterr().err
+    assert "no checkpoint had been written yet" in err and "as it was" not in err
 
 
 def test_sampling_is_deterministic_and_checks_the_prime(workdir):
@@ -295,3 +303,138 @@ def test_resume_is_bit_exact_for_an_lstm_with_dropout_and_adam(workdir):
     assert np.array_equal(a.buf.cs[:, 0], b.buf.cs[:, 0])
     text = fastrnn.sample("a", prime="First", length=50, seed=1)
     assert text.startswith("First") and len(text) == 55
+
+
+def test_duplicate_keys_in_a_config_file_are_refused(workdir, capsys):
+    (workdir / "dup.yaml").write_text("model:\n  hidden: 8\n  layers: 1\n  hidden: 16\n")
+    assert run_main(["dup.yaml"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["fastrnn: error: dup.yaml: key 'hidden' is given twice (lines 2 and 4); "
+                   "keep one"]
+
+
+@pytest.mark.parametrize("change,saved,given", [
+    ("optim.name=adam", "adagrad", "adam"),
+    ("optim.eps=1e-6", "1e-08", "1e-06"),
+    ("data.val_fraction=0.3", "0.2", "0.3"),
+    ("model.dropout=0.5", "0.0", "0.5"),
+    ("train.exact=false", "True", "False"),
+    ("train.batch_size=2", "1", "2"),
+])
+def test_resume_refuses_a_change_of_what_the_saved_state_means(workdir, capsys, change,
+                                                               saved, given):
+    assert run_main(["tiny.yaml", "train.max_iters=100"]) == 0
+    latest = workdir / "runs" / "tiny" / "latest.npz"
+    before = latest.read_bytes()
+    capsys.readouterr()
+    assert run_main(["tiny.yaml", "train.resume=true", change]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    key = change.split("=")[0]
+    assert len(err) == 1 and f"with {key}={saved}, the config says {given}" in err[0], err
+    assert latest.read_bytes() == before
+
+
+def test_resume_may_change_the_length_the_lr_and_the_logging(workdir, capsys):
+    assert run_main(["tiny.yaml", "train.max_iters=100"]) == 0
+    assert run_main(["tiny.yaml", "train.resume=true", "train.max_iters=200", "optim.lr=0.05",
+                     "optim.clip=1", "train.log_every=50", "train.seed=7"]) == 0
+    assert "resuming" in capsys.readouterr().out
+    assert fastrnn.load(workdir / "runs" / "tiny").iteration == 200
+
+
+def test_overwrite_checks_the_folder_before_deleting_anything(workdir, capsys):
+    assert run_main(["tiny.yaml", "train.max_iters=100"]) == 0
+    run = workdir / "runs" / "tiny"
+    (run / "latest.npz").unlink()
+    (run / "latest.npz").mkdir()
+    kept = {f: (run / f).read_bytes() for f in ("config.yaml", "metrics.csv", "best.npz")}
+    capsys.readouterr()
+    assert run_main(["tiny.yaml", "train.overwrite=true"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "latest.npz is not a file" in err[0] and "nothing was" in err[0]
+    assert {f: (run / f).read_bytes() for f in kept} == kept
+
+
+def test_a_full_disk_is_one_line_and_keeps_the_last_checkpoint(workdir, capsys, monkeypatch):
+    calls = []
+    real_fsync = os.fsync
+
+    def fsync(fd):  # config.yaml, latest.npz at 100, then the disk is full
+        calls.append(fd)
+        if len(calls) > 2:
+            raise OSError(28, "No space left on device")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    assert run_main(["tiny.yaml"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "No space left on device" in err and "is as it was" in err
+    run = workdir / "runs" / "tiny"
+    assert fastrnn.load(run).iteration == 100
+    assert not [p for p in run.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_stale_temporary_files_are_removed_on_the_next_start(workdir):
+    assert run_main(["tiny.yaml", "train.max_iters=100"]) == 0
+    run = workdir / "runs" / "tiny"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    stale = run / f".latest.npz.{dead}.tmp"  # a write cut short by a SIGKILL
+    live = run / f".latest.npz.{os.getppid()}.tmp"  # a process that still runs
+    stale.write_bytes(b"half a checkpoint")
+    live.write_bytes(b"being written")
+    assert run_main(["tiny.yaml", "train.resume=true", "train.max_iters=200"]) == 0
+    assert not stale.exists() and live.exists()
+
+
+def test_a_run_stopped_before_its_first_checkpoint_can_be_resumed(workdir, capsys):
+    # killed after best.npz (at iteration 200) was written, but before any latest.npz
+    assert run_main(["tiny.yaml", "train.max_iters=200"]) == 0
+    run = workdir / "runs" / "tiny"
+    best = run / "best.npz"
+    best200 = best.read_bytes()
+    assert run_main(["tiny.yaml", "train.resume=true"]) == 0  # metrics rows up to 400
+    (run / "latest.npz").unlink()
+    best.write_bytes(best200)
+    capsys.readouterr()
+    assert run_main(["tiny.yaml", "train.resume=true"]) == 0
+    assert "resuming runs/tiny/best.npz at iteration 200" in capsys.readouterr().out
+    rows = [ln.split(",")[0] for ln in (run / "metrics.csv").read_text().splitlines()[1:]]
+    assert rows == ["100", "200", "300", "400"]  # the rows after 200 written once
+    # killed before any checkpoint: resume starts over and keeps the files
+    for f in ("latest.npz", "best.npz"):
+        (run / f).unlink()
+    samples = (run / "samples.txt").read_text()
+    assert run_main(["tiny.yaml", "train.resume=true", "train.max_iters=200"]) == 0
+    assert "starting at iteration 0 and keeping its files" in capsys.readouterr().out
+    assert (run / "samples.txt").read_text().startswith(samples)
+    assert fastrnn.load(run).iteration == 200
+
+
+def test_plain_progress_lines_come_with_metrics_rows(workdir, capsys):
+    assert run_main(["tiny.yaml", "train.checkpoint_every=30", "train.sample_every=0"]) == 0
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("iter ")]
+    rows = (workdir / "runs" / "tiny" / "metrics.csv").read_text().splitlines()[1:]
+    assert [ln.split()[1].split("/")[0] for ln in lines] == [r.split(",")[0] for r in rows]
+
+
+@pytest.mark.parametrize("args,match", [
+    (["--temperature", "nan"], "temperature must be a finite number"),
+    (["--temperature", "-1"], "temperature must be a finite number"),
+    (["--seed", "-1"], "seed must be a whole number"),
+    (["--top-k", "0"], "top_k must be"),
+])
+def test_bad_sampler_options_are_one_line_and_exit_2(workdir, capsys, args, match):
+    from fastrnn.cli import sample_main
+    assert run_main(["tiny.yaml", "train.max_iters=100"]) == 0
+    capsys.readouterr()
+    assert sample_main(["runs/tiny", *args]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.strip().splitlines()) == 1 and match in err
+
+
+def test_sample_refuses_a_negative_length(workdir):
+    assert run_main(["tiny.yaml", "train.max_iters=100"]) == 0
+    with pytest.raises(fastrnn.UserError, match="length must be"):
+        fastrnn.sample("runs/tiny", length=-5)
+    assert fastrnn.sample("runs/tiny", prime="Fi", length=0) == "Fi"

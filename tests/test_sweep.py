@@ -59,6 +59,20 @@ def test_grid_and_random_trials(sweepdir):
     (dict(random={"optim.lr": {"uniform": [0, 1]}}), "n_trials"),
     (dict(grid={"optim.lr": [0.1]}, metric="accuracy"), "metric"),
     (dict(), "exactly one of 'grid'"),
+    (dict(random={"optim.lr": {"uniform": [0, 1]}}, n_trials=2, seed="abc"),
+     "'seed' must be a whole number"),
+    (dict(random={"optim.lr": {"uniform": [0, 1]}}, n_trials=2, seed=-1), "'seed' must be"),
+    (dict(grid={"optim.lr": [0.1]}, n_trials="2"), "'n_trials' must be a whole number"),
+    (dict(grid={"optim.lr": [0.1]}, base=["a", "b"]), "'base' must be a string"),
+    (dict(grid={"optim.lr": [0.1]}, config=5), "'config' must be a mapping"),
+    (dict(grid={"optim.lr": [0.1]}, config={"model": 5}), "section 'model' must be a mapping"),
+    (dict(grid={"optim.lr": [0.1]}, out_dir=[1, 2]), "'out_dir' must be a string"),
+    (dict(grid={"optim.lr": [0.1]}, metric=5), "'metric' must be a string"),
+    (dict(grid=[0.1]), "'grid' must be a mapping"),
+    (dict(grid={"optim.lr": [0.1]}, config={"model": {"hiden": 3}}),
+     "did you mean 'model.hidden'"),
+    (dict(grid={"optim.lr": [0.1]}, config={"optim": {"lr": -1}}), "optim.lr must be"),
+    (dict(grid={"optim.lr": [0.1]}, base="missing.yaml"), "base config not found"),
 ])
 def test_bad_sweep_files_are_one_line_and_exit_2(sweepdir, capsys, spec, match):
     assert sweep_main([str(write_sweep(sweepdir, **spec))]) == 2
@@ -82,10 +96,13 @@ def test_a_sweep_runs_records_ranks_and_resumes(sweepdir, capsys):
     assert csv_lines[0].startswith("trial,status,metric") and len(csv_lines) == 4
     for t in ("t0", "t1"):  # every trial is an ordinary run folder
         assert (sweepdir / "sw" / t / "latest.npz").exists()
-    # rerun: finished trials are skipped, the failed one is tried again
+    # rerun: finished trials are skipped, the failed one is tried again; a row cut
+    # short by a kill is passed over
+    with open(sweepdir / "sw" / "results.jsonl", "a") as f:
+        f.write('{"trial": "t1", "stat')
     assert sweep_main([str(path), "--workers", "2"]) == 1
     rows2 = (sweepdir / "sw" / "results.jsonl").read_text().splitlines()
-    assert len(rows2) == 4 and json.loads(rows2[-1])["trial"] == "t2"
+    assert len(rows2) == 5 and json.loads(rows2[-1])["trial"] == "t2"
 
 
 def test_an_interrupted_trial_resumes_from_its_checkpoint(sweepdir, capsys):
@@ -151,3 +168,104 @@ def test_dask_local_cluster_runs_the_trials(sweepdir, capsys):
             .splitlines()]
     assert sorted(r["trial"] for r in rows) == ["t0", "t1"]
     assert all(r["status"] == "ok" and r["iterations"] == 300 for r in rows)
+
+
+def test_a_bad_base_config_or_duplicate_keys_fail_up_front(sweepdir, capsys):
+    (sweepdir / "bad_base.yaml").write_text("model:\n  hidden: abc\n")
+    path = write_sweep(sweepdir, base="bad_base.yaml", grid={"optim.lr": [0.1]}, out_dir="sw")
+    assert sweep_main([str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "model.hidden must be a whole number" in err[0]
+    assert not (sweepdir / "sw").exists()  # no trial ran
+    path.write_text("base: base.yaml\ngrid:\n  optim.lr: [0.1]\nout_dir: a\nout_dir: b\n")
+    assert sweep_main([str(path)]) == 2
+    assert "key 'out_dir' is given twice (lines 4 and 5)" in capsys.readouterr().err
+
+
+def test_a_killed_trial_keeps_its_log(sweepdir):
+    """log.txt is written as the run goes, so a trial killed midway keeps what it said."""
+    import signal
+    import subprocess
+    import time
+    from pathlib import Path
+    import fastrnn
+    path = write_sweep(sweepdir, grid={"optim.lr": [0.1]}, out_dir="sw")
+    cfg = S.trial_config(S.load_sweep(path), "t0", {"optim.lr": 0.1})
+    cfg["train"].update(max_iters=10**9, log_every=100, checkpoint_every=10**6)
+    code = f"from fastrnn.sweep import run_trial; run_trial('t0', {cfg!r})"
+    env = dict(os.environ, PYTHONPATH=str(Path(fastrnn.__file__).parent.parent))
+    p = subprocess.Popen([sys.executable, "-c", code], env=env)
+    log = sweepdir / "sw" / "t0" / "log.txt"
+    deadline = time.time() + 60
+    while time.time() < deadline and "iter 200/" not in (log.read_text()
+                                                       if log.exists() else ""):
+        time.sleep(0.1)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    assert "iter 100/1000000000" in log.read_text()
+
+
+@pytest.fixture
+def silent_port():
+    """A port on 127.0.0.1 that accepts connections and never says a word."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(8)
+        yield s.getsockname()[1]
+
+
+@pytest.fixture
+def http_port():
+    """A small web server on 127.0.0.1, which waits for a request before it speaks."""
+    import http.server
+    import threading
+    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def chatty_port():
+    """A server on 127.0.0.1 that greets every connection with a line of text."""
+    import socketserver
+    import threading
+
+    class Greet(socketserver.BaseRequestHandler):
+        def handle(self):
+            self.request.sendall(b"220 hello, this is not dask\r\n")
+
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Greet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize("port,match", [("silent_port", "sent nothing in 5 s"),
+                                        ("http_port", "sent nothing in 5 s"),
+                                        ("chatty_port", "answered with b'220 hell'")])
+def test_a_dask_address_that_is_not_a_scheduler_fails_within_10_s(sweepdir, capsys,
+                                                                 request, port, match):
+    pytest.importorskip("distributed")
+    import time
+    port = request.getfixturevalue(port)
+    path = write_sweep(sweepdir, grid={"optim.lr": [0.1]}, out_dir="sw")
+    t0 = time.time()
+    code = sweep_main([str(path), "--executor", "dask", "--address", f"tcp://127.0.0.1:{port}"])
+    assert code == 2 and time.time() - t0 < 10
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and match in err[0] and "not a Dask scheduler" in err[0]
+
+
+def test_a_marker_write_cut_short_does_not_block_the_sweep(sweepdir):
+    import subprocess
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    (sweepdir / "sw").mkdir()
+    (sweepdir / "sw" / f".sweep.yaml.{dead}.tmp").write_text("half")
+    path = write_sweep(sweepdir, grid={"optim.lr": [0.1]}, out_dir="sw")
+    S._claim_folder(S.load_sweep(path))
+    assert [p.name for p in (sweepdir / "sw").iterdir()] == ["sweep.yaml"]

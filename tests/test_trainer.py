@@ -162,3 +162,27 @@ def test_unicode_vocabulary(tmp_path):
     t = Trainer(tiny_config(data={"path": str(path)}))
     assert t.vocab == sorted(set(text))
     assert "".join(t.vocab[i] for i in t.corpus.ids) == text
+
+
+def test_an_interrupt_leaves_the_state_of_a_finished_iteration():
+    """Ctrl-C arrives while the kernel runs: it is raised once the chunk is done, with
+    the smoothed loss of the same iteration as the parameters (as a straight run's)."""
+    import os
+    import signal
+    import threading
+    Trainer(tiny_config(), text=SMALL_TEXT).train_iters(1)  # the kernel loaded first
+    for delay in (0.02, 0.05, 0.11):
+        t = Trainer(tiny_config(), text=SMALL_TEXT)
+        timer = threading.Timer(delay, os.kill, (os.getpid(), signal.SIGINT))
+        timer.start()
+        with pytest.raises(KeyboardInterrupt):
+            while True:
+                t.train_iters(3000)
+        timer.join()
+        straight = Trainer(tiny_config(), text=SMALL_TEXT)
+        straight.train_iters(t.iteration)
+        assert t.iteration > 0 and t.iteration % 3000 == 0
+        assert t.smooth_loss == straight.smooth_loss, delay
+        for k, v in t.params().items():
+            assert np.array_equal(v, straight.params()[k]), k
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -15,7 +15,7 @@ def tanh(x):
     return np.tanh(x)
 
 
-@overload(tanh, inline="always")
+@overload(tanh)
 def _tanh_overload(x):
     if x == types.float32:
         return _tanh_float32
@@ -42,7 +42,7 @@ def exp_limit(x):
     return 700.0
 
 
-@overload(exp_limit, inline="always")
+@overload(exp_limit)
 def _exp_limit_overload(x):
     if x == types.float32:
         return lambda x: np.float32(80.0)
@@ -54,7 +54,7 @@ def sigmoid(x):
     return 1.0 / (1.0 + np.exp(-x))
 
 
-@overload(sigmoid, inline="always")
+@overload(sigmoid)
 def _sigmoid_overload(x):
     if x == types.float32:
         def impl(x):
