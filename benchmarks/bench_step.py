@@ -13,49 +13,51 @@ layer and iteration in training, is timed apart).
 import argparse
 import time
 
-import numba
 import numpy as np
-from numba import prange
 
 from fastrnn import blas
-from fastrnn.kernels.jit import pjit
+from fastrnn.kernels.jit import jit
 from fastrnn.kernels.step import pack_weights, packed_product, packed_size
-from fastrnn.kernels.team import Team, flag_count, span
+from fastrnn.kernels.team import Call, after, close, first, items, span
 
 STEPS = 50
 
 
-@pjit
-def packed_steps(out, X, P, chunks):
-    """STEPS products on a team of `chunks` threads, as the trainer runs them."""
-    flags = np.zeros(flag_count(chunks), np.int64)
-    for me in prange(chunks):
-        team = Team(flags, me, chunks)
-        for _ in range(STEPS):
-            packed_product(out, X, P, team, chunks)
+@jit
+def packed_steps(out, X, P, threads, team):
+    """STEPS products on a team of `threads`, as the trainer runs them."""
+    for _ in range(STEPS):
+        packed_product(out, X, P, team, threads)
 
 
-@pjit
-def blas_steps(out, X, WT, part, chunks):
+@jit
+def blas_steps(out, X, WT, part, team):
     """out = X @ WT.T through np.dot, each thread a slice of WT's rows (the output
     columns) into its own buffer, then copied into out."""
     B, R = out.shape
+    n = items(team, R // 16, R, 1)
     for _ in range(STEPS):
-        if chunks == 1:
-            np.dot(X, WT.T, out)
-            continue
-        for ch in prange(chunks):
-            r0, r1 = span(ch, chunks, R, 16)
-            o = part[ch, :B * (r1 - r0)].reshape(B, r1 - r0)
-            np.dot(X, WT[r0:r1].T, o)
-            out[:, r0:r1] = o
+        i = first(team, n)
+        while i >= 0:
+            if n == 1:
+                np.dot(X, WT.T, out)
+            else:
+                r0, r1 = span(i, n, R, 16)
+                o = part[i, :B * (r1 - r0)].reshape(B, r1 - r0)
+                np.dot(X, WT[r0:r1].T, o)
+                out[:, r0:r1] = o
+            i = after(team, n, i)
+        close(team, n)
 
 
-@pjit
-def pack(P, W, transposed, chunks):
-    flags = np.zeros(flag_count(chunks), np.int64)
-    for me in prange(chunks):
-        pack_weights(P, W, transposed, Team(flags, me, chunks))
+@jit
+def pack(P, W, transposed, team):
+    pack_weights(P, W, transposed, team)
+
+
+def on_team(fn, threads):
+    """fn(*args, team) on a team of `threads` threads."""
+    return lambda *args: Call(fn, args, threads)()
 
 
 def best(f, *args, rounds=5):
@@ -80,7 +82,6 @@ def main():
     print(f"{'dtype':<8} {'threads':>7} {'B':>4} {'product':<26} {'packed GF/s':>11} "
           f"{'BLAS GF/s':>9} {'ratio':>6} {'pack ms':>8}")
     for threads in args.threads:
-        numba.set_num_threads(threads)
         for dtype in (np.float32, np.float64):
             rs = np.random.RandomState(0)
             W = rs.randn(GH, H).astype(dtype)
@@ -91,11 +92,11 @@ def main():
                     X = rs.randn(B, K).astype(dtype)
                     out = np.empty((B, R), dtype)
                     P = np.empty(packed_size(R, K, X), dtype)
-                    t_pack = best(pack, P, W, transposed, threads)
-                    t_packed = best(packed_steps, out, X, P, threads)
+                    t_pack = best(on_team(pack, threads), P, W, transposed)
+                    t_packed = best(on_team(packed_steps, threads), out, X, P, threads)
                     WT = np.ascontiguousarray(W.T) if transposed else W  # (R, K)
                     part = np.empty((threads, B * R), dtype)
-                    t_blas = best(blas_steps, out, X, WT, part, threads)
+                    t_blas = best(on_team(blas_steps, threads), out, X, WT, part)
                     gf = 2.0 * B * R * K * STEPS / 1e9
                     print(f"{dtype.__name__:<8} {threads:>7} {B:>4} {name:<26} "
                           f"{gf / t_packed:>11.1f} {gf / t_blas:>9.1f} "

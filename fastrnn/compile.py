@@ -13,7 +13,6 @@ import sys
 import threading
 import time
 
-import numba
 import numpy as np
 
 from .errors import UserError
@@ -24,11 +23,10 @@ QUIET = 0.5
 
 
 def compile_call(call, what, say=None):
-    """Compile call = (compiled function, arguments) for the arguments' types unless it
-    is compiled (or cached) already; say(line) while it takes longer than QUIET, and
-    when it is done. Returns the seconds it took."""
-    fn, args = call
-    sig = tuple(numba.typeof(a) for a in args)
+    """Compile a kernels.team.Call's function for its arguments' types unless it is
+    compiled (or cached) already; say(line) while it takes longer than QUIET, and when
+    it is done. Returns the seconds it took."""
+    fn, sig = call.fn, call.signature()
     if sig in fn.overloads:
         return 0.0
     said = threading.Event()

@@ -9,7 +9,7 @@ import numpy as np
 from .kernels import duo, entries
 from .kernels.records import GRUBuffers, LSTMBuffers, Params, RNNBuffers
 from .kernels.step import packed_size
-from .kernels.team import Solo, flag_count
+from .kernels.team import Call, flag_count
 
 
 class Family:
@@ -77,22 +77,18 @@ class Family:
         """The state arrays carried between windows: hs, and cs for an LSTM."""
         return [buf.hs, buf.cs] if self.cell else [buf.hs]
 
-    # --- which compiled entry point runs what: (function, arguments) --------------------
+    # --- which compiled entry point runs what (kernels.team.Call) ---------------------
     def train_call(self, losses, net, run, buf, path, threads, two_thread_rnn=False):
-        if threads == 1:
-            return entries.train, (losses, net, run, buf, path, Solo())
-        return entries.train_team, (losses, *net, run, buf, path, threads)
+        return Call(entries.train, (losses, net, run, buf, path), threads)
 
     def loss_call(self, ids, P, buf, path, threads):
-        if threads == 1:
-            return entries.loss, (ids, P, buf, path, Solo())
-        return entries.loss_team, (ids, P, buf, path, threads)
+        return Call(entries.loss, (ids, P, buf, path), threads)
 
     def gradients_call(self, net, buf, drop, path):
-        return entries.gradients, (net, buf, drop, path)
+        return Call(entries.gradients, (net, buf, drop, path))
 
     def steps_call(self, P, buf, T, path):
-        return entries.steps, (P, buf, T, path)
+        return Call(entries.steps, (P, buf, T, path))
 
 
 class RNN(Family):
@@ -113,7 +109,8 @@ class RNN(Family):
 
     def train_call(self, losses, net, run, buf, path, threads, two_thread_rnn=False):
         if two_thread_rnn:  # min-char-rnn's model to the bit, on two threads
-            return duo.rnn_train_duo, (losses, *net, run, buf)
+            return Call(duo.rnn_train_duo, (losses, net, run, buf), 2,
+                        before=lambda: buf.duo.fill(0), after=lambda: duo.carry_duo_state(buf))
         return super().train_call(losses, net, run, buf, path, threads)
 
 

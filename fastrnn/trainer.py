@@ -108,8 +108,7 @@ class Trainer:
         if n <= 0:
             return losses
         with _interrupts_deferred():  # the state stays that of a finished iteration
-            fn, args = self.train_call(losses)
-            fn(*args)
+            self.train_call(losses)()
             T = self.config.train.seq_length
             smooth = self.smooth_loss
             for loss in losses:  # min-char-rnn's running average of the loss per sequence
@@ -118,20 +117,19 @@ class Trainer:
         return losses
 
     def train_call(self, losses):
-        """(compiled function, arguments) that trains len(losses) iterations."""
+        """The kernels.team.Call that trains len(losses) iterations."""
         self._set_threads()
         B = self.config.train.batch_size
         return self.family.train_call(losses, self.net, self.run, self.buf, self.path(B),
                                       self.chunks, self.duo and self.chunks > 1)
 
     def _set_threads(self):
-        """Threads for this trainer's kernels: Numba's (at most NUMBA_NUM_THREADS, which
-        sweep workers set to 1), each taking its own share of the streams, rows or
-        columns and calling a one-thread BLAS inside it (OpenBLAS's own threads were
-        slower for these shapes: measured)."""
+        """Threads for this trainer's kernels (at most NUMBA_NUM_THREADS, which sweep
+        workers set to 1), each taking its own share of the streams, rows or columns and
+        calling a one-thread BLAS inside it (OpenBLAS's own threads were slower for
+        these shapes: measured)."""
         most = self.buf.part.shape[0]
         self.chunks = max(1, min(self.threads, numba.config.NUMBA_NUM_THREADS, most))
-        numba.set_num_threads(self.chunks)
         blas.set_threads(1)
 
     def loss_of(self, ids, streams=1):
@@ -143,11 +141,10 @@ class Trainer:
         if S < 2:
             raise UserError("need at least 2 characters to measure a loss")
         rows = np.ascontiguousarray(np.asarray(ids, np.int32)[:streams * S].reshape(streams, S))
-        fn, args = self.loss_call(rows)
-        return fn(*args) / (streams * (S - 1))
+        return self.loss_call(rows)() / (streams * (S - 1))
 
     def loss_call(self, rows):
-        """(compiled function, arguments) for the summed loss over the streams rows."""
+        """The kernels.team.Call of the summed loss over the streams rows."""
         cfg = self.config
         streams = rows.shape[0]
         if self._eval is None or self._eval.xs.shape[1] != streams:
@@ -181,9 +178,8 @@ class Trainer:
         self.buf.xs[...] = xs
         for a in self.family.states(self.buf):
             a[:] = 0
-        fn, args = self.family.gradients_call(self.net, self.buf, self.run.drop,
-                                              self.path(xs.shape[1]))
-        loss = fn(*args)
+        loss = self.family.gradients_call(self.net, self.buf, self.run.drop,
+                                          self.path(xs.shape[1]))()
         public = self.family.public(self.net.G, self.config.model.layers)
         return loss, {k: np.array(v, dtype=np.float64) for k, v in public.items()}
 
@@ -289,8 +285,7 @@ class Stepper:
     def step(self, ids):
         """Read one character per stream; the logits of the next, (B, V) float64."""
         self.buf.xs[0] = ids
-        fn, args = self.call
-        fn(*args)
+        self.call()
         for a in self.states:
             a[:, 0] = a[:, 1]
         return self.buf.hs[-1, 1].astype(np.float64) @ self.Why.T + self.by

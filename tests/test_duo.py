@@ -1,6 +1,5 @@
 """min-char-rnn's model on two threads (kernels.duo) is the one-thread exact kernel to
 the bit, and finishes when its two threads run one after the other."""
-import numba
 import numpy as np
 import pytest
 from conftest import SMALL_TEXT, tiny_config
@@ -51,10 +50,9 @@ def test_finishes_when_the_threads_run_one_after_the_other(hidden):
     one, two = pair({}, hidden)
     want = one.train_iters(50)
     got = np.empty(50)
-    fn, args = two.train_call(got)
-    assert fn is duo.rnn_train_duo
-    numba.set_num_threads(1)  # both halves of the region on one thread, in turn
-    fn(*args)
+    call = two.train_call(got)
+    assert call.fn is duo.rnn_train_duo and call.threads == 2
+    call.one_after_another()  # the two threads' halves on this thread, in turn
     assert two.chunks == 2
     assert np.array_equal(want, got)
     assert_same_state(one, two)

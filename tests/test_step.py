@@ -61,7 +61,7 @@ def test_packed_products_match_numpy(dtype, rtol, B, R, K):
         for Wp in (packed(W, False, threads), packed(WT, True, threads)):
             big = np.full((B + 1, R + 3), np.nan, dtype)
             out = big[:B, 1:R + 1]
-            teams.run(teams.packed_product, threads, out, X, Wp)
+            teams.run(teams.packed_product, threads, out, X, Wp, threads)
             np.testing.assert_allclose(out, want, rtol=rtol, atol=rtol * np.abs(want).max())
             inside = np.zeros(big.shape, bool)
             inside[:B, 1:R + 1] = True

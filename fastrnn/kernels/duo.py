@@ -32,14 +32,13 @@ Every unit does the one-thread exact kernel's arithmetic (kernels.rnn on the Exa
 in its order, so the bits are the same.
 """
 import numpy as np
-from numba import prange
 
 from .inputs import embedding_columns
-from .jit import jit, pjit
+from .jit import jit
 from .optim import CLIP_NORM, KIND, learning_rate, norm_scale, update
 from .output import softmax_xent
 from .products import row_sum_rev_slice
-from .records import Net, whh_offset
+from .records import whh_offset
 from .rnn import _rnn_cells, _rnn_cells_back
 from .simd import outer_sum_exact, outer_sum_exact_more
 from .sync import compare_exchange, cpu_relax, load_acquire, store_release, wait_until_above
@@ -81,19 +80,20 @@ _THREAD_UNITS = (np.array([F, R, E, N, PE, UPHH + BLOCKS - 1]
                  np.array([O, Y, Q] + [DWHH + j for j in range(BLOCKS)] + _ALL))
 
 
-@pjit
-def rnn_train_duo(losses, P, G, theta, grad, memory, run, buf):
+@jit
+def rnn_train_duo(losses, net, run, buf, team):
     """kernels.entries' train for the rnn of one layer, one stream and the Exact path,
-    on two threads started once for the call; buf.duo holds the flags. (It takes the
-    fields of the Net record, as entries.train_team does.)"""
-    T = buf.hs.shape[1] - 1
-    buf.duo[:] = 0
-    for thread in prange(2):
-        units = _THREAD_UNITS[0] if thread == 0 else _THREAD_UNITS[1]
-        for k in range(losses.size):
-            for u in units:
-                _ensure(u, k, losses, Net(P, G, theta, grad, memory), run, buf)
-    buf.hs[:, 0] = buf.hs[:, T]  # carry the last state into the next call
+    as thread team.me of two (kernels.team.Call, with buf.duo zeroed before and the
+    carried state copied after: carry_duo_state)."""
+    units = _THREAD_UNITS[0] if team.me == 0 else _THREAD_UNITS[1]
+    for k in range(losses.size):
+        for u in units:
+            _ensure(u, k, losses, net, run, buf)
+
+
+def carry_duo_state(buf):
+    """After a call: the last state carried into the next (hs[:, 0] = hs[:, T])."""
+    buf.hs[:, 0] = buf.hs[:, -1]
 
 
 @jit

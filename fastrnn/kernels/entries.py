@@ -1,24 +1,22 @@
 """The compiled entry points the trainer calls, for every family: training iterations,
-the loss of a text, one window's gradients and forward steps, on one thread or on a
-team of threads started once per call (kernels.team).
+the loss of a text, one window's gradients and forward steps; the first two on one
+thread or on each thread of a team (kernels.team).
 
 Each is compiled for the types of its arguments: the family by its buffers' record
 (kernels.records), the arithmetic by the path record, the dtype by the arrays'. So a
 configuration compiles its own code and no other, and each entry point only when it is
 first called.
 """
-from numba import prange
 from numba.extending import overload
 
 from .dropout import new_masks
 from .gru import gru_backward, gru_forward
-from .jit import jit, pjit
+from .jit import jit
 from .lstm import lstm_backward, lstm_forward
 from .optim import optimizer_step
 from .output import add_loss, output_backward, output_forward
-from .records import GRUBuffers, LSTMBuffers, Net, RNNBuffers
+from .records import GRUBuffers, LSTMBuffers, RNNBuffers
 from .rnn import rnn_backward, rnn_forward
-from .team import Solo, Team
 from .windows import carry_states, end_window, read_window, start_window, window_of
 
 _FORWARD = {RNNBuffers: rnn_forward, GRUBuffers: gru_forward, LSTMBuffers: lstm_forward}
@@ -61,7 +59,8 @@ def train(losses, net, run, buf, path, team):
     """len(losses) iterations of min-char-rnn's loop: the window at the data pointer,
     forward, loss, BPTT, the optimizer step; losses (K,) out, the mean nats per
     character of each. run.cursor advances; buf.hs[:, 0] (and cs) carry the states.
-    Called with a Solo on one thread, and by train_team with each thread's Team."""
+    Called with a Solo on one thread, or on each thread of a team with its Team
+    (kernels.team.Call)."""
     L, T1, B, H = buf.hs.shape
     T = T1 - 1
     top = buf.hs[L - 1]
@@ -77,17 +76,6 @@ def train(losses, net, run, buf, path, team):
         optimizer_step(net, run.hyper, run.cursor[1], buf.sums[1], team)
         end_window(losses, k, buf.sums[0], n, T * B, buf.hs, cells(buf), run.cursor, T,
                    team)
-
-
-@pjit
-def train_team(losses, P, G, theta, grad, memory, run, buf, path, threads):
-    """train() on a team of threads. (It takes the fields of the Net record: Numba hands
-    a parallel region's records over to its threads field by field, one level deep.)"""
-    flags = buf.flags
-    flags[:] = 0
-    for me in prange(threads):
-        train(losses, Net(P, G, theta, grad, memory), run, buf, path,
-              Team(flags, me, threads))
 
 
 @jit
@@ -112,22 +100,11 @@ def loss(ids, P, buf, path, team):
     return buf.sums[1, 0]
 
 
-@pjit
-def loss_team(ids, P, buf, path, threads):
-    """loss() on a team of threads; the total."""
-    flags = buf.flags
-    flags[:] = 0
-    for me in prange(threads):
-        loss(ids, P, buf, path, Team(flags, me, threads))
-    return buf.sums[1, 0]
-
-
 @jit
-def gradients(net, buf, drop, path):
+def gradients(net, buf, drop, path, team):
     """The loss (summed over steps, averaged over streams) and the gradients in net.G
     of the window in buf.xs from the states in buf, with the dropout masks now in
-    buf.masks; on this thread."""
-    team = Solo()
+    buf.masks."""
     L, T1, B, H = buf.hs.shape
     T = T1 - 1
     top = buf.hs[L - 1]
@@ -141,7 +118,6 @@ def gradients(net, buf, drop, path):
 
 
 @jit
-def steps(P, buf, T, path):
-    """T forward steps from the ids in buf.xs and the states in buf.hs[:, 0] (and cs),
-    on this thread."""
-    forward(P, buf, T, None, path, Solo())
+def steps(P, buf, T, path, team):
+    """T forward steps from the ids in buf.xs and the states in buf.hs[:, 0] (and cs)."""
+    forward(P, buf, T, None, path, team)

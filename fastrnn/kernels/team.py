@@ -1,8 +1,8 @@
 """The threads of one compiled call, sharing its work a phase at a time.
 
-A kernel that runs on several threads starts them once per call (one parallel region,
-the `*_team` entry points of each family) and every thread runs the same iteration
-loop. Each piece of work in that loop is a phase of n items: a thread claims the next
+A kernel that runs on several threads is called once on each (run(), below: this
+thread and others from a pool, the compiled code releasing the GIL), and every thread
+runs the same iteration loop. Each piece of work in that loop is a phase of n items: a thread claims the next
 free item (an atomic counter), does it, counts it done, and leaves the phase once all
 n are done. A thread therefore waits only for items that another thread is running, so
 the call completes even if the region's threads run one after the other. Which thread
@@ -20,7 +20,10 @@ Every thread calls every phase with the same n, worked out from shapes and the t
 size only, and writes shared arrays only inside items.
 """
 from collections import namedtuple
+from concurrent.futures import ThreadPoolExecutor
 
+import numba
+import numpy as np
 from numba import types
 from numba.extending import overload
 
@@ -124,3 +127,58 @@ def _claim(team, n):
             return -1
         if compare_exchange(team.flags, NEXT, taken, taken + 1):
             return taken - (end - n)
+
+
+# --- on the Python side: running a compiled entry point on a team ---------------------
+class Call:
+    """A compiled entry point fn (a nogil jit function whose last argument is the team)
+    and its other arguments, to be run on `threads` threads; before and after, if given,
+    run in Python around it."""
+
+    def __init__(self, fn, args, threads=1, before=None, after=None):
+        self.fn, self.args, self.threads = fn, tuple(args), threads
+        self.before, self.after = before, after
+
+    def __call__(self):
+        if self.before:
+            self.before()
+        if self.threads == 1:
+            result = self.fn(*self.args, Solo())
+        else:
+            flags = np.zeros(flag_count(self.threads), np.int64)
+            others = [_pool(self.threads - 1).submit(self.fn, *self.args,
+                                                     Team(flags, me, self.threads))
+                      for me in range(1, self.threads)]
+            result = self.fn(*self.args, Team(flags, 0, self.threads))
+            for f in others:
+                f.result()
+        if self.after:
+            self.after()
+        return result
+
+    def one_after_another(self):
+        """The team's threads run in turn on this thread (for tests: the call must
+        complete all the same)."""
+        if self.before:
+            self.before()
+        flags = np.zeros(flag_count(self.threads), np.int64)
+        results = [self.fn(*self.args, Team(flags, me, self.threads))
+                   for me in range(self.threads)]
+        if self.after:
+            self.after()
+        return results[0]
+
+    def signature(self):
+        """The Numba types fn is compiled for."""
+        team = Solo() if self.threads == 1 else Team(np.zeros(1, np.int64), 0, self.threads)
+        return tuple(numba.typeof(a) for a in self.args + (team,))
+
+
+_POOLS = {}
+
+
+def _pool(n):
+    """A pool of n threads, made once and kept."""
+    if n not in _POOLS:
+        _POOLS[n] = ThreadPoolExecutor(n, thread_name_prefix="fastrnn")
+    return _POOLS[n]
