@@ -78,6 +78,7 @@ def step_products(threads, flags, packs, W, h, out, WT_packs, d, outT, spart, pa
 
 
 @pjit
-def optimizer_step(threads, flags, net, hyper, n, sums):
+def optimizer_step(threads, flags, net, hyper, n, sums, biases):
+    """biases: (b0, b1, c0) as optim.bias_span gives them."""
     for me in prange(threads):
-        optim.optimizer_step(net, hyper, n, sums, Team(flags, me, threads))
+        optim.optimizer_step(net, hyper, n, sums, Team(flags, me, threads), biases)
