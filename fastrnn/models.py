@@ -9,7 +9,7 @@ import numpy as np
 from .kernels import duo, entries
 from .kernels.records import GRUBuffers, LSTMBuffers, Params, RNNBuffers
 from .kernels.step import packed_size
-from .kernels.team import flag_count
+from .kernels.team import Solo, flag_count
 
 
 class Family:
@@ -80,12 +80,12 @@ class Family:
     # --- which compiled entry point runs what: (function, arguments) --------------------
     def train_call(self, losses, net, run, buf, path, threads, two_thread_rnn=False):
         if threads == 1:
-            return entries.train, (losses, net, run, buf, path)
+            return entries.train, (losses, net, run, buf, path, Solo())
         return entries.train_team, (losses, *net, run, buf, path, threads)
 
     def loss_call(self, ids, P, buf, path, threads):
         if threads == 1:
-            return entries.loss, (ids, P, buf, path)
+            return entries.loss, (ids, P, buf, path, Solo())
         return entries.loss_team, (ids, P, buf, path, threads)
 
     def gradients_call(self, net, buf, drop, path):

@@ -52,28 +52,47 @@ def test_gradients_match_finite_differences(kind, dropout):
     check_finite_differences(t, window(t), per_param=5)
 
 
-def test_gru_and_lstm_follow_pytorch():
+def test_every_family_follows_pytorch():
+    """The loss and every gradient of fastrnn's rnn, gru and lstm against PyTorch's
+    nn.RNN (tanh), nn.GRU and nn.LSTM with the same weights, through autograd."""
     torch = pytest.importorskip("torch")
-    for kind, cls in (("gru", torch.nn.GRU), ("lstm", torch.nn.LSTM)):
+    for kind, cls in (("rnn", torch.nn.RNN), ("gru", torch.nn.GRU), ("lstm", torch.nn.LSTM)):
         t = make(kind, layers=2, batch=3, hidden=6)
         p = t.params()
         V = len(t.vocab)
-        net = cls(V, 6, num_layers=2, batch_first=False).double()
+        net = cls(V, 6, num_layers=2).double()
+        bias = "bh" if kind == "rnn" else "bxh"
         with torch.no_grad():
             for l in range(2):
                 getattr(net, f"weight_ih_l{l}").copy_(torch.from_numpy(p[f"Wxh.{l}"]))
                 getattr(net, f"weight_hh_l{l}").copy_(torch.from_numpy(p[f"Whh.{l}"]))
-                getattr(net, f"bias_ih_l{l}").copy_(torch.from_numpy(p[f"bxh.{l}"]))
-                getattr(net, f"bias_hh_l{l}").copy_(torch.from_numpy(p[f"bhh.{l}"]))
+                getattr(net, f"bias_ih_l{l}").copy_(torch.from_numpy(p[f"{bias}.{l}"]))
+                getattr(net, f"bias_hh_l{l}").copy_(
+                    torch.zeros(6, dtype=torch.float64) if kind == "rnn"
+                    else torch.from_numpy(p[f"bhh.{l}"]))
+        Why = torch.from_numpy(p["Why"]).requires_grad_()
+        by = torch.from_numpy(p["by"]).requires_grad_()
         xs = window(t)
         onehot = torch.nn.functional.one_hot(torch.from_numpy(xs[:-1]).long(), V).double()
         out, _ = net(onehot)
-        logits = out @ torch.from_numpy(p["Why"]).T + torch.from_numpy(p["by"])
+        logits = out @ Why.T + by
         tloss = torch.nn.functional.cross_entropy(
             logits.reshape(-1, V), torch.from_numpy(xs[1:]).long().reshape(-1),
             reduction="sum") / 3
-        loss, _ = t.gradients(xs)
+        tloss.backward()
+        loss, grads = t.gradients(xs)
         assert loss == pytest.approx(tloss.item(), rel=1e-10), kind
+        want = {"Why": Why.grad, "by": by.grad}
+        for l in range(2):
+            want[f"Wxh.{l}"] = getattr(net, f"weight_ih_l{l}").grad
+            want[f"Whh.{l}"] = getattr(net, f"weight_hh_l{l}").grad
+            want[f"{bias}.{l}"] = getattr(net, f"bias_ih_l{l}").grad
+            if kind != "rnn":
+                want[f"bhh.{l}"] = getattr(net, f"bias_hh_l{l}").grad
+        assert want.keys() == grads.keys()
+        for name, g in want.items():
+            np.testing.assert_allclose(grads[name], g.numpy(), rtol=1e-9, atol=1e-12,
+                                       err_msg=f"{kind} {name}")
 
 
 @pytest.mark.parametrize("kind", ["rnn", "gru", "lstm"])

@@ -18,7 +18,7 @@ from .optim import bias_span, optimizer_step
 from .output import add_loss, output_backward, output_forward
 from .records import GRUBuffers, LSTMBuffers, Net, RNNBuffers
 from .rnn import rnn_backward, rnn_forward
-from .team import Team, solo
+from .team import Solo, Team
 from .windows import carry_states, end_window, read_window, start_window, window_of
 
 _FORWARD = {RNNBuffers: rnn_forward, GRUBuffers: gru_forward, LSTMBuffers: lstm_forward}
@@ -57,10 +57,11 @@ def _cells(buf):
 
 
 @jit
-def iterations(losses, net, run, buf, path, team):
+def train(losses, net, run, buf, path, team):
     """len(losses) iterations of min-char-rnn's loop: the window at the data pointer,
     forward, loss, BPTT, the optimizer step; losses (K,) out, the mean nats per
-    character of each. run.cursor advances; buf.hs[:, 0] (and cs) carry the states."""
+    character of each. run.cursor advances; buf.hs[:, 0] (and cs) carry the states.
+    Called with a Solo on one thread, and by train_team with each thread's Team."""
     L, T1, B, H = buf.hs.shape
     T = T1 - 1
     top = buf.hs[L - 1]
@@ -79,29 +80,22 @@ def iterations(losses, net, run, buf, path, team):
                    team)
 
 
-@jit
-def train(losses, net, run, buf, path):
-    """iterations() on this thread."""
-    iterations(losses, net, run, buf, path, solo(buf.flags))
-
-
 @pjit
 def train_team(losses, P, G, theta, grad, memory, run, buf, path, threads):
-    """iterations() on a team of threads. (It takes the fields of the Net record: Numba
-    hands a parallel region's records over to its threads field by field, one level
-    deep.)"""
+    """train() on a team of threads. (It takes the fields of the Net record: Numba hands
+    a parallel region's records over to its threads field by field, one level deep.)"""
     flags = buf.flags
     flags[:] = 0
     for me in prange(threads):
-        iterations(losses, Net(P, G, theta, grad, memory), run, buf, path,
-                   Team(flags, me, threads))
+        train(losses, Net(P, G, theta, grad, memory), run, buf, path,
+              Team(flags, me, threads))
 
 
 @jit
-def text_loss(ids, P, buf, path, team):
+def loss(ids, P, buf, path, team):
     """Summed loss in nats of predicting ids[:, 1:] from ids[:, :-1], the rows of ids
     (B, S) being B streams read from a zero state, in windows of the buffers' T steps
-    with the states carried across windows; no dropout. The total is left in
+    with the states carried across windows; no dropout. The total is also left in
     buf.sums[1, 0]."""
     L, T1, B, H = buf.hs.shape
     T = T1 - 1
@@ -116,22 +110,16 @@ def text_loss(ids, P, buf, path, team):
         add_loss(buf.sums[1], buf.sums[0], m, p == 0, team)
         carry_states(buf.hs, cells(buf), n, team)
         p += n
-
-
-@jit
-def loss(ids, P, buf, path):
-    """text_loss() on this thread; the total."""
-    text_loss(ids, P, buf, path, solo(buf.flags))
     return buf.sums[1, 0]
 
 
 @pjit
 def loss_team(ids, P, buf, path, threads):
-    """text_loss() on a team of threads; the total."""
+    """loss() on a team of threads; the total."""
     flags = buf.flags
     flags[:] = 0
     for me in prange(threads):
-        text_loss(ids, P, buf, path, Team(flags, me, threads))
+        loss(ids, P, buf, path, Team(flags, me, threads))
     return buf.sums[1, 0]
 
 
@@ -140,7 +128,7 @@ def gradients(net, buf, drop, path):
     """The loss (summed over steps, averaged over streams) and the gradients in net.G
     of the window in buf.xs from the states in buf, with the dropout masks now in
     buf.masks; on this thread."""
-    team = solo(buf.flags)
+    team = Solo()
     L, T1, B, H = buf.hs.shape
     T = T1 - 1
     top = buf.hs[L - 1]
@@ -157,4 +145,4 @@ def gradients(net, buf, drop, path):
 def steps(P, buf, T, path):
     """T forward steps from the ids in buf.xs and the states in buf.hs[:, 0] (and cs),
     on this thread."""
-    forward(P, buf, T, None, path, solo(buf.flags))
+    forward(P, buf, T, None, path, Solo())
