@@ -57,12 +57,13 @@ def optimizer_step(net, hyper, n, sums, team, biases):
     """One update of the flat parameters net.theta from the flat gradient net.grad,
     iteration n (0-based), the threads taking slices of the buffers.
 
-    The learning rate is learning_rate(hyper, n). With hyper[WEIGHT_DECAY] above 0 the
-    elements outside the biases (b0, b1, c0: the flat buffer's [b0, b1) and [c0, N),
-    see bias_span) shrink by lr * weight_decay first. The gradient is first scaled to global norm hyper[CLIP_NORM] if it is longer (when that
-    is above 0; each item's squares are summed into sums (W,), then the items' sums in
-    order), then clipped element-wise to +-hyper[CLIP] (when above 0), then updated by
-    the optimizer hyper[KIND] with net.memory (2, N).
+    The learning rate is learning_rate(hyper, n). The gradient is first scaled to
+    global norm hyper[CLIP_NORM] if it is longer (when that is above 0; each item's
+    squares are summed into sums (W,), then the items' sums in order), then clipped
+    element-wise to +-hyper[CLIP] (when above 0); with hyper[WEIGHT_DECAY] above 0 the
+    weights, the elements outside the biases (b0, b1, c0: the flat buffer's [b0, b1)
+    and [c0, N), see bias_span), shrink by lr * weight_decay; then the optimizer
+    hyper[KIND] updates them with net.memory (2, N).
     """
     theta, grad, state = net.theta, net.grad, net.memory
     kind = int(hyper[KIND])
