@@ -52,6 +52,8 @@ class Sweep:
     metric: str
     out_dir: Path
     halving: dict = None   # successive halving: unit, first, eta, cap (load_halving)
+    search: dict = None    # search: optuna: {"space": random's axes, "n_trials", "seed"};
+                           # trials then grows as Optuna draws them
 
 
 def load_sweep(path, out_dir=None):
@@ -68,8 +70,8 @@ def load_sweep(path, out_dir=None):
     if not isinstance(raw, dict):
         raise UserError(f"{path}: a sweep file is a mapping (base, grid or random, ...)")
     known = {"base": str, "config": dict, "grid": dict, "random": dict, "n_trials": int,
-             "seed": int, "metric": str, "out_dir": str, "halving": dict}
-    optional = ("base", "config", "seed", "metric", "out_dir", "halving")  # null: none
+             "seed": int, "metric": str, "out_dir": str, "halving": dict, "search": str}
+    optional = ("base", "config", "seed", "metric", "out_dir", "halving", "search")
     raw = {k: v for k, v in raw.items() if not (v is None and k in optional)}
     for key, value in raw.items():
         _lookup(key, known, str(path), "sweep key")
@@ -128,10 +130,30 @@ def load_sweep(path, out_dir=None):
     width = len(str(len(trials) - 1))
     named = [(f"t{i:0{width}d}", values) for i, values in enumerate(trials)]
     out = Path(out_dir or raw.get("out_dir") or Path("runs") / "sweeps" / path.stem)
-    halving = None
+    halving = search = None
     if "halving" in raw:
         halving = load_halving(raw["halving"], path, base, base_cfg, metric, named)
-    return Sweep(base, named, metric, out, halving)
+    if raw.get("search", "random") != "random":
+        if raw["search"] != "optuna":
+            raise UserError(f"{path}: search must be random (draws up front) or optuna "
+                            f"(Optuna's TPE), got {raw['search']!r}")
+        if "random" not in raw or halving is not None:
+            raise UserError(f"{path}: search: optuna draws from the distributions of "
+                            f"'random' axes, without halving; give random: axes and no "
+                            f"halving")
+        _import_optuna()
+        search, named = dict(space=axes, n_trials=len(named), seed=raw.get("seed", 0)), []
+    return Sweep(base, named, metric, out, halving, search)
+
+
+def _import_optuna():
+    try:
+        import optuna
+    except ImportError:
+        raise UserError("search: optuna needs Optuna: pip install 'fastrnn[optuna]'") \
+            from None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna
 
 
 def load_halving(spec, path, base, base_cfg, metric, trials):
@@ -497,6 +519,8 @@ def run_sweep(sweep, executor, progress=None, trial_fn=run_trial, slots=None, sa
     function that prints a line (halving's rungs)."""
     sweep.out_dir.mkdir(parents=True, exist_ok=True)
     results = Results(sweep)
+    if sweep.search is not None:
+        return _run_optuna(sweep, results, executor, progress, trial_fn, slots)
     if sweep.halving is not None:
         return _run_halving(sweep, results, executor, progress, trial_fn, slots,
                             say or (lambda line: None))
@@ -537,6 +561,82 @@ def _run_halving(sweep, results, executor, progress, trial_fn, slots, say):
     return results
 
 
+def _run_optuna(sweep, results, executor, progress, trial_fn, slots):
+    """Trials drawn by Optuna's TPE sampler as slots free up, each told its metric (a
+    failed one is told it failed). The study lives in <out_dir>/optuna.db: a rerun
+    runs the trials an interrupted sweep had started again, with their values, and
+    draws new ones up to n_trials finished ones (failed ones are drawn anew)."""
+    optuna = _import_optuna()
+    from optuna.distributions import (CategoricalDistribution, FloatDistribution,
+                                      IntDistribution)
+    from optuna.trial import TrialState
+    space = {}
+    for key, spec in sweep.search["space"].items():
+        (kind, args), = spec.items()
+        space[key] = (CategoricalDistribution(args) if kind == "choice" else
+                      IntDistribution(int(args[0]), int(args[1])) if kind == "randint" else
+                      FloatDistribution(float(args[0]), float(args[1]),
+                                        log=kind == "loguniform"))
+    study = optuna.create_study(
+        study_name="fastrnn", direction="minimize", load_if_exists=True,
+        storage=f"sqlite:///{(sweep.out_dir / 'optuna.db').resolve()}",
+        sampler=optuna.samplers.TPESampler(seed=sweep.search["seed"]))
+    n_trials = sweep.search["n_trials"]
+    width = len(str(n_trials - 1))
+    old = study.get_trials(deepcopy=False)
+    finished = sum(t.state == TrialState.COMPLETE for t in old)
+    sweep.trials[:] = [(f"t{t.number:0{width}d}", {key: t.params[key] for key in space})
+                       for t in old if t.state == TrialState.COMPLETE]
+    state = dict(done=finished, failed=0, running=0, total=n_trials)
+    futures = {}
+    with executor() as pool:
+        def start(number, params):
+            name = f"t{number:0{width}d}"
+            params = {key: params[key] for key in space}  # in the sweep file's order
+            sweep.trials.append((name, params))
+            futures[pool.submit(trial_fn, name, trial_config(sweep, name, params))] = (
+                number, name, params)
+
+        for t in old:  # started by a sweep that was stopped: run them again
+            if t.state == TrialState.RUNNING:
+                start(t.number, t.params)
+        while len(futures) < (slots or 1) and finished + state["failed"] + len(futures) \
+                < n_trials:
+            t = study.ask(space)
+            start(t.number, t.params)
+        state["running"] = len(futures)
+        _report(progress, state)
+        while futures:
+            ended, _ = cf.wait(futures, return_when=cf.FIRST_COMPLETED)
+            for fut in ended:
+                number, name, params = futures.pop(fut)
+                row = _row_of(fut, name)
+                results.add(row, params)
+                if row["status"] == "ok" and row["metric"] is not None:
+                    study.tell(number, row["metric"])
+                    finished += 1
+                    state["done"] += 1
+                else:
+                    study.tell(number, state=TrialState.FAIL)
+                    state["failed"] += 1
+                state["running"] = len(futures)
+                _report(progress, state, row)
+                if finished + state["failed"] + len(futures) < n_trials:
+                    t = study.ask(space)
+                    start(t.number, t.params)
+    return results
+
+
+def _row_of(fut, name):
+    """A finished trial's row; a failed one if its worker died."""
+    try:
+        return fut.result()
+    except Exception as e:  # the worker died (killed, out of memory, ...)
+        return dict(trial=name, status="failed", metric=None, val_loss=None,
+                    best_val_loss=None, train_loss=None, iterations=0, seconds=0.0,
+                    it_per_s=0.0, error=f"worker died: {type(e).__name__}: {e}")
+
+
 def _run_batch(pool, jobs, results, state, progress, trial_fn, slots):
     """Run jobs [(name, values, config, fields added to its row)] on the pool, adding
     each row to the results as it ends."""
@@ -549,14 +649,7 @@ def _run_batch(pool, jobs, results, state, progress, trial_fn, slots):
         name, vals, more = futures[fut]
         unfinished -= 1
         state["running"] = min(unfinished, slots or unfinished)
-        try:
-            row = fut.result()
-        except Exception as e:  # the worker died (killed, out of memory, ...)
-            row = dict(trial=name, status="failed", metric=None, val_loss=None,
-                       best_val_loss=None, train_loss=None, iterations=0,
-                       seconds=0.0, it_per_s=0.0,
-                       error=f"worker died: {type(e).__name__}: {e}")
-        row = dict(row, **more)
+        row = dict(_row_of(fut, name), **more)
         results.add(row, vals)
         state["done" if row["status"] == "ok" else "failed"] += 1
         _report(progress, state, row)
@@ -574,6 +667,8 @@ def summary(results, sweep, out):
                 key=lambda r: (-r.get("rung", 0), r["metric"]))
     failed = [r for r in rows if r["status"] != "ok"]
     axes = list(sweep.trials[0][1]) if sweep.trials else []
+    if sweep.search is not None:
+        axes = list(sweep.search["space"])
     halving = sweep.halving is not None
     print(f"\n{len(ok)} of {len(sweep.trials)} trials ranked by {sweep.metric} "
           f"({METRICS[sweep.metric]}), "
@@ -624,6 +719,8 @@ def _claim_folder(sweep):
             "trials": [{"name": n, "values": v} for n, v in sweep.trials]}
     if sweep.halving is not None:
         spec["halving"] = sweep.halving
+    if sweep.search is not None:
+        spec["search"] = dict(sweep.search, name="optuna")
     spec = yaml.safe_dump(spec, sort_keys=True)
     from .run import remove_stale_temporaries
     marker = sweep.out_dir / "sweep.yaml"
@@ -675,9 +772,12 @@ def main(argv=None):
     except UserError as e:
         print(f"fastrnn: error: {e}", file=sys.stderr)
         return 2
-    print(f"sweep {args.sweep}: {len(sweep.trials)} trials on {where}; folder "
-          f"{sweep.out_dir}", flush=True)
     total = len(sweep.trials)
+    if sweep.search is not None:
+        total = sweep.search["n_trials"]
+        where += ", drawn by Optuna's TPE sampler"
+    print(f"sweep {args.sweep}: {total} trials on {where}; folder "
+          f"{sweep.out_dir}", flush=True)
     if sweep.halving is not None:
         total = sum(n for _, n in rung_plan(sweep.halving, total))
     results = run_sweep(sweep, executor, progress=_printer(total),

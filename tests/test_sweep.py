@@ -352,3 +352,63 @@ def test_bad_halving_is_one_line_and_exit_2(sweepdir, capsys, spec, match):
     assert sweep_main([str(write_sweep(sweepdir, **spec))]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and match in err[0], err
+
+
+def optuna_sweep(sweepdir, n_trials=4, **more):
+    return write_sweep(sweepdir, random={"optim.lr": {"loguniform": [0.01, 1.0]},
+                                         "model.hidden": {"choice": [4, 8]}},
+                       n_trials=n_trials, seed=1, search="optuna", out_dir="sw", **more)
+
+
+def test_optuna_search_tells_its_study_and_a_rerun_goes_on(sweepdir, capsys):
+    optuna = pytest.importorskip("optuna")
+    sw = S.load_sweep(optuna_sweep(sweepdir))
+    assert sw.trials == [] and sw.search["n_trials"] == 4
+    S._claim_folder(sw)
+    # a sweep stopped while trial 0 ran: its study holds it as running
+    study = optuna.create_study(study_name="fastrnn", direction="minimize",
+                                storage=f"sqlite:///{sweepdir / 'sw' / 'optuna.db'}")
+    study.enqueue_trial({"optim.lr": 0.1, "model.hidden": 8})
+    t = study.ask()
+    t.suggest_float("optim.lr", 0.01, 1.0, log=True)
+    t.suggest_categorical("model.hidden", [4, 8])
+    results = S.run_sweep(sw, one_thread)
+    rows = [json.loads(ln) for ln in (sweepdir / "sw" / "results.jsonl").read_text()
+            .splitlines()]
+    assert [r["trial"] for r in rows][0] == "t0" and len(rows) == 4
+    assert rows[0]["params"] == {"optim.lr": 0.1, "model.hidden": 8}
+    study = optuna.load_study(study_name="fastrnn",
+                              storage=f"sqlite:///{sweepdir / 'sw' / 'optuna.db'}")
+    told = {f"t{t.number}": t.value for t in study.trials}
+    assert told == {r["trial"]: r["val_loss"] for r in rows}
+    assert all(0.01 <= r["params"]["optim.lr"] <= 1.0 for r in rows)
+    assert S.summary(results, sw, sys.stdout) == 0
+    assert "4 of 4 trials ranked" in capsys.readouterr().out
+    again = S.load_sweep(optuna_sweep(sweepdir))  # a rerun: all four are done
+    S._claim_folder(again)
+    S.run_sweep(again, one_thread)
+    assert len((sweepdir / "sw" / "results.jsonl").read_text().splitlines()) == 4
+    assert [n for n, _ in again.trials] == ["t0", "t1", "t2", "t3"]
+
+
+@pytest.mark.parametrize("more,match", [
+    (dict(search="tpe"), "search must be random"),
+    (dict(search="optuna", grid={"optim.lr": [0.1]}), "draws from the distributions"),
+    (dict(search="optuna", halving={"min_iters": 30}), "without halving"),
+])
+def test_bad_search_is_one_line_and_exit_2(sweepdir, capsys, more, match):
+    spec = dict(random={"optim.lr": {"loguniform": [0.01, 1.0]}}, n_trials=2)
+    if "grid" in more:
+        spec = {}
+    spec.update(more)
+    assert sweep_main([str(write_sweep(sweepdir, **spec))]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and match in err[0], err
+
+
+def test_optuna_search_without_optuna_says_what_to_install(sweepdir, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "optuna", None)  # import optuna raises ImportError
+    assert sweep_main([str(optuna_sweep(sweepdir))]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["fastrnn: error: search: optuna needs Optuna: pip install "
+                   "'fastrnn[optuna]'"]
