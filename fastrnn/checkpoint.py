@@ -120,7 +120,8 @@ def validate(arrays, path="checkpoint"):
     best = extra.get("best_val", math.inf)
     if isinstance(best, bool) or not isinstance(best, (int, float)) or math.isnan(best):
         raise bad("extra.best_val", f"must be a number, got {best!r}")
-    for key in ("sample_seed", "best_iteration", "since_best", "plateau_wait"):
+    for key in ("sample_seed", "best_iteration", "since_best", "plateau_wait",
+                "watched_at"):
         value = extra.get(key, 0)
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise bad(f"extra.{key}", f"must be a whole number >= 0, got {value!r}")

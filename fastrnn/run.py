@@ -42,10 +42,11 @@ class Run:
         self.best_iteration = 0  # where best_val was measured
         self.last_val = None  # the validation loss at the last iteration trained
         # The scheduled evaluations (every eval_every) as the plateau schedule and early
-        # stopping see them: their best, how many since it, and how many since the lr was
-        # last lowered. Kept apart from best_val, which the evaluation at the end of an
-        # invocation also sets, so that a resumed run decides as a straight one does.
-        self.watch = dict(watch_best=math.inf, since_best=0, plateau_wait=0)
+        # stopping see them: their best, how many since it, how many since the lr was
+        # last lowered, and the iteration of the last. Kept apart from best_val, which
+        # the evaluation at the end of an invocation also sets, so that a resumed run
+        # decides as a straight one does.
+        self.watch = dict(watch_best=math.inf, since_best=0, plateau_wait=0, watched_at=0)
         self.sample_seed = cfg.train.seed
         self.rate = 0.0  # iterations per second of this invocation
         self.timed = False  # whether the time of a pass has been estimated
@@ -115,6 +116,10 @@ class Run:
         cfg, t = self.cfg.train, self.trainer
         T = cfg.seq_length
         start_iter = t.iteration
+        try:
+            self._catch_up()
+        except OSError as e:
+            return self._write_failed(e)
         if start_iter >= cfg.max_iters or self._stale():
             print(f"already {self._stale()}; raise train.patience to train on"
                   if self._stale() else f"already at iteration {start_iter} of "
@@ -315,6 +320,7 @@ class Run:
         has stalled for optim.plateau_patience evaluations; the reason to stop when it
         has for train.patience, else None."""
         w, o = self.watch, self.cfg.optim
+        w["watched_at"] = it
         if val < w["watch_best"]:
             w.update(watch_best=val, since_best=0, plateau_wait=0)
             return None
@@ -327,6 +333,23 @@ class Run:
                   f"improved for {_evaluations(o.plateau_patience)}", file=self.out,
                   flush=True)
         return self._stale()
+
+    def _catch_up(self):
+        """The scheduled evaluation of a checkpoint's iteration, if its run was
+        interrupted (Ctrl-C) between the training and the evaluation, as a straight
+        run would have made it."""
+        t, cfg = self.trainer, self.cfg.train
+        it = t.iteration
+        if it == 0 or it % cfg.eval_every or it <= self.watch["watched_at"]:
+            return
+        val = self._evaluate()
+        if val is None:
+            return
+        self._watch(val, it)
+        if val < self.best_val:
+            self.best_val, self.best_iteration = val, it
+            t.save(self.dir / checkpoint.BEST, self._extra())
+        t.save(self.dir / checkpoint.LATEST, self._extra())
 
     def _stale(self):
         """Why the run stops early (train.patience), or None."""

@@ -143,6 +143,7 @@ def damaged(blob):
                     "best_iteration -1": {"best_iteration": -1},
                     "since_best 1.5": {"since_best": 1.5},
                     "plateau_wait a string": {"plateau_wait": "2"},
+                    "watched_at -3": {"watched_at": -3},
                     "watch_best NaN": {"watch_best": float("nan")},
                     "watch_best a list": {"watch_best": [1]},
                     "a list": [1, 2]}.items():

@@ -131,6 +131,25 @@ def test_resume_across_a_plateau_decay_is_bit_exact(workdir, capsys):
     assert np.array_equal(a.net.memory, b.net.memory) and a.smooth_loss == b.smooth_loss
 
 
+def test_a_run_stopped_before_its_evaluation_makes_it_on_resume(workdir, capsys):
+    """Ctrl-C after a chunk that ends on an evaluation: the checkpoint holds the trained
+    iterations, not their evaluation; the resumed run makes it, as a straight run did."""
+    common = ["tiny.yaml", "optim.schedule=plateau", "optim.plateau_patience=1"]
+    assert run_main(common + ["train.max_iters=50", "train.out_dir=a"]) == 0
+    t = fastrnn.load("a")
+    extra = t.extra
+    t.train_iters(50)  # to iteration 100, an evaluation's, which the runner never saw
+    t.save("a/latest.npz", extra=extra)
+    assert run_main(common + ["train.max_iters=300", "train.out_dir=a",
+                              "train.resume=true"]) == 0
+    assert run_main(common + ["train.max_iters=300", "train.out_dir=b"]) == 0
+    out = capsys.readouterr().out
+    assert "lr lowered to 0.25 at iteration" in out
+    a, b = fastrnn.load("a"), fastrnn.load("b")
+    assert a.lr_scale == b.lr_scale < 1 and a.extra == b.extra
+    assert np.array_equal(a.net.theta, b.net.theta)
+
+
 def test_early_stopping_says_why_and_keeps_the_best(workdir, capsys):
     assert run_main(["tiny.yaml", "train.patience=2", "train.max_iters=100000"]) == 0
     out = capsys.readouterr().out
