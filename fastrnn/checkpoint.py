@@ -3,8 +3,9 @@ and checked against its own config and vocabulary (validate) by every reader.
 
 A checkpoint holds everything needed to continue bit for bit: the resolved config, the
 vocabulary, the parameters, the Adagrad memory, the carried hidden state, the data
-pointer and iteration, the smoothed loss and the run's own state (best validation loss,
-the sampling RNG).
+pointer and iteration, the smoothed loss, the plateau schedule's multiplier of lr
+(lr_scale) and the run's own state (best validation loss, the sampling RNG, the
+evaluations since the best).
 """
 import io
 import json
@@ -38,6 +39,8 @@ def save(trainer, path, extra=None):
 
 KEYS = ("format_version", "config", "vocab", "theta", "optimizer", "state", "cursor", "rng",
         "next_input", "smooth_loss", "extra")
+# Keys a checkpoint may lack, written by an older fastrnn: lr_scale (1 then).
+OPTIONAL = ("lr_scale",)
 ZIP_MAGIC = b"PK\x03\x04"
 
 
@@ -81,7 +84,7 @@ def validate(arrays, path="checkpoint"):
     missing = [k for k in KEYS if k not in arrays]
     if missing:
         raise bad(", ".join(missing), "is missing" if len(missing) == 1 else "are missing")
-    for key in KEYS:
+    for key in KEYS + tuple(k for k in OPTIONAL if k in arrays):
         if not isinstance(arrays[key], np.ndarray):
             raise bad(key, "is not a numpy array")
 
@@ -117,9 +120,14 @@ def validate(arrays, path="checkpoint"):
     best = extra.get("best_val", math.inf)
     if isinstance(best, bool) or not isinstance(best, (int, float)) or math.isnan(best):
         raise bad("extra.best_val", f"must be a number, got {best!r}")
-    seed = extra.get("sample_seed", 0)
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise bad("extra.sample_seed", f"must be a whole number >= 0, got {seed!r}")
+    for key in ("sample_seed", "best_iteration", "since_best", "plateau_wait",
+                "watched_at"):
+        value = extra.get(key, 0)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise bad(f"extra.{key}", f"must be a whole number >= 0, got {value!r}")
+    watch = extra.get("watch_best", math.inf)
+    if isinstance(watch, bool) or not isinstance(watch, (int, float)) or math.isnan(watch):
+        raise bad("extra.watch_best", f"must be a number, got {watch!r}")
 
     V, H, L = len(vocab), cfg.model.hidden, cfg.model.layers
     S = 2 if FAMILIES[cfg.model.kind].cell else 1
@@ -145,6 +153,10 @@ def validate(arrays, path="checkpoint"):
     smooth = float(scalar("smooth_loss", np.float64))
     if not math.isfinite(smooth) or smooth < 0:
         raise bad("smooth_loss", f"must be a finite number >= 0, got {smooth}")
+    if "lr_scale" in arrays:
+        scale = float(scalar("lr_scale", np.float64))
+        if not 0 <= scale <= 1:
+            raise bad("lr_scale", f"must be a number in [0, 1], got {scale}")
     return dict(arrays, config=cfg, vocab=vocab, extra=extra)
 
 

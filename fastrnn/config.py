@@ -57,6 +57,21 @@ class OptimConfig:
     lr_decay: float = _key(1.0, "multiply lr by this every decay_every iterations",
                            min_open=0.0, max=1.0)
     decay_every: int = _key(10_000, "iterations between learning-rate decays", min=1)
+    schedule: str = _key("step", "learning-rate schedule: step (lr_decay every "
+                         "decay_every; constant at lr_decay 1), constant, cosine "
+                         "(warm-up, then down to min_lr), plateau (x factor when "
+                         "validation stalls)", choices=("step", "constant", "cosine", "plateau"))
+    warmup: int = _key(0, "cosine: iterations of linear warm-up", min=0)
+    min_lr: float = _key(0.0, "cosine: the lr at decay_iters and after; plateau: the "
+                         "lowest lr", min=0.0)
+    decay_iters: int = _key(None, "cosine: the iteration at which lr reaches min_lr "
+                            "(null: train.max_iters)", min=1, optional=True)
+    factor: float = _key(0.5, "plateau: multiply lr by this when validation stalls",
+                         min_open=0.0, max_open=1.0)
+    plateau_patience: int = _key(3, "plateau: evaluations without improvement before "
+                                 "lr is lowered", min=1)
+    weight_decay: float = _key(0.0, "decoupled weight decay (AdamW's) of the weight "
+                               "matrices, not the biases: theta -= lr wd theta", min=0.0)
     eps: float = _key(1e-8, "added in the optimizer's denominator", min_open=0.0)
     beta1: float = _key(0.9, "adam's first-moment decay", min=0.0, max_open=1.0)
     beta2: float = _key(0.999, "adam's second-moment decay; rmsprop's decay "
@@ -91,6 +106,8 @@ class TrainConfig:
     init_from: str = _key("", "the runner starts from the weights of an export "
                           "(.safetensors, .npz), a checkpoint or a run folder (empty: off; "
                           "ignored on resume)")
+    patience: int = _key(None, "stop when validation has not improved for this many "
+                         "evaluations (null: off)", min=1, optional=True)
     init_vocab: str = _key("strict", "init_from's vocabulary: strict (the same as the "
                            "text's) or grow (the text may add characters)",
                            choices=("strict", "grow"))
@@ -138,6 +155,34 @@ class Config:
             raise UserError(f"data.val_fraction + data.test_fraction must be less than 1 "
                             f"(got {d.val_fraction} + {d.test_fraction}); leave some text "
                             f"to train on")
+        o, t = self.optim, self.train
+        if o.schedule != "step" and o.lr_decay != 1:
+            raise UserError(f"optim.lr_decay={o.lr_decay} belongs to the step schedule and "
+                            f"optim.schedule is {o.schedule}; set optim.lr_decay=1 or "
+                            f"optim.schedule=step")
+        if o.schedule != "cosine" and (o.warmup or o.decay_iters is not None):
+            key = "optim.warmup" if o.warmup else "optim.decay_iters"
+            raise UserError(f"{key} belongs to the cosine schedule and optim.schedule is "
+                            f"{o.schedule}; remove it or set optim.schedule=cosine")
+        if o.schedule not in ("cosine", "plateau") and o.min_lr:
+            raise UserError(f"optim.min_lr belongs to the cosine and plateau schedules and "
+                            f"optim.schedule is {o.schedule}; remove it or change the "
+                            f"schedule")
+        if o.min_lr > o.lr:
+            raise UserError(f"optim.min_lr={o.min_lr} is above optim.lr={o.lr}; the "
+                            f"schedule only lowers lr, so set min_lr below lr")
+        horizon = o.decay_iters or t.max_iters
+        if o.schedule == "cosine" and o.warmup >= horizon:
+            raise UserError(f"optim.warmup={o.warmup} is not shorter than the run's "
+                            f"cosine decay ({horizon} iterations, optim.decay_iters or "
+                            f"train.max_iters); shorten the warm-up")
+        needs_val = [k for k, on in (("optim.schedule=plateau", o.schedule == "plateau"),
+                                     (f"train.patience={t.patience}", t.patience))
+                     if on]
+        if needs_val and d.val_fraction == 0:
+            raise UserError(f"{needs_val[0]} watches the validation loss and "
+                            f"data.val_fraction is 0; hold out some text for validation "
+                            f"(e.g. data.val_fraction=0.1)")
 
 
 def _lookup(name, table, where, what, prefix=""):

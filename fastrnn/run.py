@@ -27,7 +27,7 @@ from .trainer import Trainer, load
 RUN_FILES = ("config.yaml", "metrics.csv", "samples.txt", "loss.png",
              checkpoint.LATEST, checkpoint.BEST, "test.json")
 METRICS = ("iteration", "smooth_loss", "train_nats", "val_nats", "val_bits", "it_per_s",
-           "elapsed_s")
+           "elapsed_s", "train_avg_nats")
 
 
 class Run:
@@ -39,7 +39,14 @@ class Run:
         self.dir = Path(cfg.train.out_dir)
         self.trainer = None
         self.best_val = math.inf
+        self.best_iteration = 0  # where best_val was measured
         self.last_val = None  # the validation loss at the last iteration trained
+        # The scheduled evaluations (every eval_every) as the plateau schedule and early
+        # stopping see them: their best, how many since it, how many since the lr was
+        # last lowered, and the iteration of the last. Kept apart from best_val, which
+        # the evaluation at the end of an invocation also sets, so that a resumed run
+        # decides as a straight one does.
+        self.watch = dict(watch_best=math.inf, since_best=0, plateau_wait=0, watched_at=0)
         self.sample_seed = cfg.train.seed
         self.rate = 0.0  # iterations per second of this invocation
         self.timed = False  # whether the time of a pass has been estimated
@@ -74,8 +81,12 @@ class Run:
         trainer = Trainer(cfg)
         if arrays is not None:
             checkpoint.restore(trainer, arrays, source)
-            self.best_val = arrays["extra"].get("best_val", math.inf)
-            self.sample_seed = arrays["extra"].get("sample_seed", cfg.train.seed)
+            extra = arrays["extra"]
+            self.best_val = extra.get("best_val", math.inf)
+            self.best_iteration = extra.get("best_iteration", 0)
+            self.sample_seed = extra.get("sample_seed", cfg.train.seed)
+            for key in self.watch:
+                self.watch[key] = extra.get(key, self.watch[key])
             print(f"resuming {source} at iteration {trainer.iteration}", file=self.out)
         else:
             if cfg.train.resume and existing:
@@ -105,9 +116,14 @@ class Run:
         cfg, t = self.cfg.train, self.trainer
         T = cfg.seq_length
         start_iter = t.iteration
-        if start_iter >= cfg.max_iters:
-            print(f"already at iteration {start_iter} of {cfg.max_iters}; raise "
-                  f"train.max_iters to train on", file=self.out)
+        try:
+            self._catch_up()
+        except OSError as e:
+            return self._write_failed(e)
+        if start_iter >= cfg.max_iters or self._stale():
+            print(f"already {self._stale()}; raise train.patience to train on"
+                  if self._stale() else f"already at iteration {start_iter} of "
+                  f"{cfg.max_iters}; raise train.max_iters to train on", file=self.out)
             self.last_val = self._evaluate()
             return 0
         self._summary()
@@ -116,15 +132,19 @@ class Run:
             metrics = self._open_metrics()
         except OSError as e:
             return self._write_failed(e)
-        progress = Progress(start_iter, cfg.max_iters, self.err)
         t0 = time.perf_counter()
+        deadline = None if cfg.max_minutes is None else t0 + 60 * cfg.max_minutes
+        progress = Progress(start_iter, cfg.max_iters, self.err, deadline)
         last_time, last_iter = t0, start_iter
-        val = None
+        val = latest_val = train_avg = None
+        summed, counted = 0.0, 0  # the training losses since the last metrics row
+        stop = None
         try:
             final = False
             while not final:
                 n = _next_stop(t.iteration, cfg) - t.iteration
                 losses = self._train_chunk(n)
+                summed, counted = summed + float(losses.sum()), counted + len(losses)
                 if not np.all(np.isfinite(losses)):
                     bad = t.iteration - n + int(np.argmax(~np.isfinite(losses))) + 1
                     print(f"fastrnn: error: the loss became {losses[~np.isfinite(losses)][0]} "
@@ -139,19 +159,25 @@ class Run:
                 val = None
                 if it % cfg.eval_every == 0 or final:
                     val = self._evaluate()
+                    if val is not None and it % cfg.eval_every == 0:
+                        stop = self._watch(val, it)
+                        final = final or stop is not None
                     if final:
                         self.last_val = val
                     if val is not None and val < self.best_val:
-                        t.save(self.dir / checkpoint.BEST, self._extra(best_val=val))
-                        self.best_val = val
+                        self.best_val, self.best_iteration = val, it
+                        t.save(self.dir / checkpoint.BEST, self._extra())
+                    latest_val = val if val is not None else latest_val
                 if cfg.sample_every and it % cfg.sample_every == 0:
                     self._sample(it)
                 now = time.perf_counter()
                 rate = (it - last_iter) / max(now - last_time, 1e-9)
                 row = it % cfg.log_every == 0 or val is not None or final
-                progress.update(it, t.smooth_loss, T, rate, val, line=row)
                 if row:
-                    _write_row(metrics, it, t.smooth_loss, T, val, rate, now - t0)
+                    train_avg, interval, summed, counted = summed / counted, counted, 0.0, 0
+                progress.update(it, train_avg, rate, latest_val, line=row)
+                if row:
+                    _write_row(metrics, it, t.smooth_loss, T, val, rate, now - t0, train_avg)
                     last_time, last_iter = now, it
                 if it % cfg.checkpoint_every == 0 or final:
                     t.save(self.dir / checkpoint.LATEST, self._extra())
@@ -183,12 +209,18 @@ class Run:
         elapsed = time.perf_counter() - t0
         done = t.iteration - start_iter
         self.rate = done / elapsed
-        val_text = (f", best validation {self.best_val:.4f} nats/char "
-                    f"({self.best_val / math.log(2):.4f} bits)" if self.best_val < math.inf
-                    else "")
+        if stop is not None:
+            print(stop, file=self.out)
+        val_text = ""
+        if self.last_val is not None:
+            val_text = (f"validation {self.last_val:.4f} nats/char "
+                        f"({self.last_val / math.log(2):.4f} bits), best validation "
+                        f"{self.best_val:.4f} at iteration {self.best_iteration}; ")
         print(f"done: {done} iterations in {_clock(elapsed)} ({done / elapsed:,.0f} it/s); "
-              f"smooth loss {t.smooth_loss:.3f} ({t.smooth_loss / T:.4f} nats/char)"
-              f"{val_text}; run folder {self.dir}", file=self.out)
+              f"{val_text}train {train_avg:.4f} nats/char (the mean of the last "
+              f"{interval} iterations); smooth loss "
+              f"{t.smooth_loss:.3f} ({t.smooth_loss / T:.4f} nats/char); run folder "
+              f"{self.dir}", file=self.out)
         self._test()
         return 0
 
@@ -278,10 +310,55 @@ class Run:
         with open(self.dir / "samples.txt", "a", encoding="utf-8") as f:
             f.write(block)
 
-    def _extra(self, best_val=None):
+    def _extra(self):
         """The runner's own state, kept in each checkpoint."""
-        return dict(best_val=self.best_val if best_val is None else best_val,
-                    sample_seed=self.sample_seed)
+        return dict(best_val=self.best_val, best_iteration=self.best_iteration,
+                    sample_seed=self.sample_seed, **self.watch)
+
+    def _watch(self, val, it):
+        """Note a scheduled evaluation: lower the plateau schedule's lr when validation
+        has stalled for optim.plateau_patience evaluations; the reason to stop when it
+        has for train.patience, else None."""
+        w, o = self.watch, self.cfg.optim
+        w["watched_at"] = it
+        if val < w["watch_best"]:
+            w.update(watch_best=val, since_best=0, plateau_wait=0)
+            return None
+        w["since_best"] += 1
+        w["plateau_wait"] += 1
+        if o.schedule == "plateau" and w["plateau_wait"] >= o.plateau_patience:
+            w["plateau_wait"] = 0
+            scale = self.trainer.lower_lr(o.factor)
+            print(f"lr lowered to {o.lr * scale:.4g} at iteration {it}: validation has not "
+                  f"improved for {_evaluations(o.plateau_patience)}", file=self.out,
+                  flush=True)
+        return self._stale()
+
+    def _catch_up(self):
+        """The scheduled evaluation of a checkpoint's iteration, if its run was
+        interrupted (Ctrl-C) between the training and the evaluation, as a straight
+        run would have made it."""
+        t, cfg = self.trainer, self.cfg.train
+        it = t.iteration
+        if it == 0 or it % cfg.eval_every or it <= self.watch["watched_at"]:
+            return
+        val = self._evaluate()
+        if val is None:
+            return
+        self._watch(val, it)
+        if val < self.best_val:
+            self.best_val, self.best_iteration = val, it
+            t.save(self.dir / checkpoint.BEST, self._extra())
+        t.save(self.dir / checkpoint.LATEST, self._extra())
+
+    def _stale(self):
+        """Why the run stops early (train.patience), or None."""
+        patience = self.cfg.train.patience
+        if patience is None or self.watch["since_best"] < patience:
+            return None
+        best = (f" (best {self.best_val:.4f} at iteration {self.best_iteration})"
+                if self.best_val < math.inf else "")
+        return f"stopped: validation has not improved for {_evaluations(patience)}{best}"
 
     def _kept(self):
         latest = self.dir / checkpoint.LATEST
@@ -298,6 +375,11 @@ class Run:
     def _open_metrics(self):
         path = self.dir / "metrics.csv"
         new = not path.exists()
+        if not new:  # a run from before train_avg_nats: its header gains the column
+            lines = path.read_text(encoding="utf-8", errors="replace").splitlines(True)
+            if lines and lines[0].strip() == ",".join(METRICS[:-1]):
+                lines[0] = ",".join(METRICS) + "\n"
+                write_atomic(path, "".join(lines).encode("utf-8"))
         f = open(path, "a", newline="", encoding="utf-8")
         if new:
             csv.writer(f).writerow(METRICS)
@@ -318,6 +400,9 @@ class Run:
         it = [r["iteration"] for r in rows]
         fig, ax = plt.subplots(figsize=(8, 4.5))
         ax.plot(it, [r["train_nats"] for r in rows], label="train (smoothed)")
+        avg = [(r["iteration"], r["train_avg"]) for r in rows if r["train_avg"] is not None]
+        if avg:
+            ax.plot(*zip(*avg), label="train (mean of each log interval)")
         val = [(r["iteration"], r["val_nats"]) for r in rows if r["val_nats"] is not None]
         if val:
             ax.plot(*zip(*val), "o-", label="validation")
@@ -338,33 +423,47 @@ class Run:
 
 
 class Progress:
-    """A tqdm bar on a terminal, plain lines (at each metrics row) otherwise."""
+    """A tqdm bar on a terminal, plain lines (at each metrics row) otherwise. Both lead
+    with the latest validation loss and the training loss averaged over the last log
+    interval; with a deadline (train.max_minutes, a perf_counter time) the ETA is the
+    sooner of the two ends."""
 
-    def __init__(self, start, total, err):
-        self.err, self.total = err, total
+    def __init__(self, start, total, err, deadline=None):
+        self.err, self.total, self.deadline = err, total, deadline
         self.bar = None
         if err.isatty():
             from tqdm import tqdm
             self.bar = tqdm(total=total, initial=start, file=err, unit="it",
                             dynamic_ncols=True, smoothing=0.1)
-        self.last = start
+        self.last = self.start = start
         self.t0 = time.perf_counter()
 
-    def update(self, it, smooth, T, rate, val, line=True):
-        """Move the bar on; without a terminal, print a line if `line` (a metrics row)."""
+    def update(self, it, train, rate, val, line=True):
+        """Move the bar on; without a terminal, print a line if `line` (a metrics row).
+        train: the mean training loss of the last log interval (None before the first);
+        val: the latest validation loss (None before the first)."""
+        now = time.perf_counter()
         if self.bar is not None:
+            if self.deadline is not None:  # the bar ends where the time runs out
+                done = (it - self.start) / max(now - self.t0, 1e-9)
+                left = max(self.deadline - now, 0)
+                self.bar.total = min(self.total, it + int(done * left))
             self.bar.update(it - self.last)
-            post = dict(loss=f"{smooth:.2f}", nats=f"{smooth / T:.3f}")
+            post = {}
             if val is not None:
-                post["val"] = f"{val:.3f}"
+                post["val"] = f"{val:.4f}"
+            if train is not None:
+                post["train"] = f"{train:.4f}"
             self.bar.set_postfix(post, refresh=False)
         elif line:
             eta = (self.total - it) / rate if rate > 0 else 0
-            line = (f"iter {it}/{self.total} | loss {smooth:.3f} ({smooth / T:.4f} "
-                    f"nats/char) | {rate:,.0f} it/s | eta {_clock(eta)}")
-            if val is not None:
-                line += f" | val {val:.4f} nats ({val / math.log(2):.4f} bits)"
-            print(line, file=self.err, flush=True)
+            if self.deadline is not None:
+                eta = min(eta, max(self.deadline - now, 0))
+            val_text = ("val -" if val is None else
+                        f"val {val:.4f} nats ({val / math.log(2):.4f} bits)")
+            train_text = "train -" if train is None else f"train {train:.4f} nats/char"
+            print(f"iter {it}/{self.total} | {val_text} | {train_text} | {rate:,.0f} it/s "
+                  f"| eta {_clock(eta)}", file=self.err, flush=True)
         self.last = it
 
     def close(self):
@@ -382,12 +481,16 @@ def _next_stop(it, cfg):
     return min(stops)
 
 
-def _write_row(f, it, smooth, T, val, rate, elapsed):
+def _write_row(f, it, smooth, T, val, rate, elapsed, train_avg):
     csv.writer(f).writerow([it, f"{smooth:.6f}", f"{smooth / T:.6f}",
                             "" if val is None else f"{val:.6f}",
                             "" if val is None else f"{val / math.log(2):.6f}",
-                            f"{rate:.1f}", f"{elapsed:.2f}"])
+                            f"{rate:.1f}", f"{elapsed:.2f}", f"{train_avg:.6f}"])
     f.flush()
+
+
+def _evaluations(n):
+    return f"{n} evaluation" + ("s" if n != 1 else "")
 
 
 def _clock(seconds):
@@ -396,7 +499,9 @@ def _clock(seconds):
 
 
 # Keys that give the saved state its meaning: a resumed run must keep them. The others
-# (max_iters, max_minutes, lr and its schedule, clipping, logging, threads, seed) may change.
+# (max_iters, max_minutes, lr and its schedule, weight decay, clipping, patience,
+# logging, threads, seed) may change; a changed schedule applies from the resumed
+# iteration on, and the plateau multiplier saved in the checkpoint is kept.
 RESUME_FIXED = ("data.path", "data.val_fraction", "data.test_fraction", "model.kind", "model.hidden",
                 "model.layers", "model.dropout", "optim.name", "optim.eps", "optim.beta1",
                 "optim.beta2", "train.seq_length", "train.batch_size", "train.dtype",
@@ -442,7 +547,9 @@ def _read_metrics(path):
                 try:
                     rows.append(dict(iteration=int(r["iteration"]),
                                      train_nats=float(r["train_nats"]),
-                                     val_nats=float(r["val_nats"]) if r["val_nats"] else None))
+                                     val_nats=float(r["val_nats"]) if r["val_nats"] else None,
+                                     train_avg=float(r["train_avg_nats"])
+                                     if r.get("train_avg_nats") else None))
                 except (KeyError, TypeError, ValueError):
                     continue
     except OSError:

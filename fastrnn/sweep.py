@@ -8,6 +8,10 @@ metric to rank by and an output folder. Each trial is a normal run in
 <out_dir>/<trial>/, so it can be inspected, resumed or sampled from. Results are
 appended to results.csv and results.jsonl as trials end. Running the same command again
 skips finished trials and resumes interrupted ones from their checkpoints.
+
+With `halving: {min_iters: N, eta: 3}` (or min_minutes) the trials run in rungs
+(successive halving): all to N iterations, the best 1/eta by validation loss resume to
+eta N, and so on up to the base config's train.max_iters.
 """
 import argparse
 import concurrent.futures as cf
@@ -47,6 +51,9 @@ class Sweep:
     trials: list           # [(name, {"section.key": value})]
     metric: str
     out_dir: Path
+    halving: dict = None   # successive halving: unit, first, eta, cap (load_halving)
+    search: dict = None    # search: optuna: {"space": random's axes, "n_trials", "seed"};
+                           # trials then grows as Optuna draws them
 
 
 def load_sweep(path, out_dir=None):
@@ -63,8 +70,8 @@ def load_sweep(path, out_dir=None):
     if not isinstance(raw, dict):
         raise UserError(f"{path}: a sweep file is a mapping (base, grid or random, ...)")
     known = {"base": str, "config": dict, "grid": dict, "random": dict, "n_trials": int,
-             "seed": int, "metric": str, "out_dir": str}
-    optional = ("base", "config", "seed", "metric", "out_dir")  # null: the default
+             "seed": int, "metric": str, "out_dir": str, "halving": dict, "search": str}
+    optional = ("base", "config", "seed", "metric", "out_dir", "halving", "search")
     raw = {k: v for k, v in raw.items() if not (v is None and k in optional)}
     for key, value in raw.items():
         _lookup(key, known, str(path), "sweep key")
@@ -90,7 +97,7 @@ def load_sweep(path, out_dir=None):
             raise UserError(f"{path}: config: section '{section}' must be a mapping of "
                             f"keys, got {values!r}")
     base = merge(base, changes)
-    Config.from_dict(base, where=f"{path} (its base config and config: changes)")
+    base_cfg = Config.from_dict(base, where=f"{path} (its base config and config: changes)")
     if ("grid" in raw) == ("random" in raw):
         raise UserError(f"{path}: give exactly one of 'grid' (lists of values) or "
                         f"'random' (distributions, with n_trials)")
@@ -123,7 +130,91 @@ def load_sweep(path, out_dir=None):
     width = len(str(len(trials) - 1))
     named = [(f"t{i:0{width}d}", values) for i, values in enumerate(trials)]
     out = Path(out_dir or raw.get("out_dir") or Path("runs") / "sweeps" / path.stem)
-    return Sweep(base, named, metric, out)
+    halving = search = None
+    if "halving" in raw:
+        halving = load_halving(raw["halving"], path, base, base_cfg, metric, named)
+    if raw.get("search", "random") != "random":
+        if raw["search"] != "optuna":
+            raise UserError(f"{path}: search must be random (draws up front) or optuna "
+                            f"(Optuna's TPE), got {raw['search']!r}")
+        if "random" not in raw or halving is not None:
+            raise UserError(f"{path}: search: optuna draws from the distributions of "
+                            f"'random' axes, without halving; give random: axes and no "
+                            f"halving")
+        _import_optuna()
+        search, named = dict(space=axes, n_trials=len(named), seed=raw.get("seed", 0)), []
+    return Sweep(base, named, metric, out, halving, search)
+
+
+def _import_optuna():
+    try:
+        import optuna
+    except ImportError:
+        raise UserError("search: optuna needs Optuna: pip install 'fastrnn[optuna]'") \
+            from None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna
+
+
+def load_halving(spec, path, base, base_cfg, metric, trials):
+    """The halving: mapping checked: {"unit": "iters" or "minutes", "first": the first
+    rung's budget, "eta", "cap": the last rung's (the base config's train.max_iters, or
+    train.max_minutes)}."""
+    where = f"{path}: halving"
+    for key in spec:
+        _lookup(key, {"min_iters": 0, "min_minutes": 0, "eta": 0}, where, "key")
+    if ("min_iters" in spec) == ("min_minutes" in spec):
+        raise UserError(f"{where} needs one of min_iters (the first rung's iterations) or "
+                        f"min_minutes, e.g. halving: {{min_iters: 500, eta: 3}}")
+    eta = spec.get("eta", 3)
+    if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not eta >= 2:
+        raise UserError(f"{where}: eta must be a number of at least 2 (the rung to rung "
+                        f"growth of the budget, and the fraction 1/eta that goes on), got "
+                        f"{eta!r}")
+    if metric not in ("val_loss", "best_val_loss"):
+        raise UserError(f"{where} ranks trials by validation loss; metric {metric} cannot "
+                        f"rank them (set metric: val_loss or best_val_loss)")
+    unit = "iters" if "min_iters" in spec else "minutes"
+    first = spec["min_iters" if unit == "iters" else "min_minutes"]
+    key = "train.max_iters" if unit == "iters" else "train.max_minutes"
+    cap = base_cfg.train.max_iters if unit == "iters" else base_cfg.train.max_minutes
+    if unit == "iters" and (isinstance(first, bool) or not isinstance(first, int)
+                            or first < 1):
+        raise UserError(f"{where}: min_iters must be a whole number >= 1, got {first!r}")
+    if unit == "minutes" and (isinstance(first, bool) or not isinstance(first, (int, float))
+                              or not first > 0):
+        raise UserError(f"{where}: min_minutes must be a number above 0, got {first!r}")
+    if cap is None:
+        raise UserError(f"{where}: min_minutes needs train.max_minutes in the base config "
+                        f"(the last rung's minutes)")
+    if first >= cap:
+        raise UserError(f"{where}: the first rung ({first}) must be below {key}={cap}, the "
+                        f"last rung's budget")
+    for name, values in trials:
+        if key in values:
+            raise UserError(f"{path}: axis '{key}' cannot be swept with halving, which sets "
+                            f"it for each rung")
+        val = merge(base, parse_overrides([f"{k}={json.dumps(v)}" for k, v in values.items()])
+                    ).get("data", {}).get("val_fraction", 0.1)
+        if val == 0:
+            raise UserError(f"{where}: trial {name} has data.val_fraction 0, so no "
+                            f"validation loss to rank it by; hold out some text")
+    return dict(unit=unit, first=first, eta=eta, cap=cap)
+
+
+def rung_plan(halving, n):
+    """[(budget, trials)] of each rung for n trials: the budget grows eta-fold up to the
+    cap, the trials shrink to the best 1/eta (at least one); a single trial goes straight
+    to the cap."""
+    plan, k = [], 0
+    while True:
+        budget = halving["first"] * halving["eta"] ** k
+        budget = round(budget) if halving["unit"] == "iters" else budget
+        if budget >= halving["cap"] or n == 1:
+            plan.append((halving["cap"], n))
+            return plan
+        plan.append((budget, n))
+        n, k = max(1, int(n // halving["eta"])), k + 1
 
 
 _KINDS = {str: "a string", dict: "a mapping", int: "a whole number"}
@@ -172,6 +263,19 @@ def trial_config(sweep, name, values):
     run_dir = sweep.out_dir / name
     return merge(cfg, {"train": {"out_dir": str(run_dir), "resume": True,
                                  "overwrite": False}})
+
+
+def rung_config(sweep, name, values, budget, before):
+    """A trial's config for a rung of halving: trained to `budget` iterations (a cosine
+    schedule still decays over the last rung's), or for budget - before more minutes."""
+    cfg = trial_config(sweep, name, values)
+    if sweep.halving["unit"] == "minutes":
+        return merge(cfg, {"train": {"max_minutes": budget - before}})
+    cfg = merge(cfg, {"train": {"max_iters": budget}})
+    optim = cfg.get("optim") or {}
+    if optim.get("schedule") == "cosine" and optim.get("decay_iters") is None:
+        cfg = merge(cfg, {"optim": {"decay_iters": sweep.halving["cap"]}})
+    return cfg
 
 
 def run_trial(name, cfg):
@@ -254,7 +358,9 @@ class Results:
         self.sweep = sweep
         self.csv = sweep.out_dir / "results.csv"
         self.jsonl = sweep.out_dir / "results.jsonl"
+        self.columns = COLUMNS + (("rung", "budget") if sweep.halving else ())
         self.rows = {}
+        self.rungs = {}  # halving: {(trial, rung): its latest row}
         if self.jsonl.exists():
             text = self.jsonl.read_text(encoding="utf-8", errors="replace")
             for line in text.splitlines():
@@ -264,9 +370,12 @@ class Results:
                     continue
                 if isinstance(row, dict) and isinstance(row.get("trial"), str):
                     self.rows[row["trial"]] = row  # the latest row of each trial wins
+                    if isinstance(row.get("rung"), int):
+                        self.rungs[row["trial"], row["rung"]] = row
 
-    def done(self, name):
-        return self.rows.get(name, {}).get("status") == "ok"
+    def done(self, name, rung=None):
+        row = self.rows.get(name, {}) if rung is None else self.rungs.get((name, rung), {})
+        return row.get("status") == "ok"
 
     def add(self, row, values):
         key = {"val_loss": "val_loss", "best_val_loss": "best_val_loss",
@@ -274,12 +383,14 @@ class Results:
         row["metric"] = row[key]
         row = dict(row, params=values)
         self.rows[row["trial"]] = row
+        if "rung" in row:
+            self.rungs[row["trial"], row["rung"]] = row
         new = not self.csv.exists()
         with open(self.csv, "a", newline="", encoding="utf-8") as f:
             w = csv.writer(f)
             if new:
-                w.writerow(COLUMNS + tuple(values))
-            w.writerow([row.get(c) if row.get(c) is not None else "" for c in COLUMNS]
+                w.writerow(self.columns + tuple(values))
+            w.writerow([row.get(c) if row.get(c) is not None else "" for c in self.columns]
                        + list(values.values()))
         torn = False  # the last line was cut short (a kill): start on a new one
         if self.jsonl.exists() and self.jsonl.stat().st_size:
@@ -400,37 +511,148 @@ def probe_scheduler(address, timeout=5):
                         f"scheduler; {fix}")
 
 
-def run_sweep(sweep, executor, progress=None, trial_fn=run_trial, slots=None):
+def run_sweep(sweep, executor, progress=None, trial_fn=run_trial, slots=None, say=None):
     """Run the sweep's unfinished trials; returns the results. executor: a factory of a
     context manager that yields a pool with submit() (local_executor, dask_executor).
     A trial that raises, or whose worker dies, is recorded as failed; the others go on.
-    slots: how many trials run at once, if known, for the progress display."""
+    slots: how many trials run at once, if known, for the progress display; say: a
+    function that prints a line (halving's rungs)."""
     sweep.out_dir.mkdir(parents=True, exist_ok=True)
     results = Results(sweep)
+    if sweep.search is not None:
+        return _run_optuna(sweep, results, executor, progress, trial_fn, slots)
+    if sweep.halving is not None:
+        return _run_halving(sweep, results, executor, progress, trial_fn, slots,
+                            say or (lambda line: None))
     todo = [(n, v) for n, v in sweep.trials if not results.done(n)]
     state = dict(done=len(sweep.trials) - len(todo), failed=0, running=0,
                  total=len(sweep.trials))
     with executor() as pool:
-        futures = {pool.submit(trial_fn, name, trial_config(sweep, name, vals)): (name, vals)
-                   for name, vals in todo}
-        unfinished = len(futures)
-        state["running"] = min(unfinished, slots or unfinished)
-        _report(progress, state)
-        for fut in cf.as_completed(futures):
-            name, vals = futures[fut]
-            unfinished -= 1
-            state["running"] = min(unfinished, slots or unfinished)
-            try:
-                row = fut.result()
-            except Exception as e:  # the worker died (killed, out of memory, ...)
-                row = dict(trial=name, status="failed", metric=None, val_loss=None,
-                           best_val_loss=None, train_loss=None, iterations=0,
-                           seconds=0.0, it_per_s=0.0,
-                           error=f"worker died: {type(e).__name__}: {e}")
-            results.add(row, vals)
-            state["done" if row["status"] == "ok" else "failed"] += 1
-            _report(progress, state, row)
+        _run_batch(pool, [(n, v, trial_config(sweep, n, v), {}) for n, v in todo], results,
+                   state, progress, trial_fn, slots)
     return results
+
+
+def _run_halving(sweep, results, executor, progress, trial_fn, slots, say):
+    """Successive halving: each rung's trials to the rung's budget (resuming from the
+    last), then the best 1/eta of them by the metric on to the next. A rerun skips the
+    (trial, rung) pairs already done and ranks them by their recorded rows."""
+    plan = rung_plan(sweep.halving, len(sweep.trials))
+    state = dict(done=0, failed=0, running=0, total=sum(n for _, n in plan))
+    unit = "iterations" if sweep.halving["unit"] == "iters" else "minutes"
+    alive, before = list(sweep.trials), 0
+    with executor() as pool:
+        for k, (budget, n) in enumerate(plan):
+            say(f"rung {k}: {len(alive)} trial(s) to {budget:g} {unit}")
+            jobs = []
+            for name, vals in alive:
+                if results.done(name, k):
+                    state["done"] += 1
+                else:
+                    jobs.append((name, vals, rung_config(sweep, name, vals, budget, before),
+                                 dict(rung=k, budget=budget)))
+            _run_batch(pool, jobs, results, state, progress, trial_fn, slots)
+            ranked = sorted((r["metric"], name, vals) for name, vals in alive
+                            if (r := results.rungs.get((name, k), {})).get("status") == "ok"
+                            and r.get("metric") is not None)
+            if k + 1 < len(plan):
+                alive = [(name, vals) for _, name, vals in ranked[:plan[k + 1][1]]]
+            before = budget
+    return results
+
+
+def _run_optuna(sweep, results, executor, progress, trial_fn, slots):
+    """Trials drawn by Optuna's TPE sampler as slots free up, each told its metric (a
+    failed one is told it failed). The study lives in <out_dir>/optuna.db: a rerun
+    runs the trials an interrupted sweep had started again, with their values, and
+    draws new ones up to n_trials finished ones (failed ones are drawn anew)."""
+    optuna = _import_optuna()
+    from optuna.distributions import (CategoricalDistribution, FloatDistribution,
+                                      IntDistribution)
+    from optuna.trial import TrialState
+    space = {}
+    for key, spec in sweep.search["space"].items():
+        (kind, args), = spec.items()
+        space[key] = (CategoricalDistribution(args) if kind == "choice" else
+                      IntDistribution(int(args[0]), int(args[1])) if kind == "randint" else
+                      FloatDistribution(float(args[0]), float(args[1]),
+                                        log=kind == "loguniform"))
+    study = optuna.create_study(
+        study_name="fastrnn", direction="minimize", load_if_exists=True,
+        storage=f"sqlite:///{(sweep.out_dir / 'optuna.db').resolve()}",
+        sampler=optuna.samplers.TPESampler(seed=sweep.search["seed"]))
+    n_trials = sweep.search["n_trials"]
+    width = len(str(n_trials - 1))
+    old = study.get_trials(deepcopy=False)
+    finished = sum(t.state == TrialState.COMPLETE for t in old)
+    sweep.trials[:] = [(f"t{t.number:0{width}d}", {key: t.params[key] for key in space})
+                       for t in old if t.state == TrialState.COMPLETE]
+    state = dict(done=finished, failed=0, running=0, total=n_trials)
+    futures = {}
+    with executor() as pool:
+        def start(number, params):
+            name = f"t{number:0{width}d}"
+            params = {key: params[key] for key in space}  # in the sweep file's order
+            sweep.trials.append((name, params))
+            futures[pool.submit(trial_fn, name, trial_config(sweep, name, params))] = (
+                number, name, params)
+
+        for t in old:  # started by a sweep that was stopped: run them again
+            if t.state == TrialState.RUNNING:
+                start(t.number, t.params)
+        while len(futures) < (slots or 1) and finished + state["failed"] + len(futures) \
+                < n_trials:
+            t = study.ask(space)
+            start(t.number, t.params)
+        state["running"] = len(futures)
+        _report(progress, state)
+        while futures:
+            ended, _ = cf.wait(futures, return_when=cf.FIRST_COMPLETED)
+            for fut in ended:
+                number, name, params = futures.pop(fut)
+                row = _row_of(fut, name)
+                results.add(row, params)
+                if row["status"] == "ok" and row["metric"] is not None:
+                    study.tell(number, row["metric"])
+                    finished += 1
+                    state["done"] += 1
+                else:
+                    study.tell(number, state=TrialState.FAIL)
+                    state["failed"] += 1
+                state["running"] = len(futures)
+                _report(progress, state, row)
+                if finished + state["failed"] + len(futures) < n_trials:
+                    t = study.ask(space)
+                    start(t.number, t.params)
+    return results
+
+
+def _row_of(fut, name):
+    """A finished trial's row; a failed one if its worker died."""
+    try:
+        return fut.result()
+    except Exception as e:  # the worker died (killed, out of memory, ...)
+        return dict(trial=name, status="failed", metric=None, val_loss=None,
+                    best_val_loss=None, train_loss=None, iterations=0, seconds=0.0,
+                    it_per_s=0.0, error=f"worker died: {type(e).__name__}: {e}")
+
+
+def _run_batch(pool, jobs, results, state, progress, trial_fn, slots):
+    """Run jobs [(name, values, config, fields added to its row)] on the pool, adding
+    each row to the results as it ends."""
+    futures = {pool.submit(trial_fn, name, cfg): (name, vals, more)
+               for name, vals, cfg, more in jobs}
+    unfinished = len(futures)
+    state["running"] = min(unfinished, slots or unfinished)
+    _report(progress, state)
+    for fut in cf.as_completed(futures):
+        name, vals, more = futures[fut]
+        unfinished -= 1
+        state["running"] = min(unfinished, slots or unfinished)
+        row = dict(_row_of(fut, name), **more)
+        results.add(row, vals)
+        state["done" if row["status"] == "ok" else "failed"] += 1
+        _report(progress, state, row)
 
 
 def _report(progress, state, row=None):
@@ -440,17 +662,24 @@ def _report(progress, state, row=None):
 
 def summary(results, sweep, out):
     rows = [results.rows[n] for n, _ in sweep.trials if n in results.rows]
+    # with halving, the trials that went furthest first (each row is its last rung's)
     ok = sorted((r for r in rows if r["status"] == "ok" and r["metric"] is not None),
-                key=lambda r: r["metric"])
+                key=lambda r: (-r.get("rung", 0), r["metric"]))
     failed = [r for r in rows if r["status"] != "ok"]
     axes = list(sweep.trials[0][1]) if sweep.trials else []
+    if sweep.search is not None:
+        axes = list(sweep.search["space"])
+    halving = sweep.halving is not None
     print(f"\n{len(ok)} of {len(sweep.trials)} trials ranked by {sweep.metric} "
-          f"({METRICS[sweep.metric]}), best first:", file=out)
-    head = f"{'rank':>4}  {'trial':<6} {sweep.metric:>14}  " + "  ".join(axes)
+          f"({METRICS[sweep.metric]}), "
+          + ("the furthest rung first, then " if halving else "") + "best first:", file=out)
+    rung = f"{'rung':>4} {'budget':>8}  " if halving else ""
+    head = f"{'rank':>4}  {'trial':<6} {rung}{sweep.metric:>14}  " + "  ".join(axes)
     print(head, file=out)
     for i, r in enumerate(ok, 1):
         vals = "  ".join(f"{r['params'][a]}" for a in axes)
-        print(f"{i:>4}  {r['trial']:<6} {r['metric']:>14.4f}  {vals}", file=out)
+        rung = f"{r.get('rung', 0):>4} {r.get('budget', 0):>8g}  " if halving else ""
+        print(f"{i:>4}  {r['trial']:<6} {rung}{r['metric']:>14.4f}  {vals}", file=out)
     for r in failed:
         print(f"failed {r['trial']}: {r['error']}", file=out)
     print(f"results: {results.csv} and {results.jsonl}", file=out)
@@ -486,9 +715,13 @@ def _plot(ok, axes, sweep):
 
 def _claim_folder(sweep):
     """The out_dir holds this sweep or nothing; never another one."""
-    spec = yaml.safe_dump({"base": sweep.base, "metric": sweep.metric,
-                           "trials": [{"name": n, "values": v} for n, v in sweep.trials]},
-                          sort_keys=True)
+    spec = {"base": sweep.base, "metric": sweep.metric,
+            "trials": [{"name": n, "values": v} for n, v in sweep.trials]}
+    if sweep.halving is not None:
+        spec["halving"] = sweep.halving
+    if sweep.search is not None:
+        spec["search"] = dict(sweep.search, name="optuna")
+    spec = yaml.safe_dump(spec, sort_keys=True)
     from .run import remove_stale_temporaries
     marker = sweep.out_dir / "sweep.yaml"
     if sweep.out_dir.is_dir():  # a marker write cut short must not look like a stranger
@@ -539,10 +772,17 @@ def main(argv=None):
     except UserError as e:
         print(f"fastrnn: error: {e}", file=sys.stderr)
         return 2
-    print(f"sweep {args.sweep}: {len(sweep.trials)} trials on {where}; folder "
+    total = len(sweep.trials)
+    if sweep.search is not None:
+        total = sweep.search["n_trials"]
+        where += ", drawn by Optuna's TPE sampler"
+    print(f"sweep {args.sweep}: {total} trials on {where}; folder "
           f"{sweep.out_dir}", flush=True)
-    results = run_sweep(sweep, executor, progress=_printer(len(sweep.trials)),
-                        slots=args.workers if args.executor == "local" else None)
+    if sweep.halving is not None:
+        total = sum(n for _, n in rung_plan(sweep.halving, total))
+    results = run_sweep(sweep, executor, progress=_printer(total),
+                        slots=args.workers if args.executor == "local" else None,
+                        say=lambda line: print(line, flush=True))
     failed = summary(results, sweep, sys.stdout)
     return 1 if failed else 0
 

@@ -15,8 +15,9 @@ from . import blas, checkpoint
 from .config import Config, load_yaml
 from .data import Corpus, read_corpus
 from .errors import UserError
-from .kernels.optim import (BETA1, BETA2, CLIP, CLIP_NORM, DECAY, DECAY_EVERY, EPS, HYPER,
-                            KIND, LR, OPTIMIZERS)
+from .kernels.optim import (BETA1, BETA2, CLIP, CLIP_NORM, DECAY, DECAY_EVERY, EPS, HORIZON,
+                            HYPER, KIND, LR, LR_SCALE, MIN_LR, OPTIMIZERS, SCHEDULE,
+                            SCHEDULES, WARMUP, WEIGHT_DECAY, learning_rate)
 from .kernels.records import Batched, Exact, Net, OneStream, Run
 from .models import FAMILIES, flat_params
 
@@ -57,7 +58,9 @@ class Trainer:
         self.exact = bool(cfg.train.exact and self.dtype == np.float64)
         # min-char-rnn's own model, exact, runs its recurrence and its output layer on
         # two threads side by side (kernels.duo); it needs no other split
-        self.duo = self.exact and cfg.model.kind == "rnn" and L == 1 and B == 1
+        # (weight decay is not min-char-rnn's: the duo has no place for it)
+        self.duo = (self.exact and cfg.model.kind == "rnn" and L == 1 and B == 1
+                    and not cfg.optim.weight_decay)
         # Any other single stream of a small model runs faster on one thread (python -m
         # fastrnn.bench)
         small = B == 1 and H < 256 and not self.duo
@@ -74,6 +77,12 @@ class Trainer:
         hyper[[LR, CLIP, CLIP_NORM, EPS, BETA1, BETA2, DECAY, DECAY_EVERY, KIND]] = (
             o.lr, o.clip, o.clip_norm or 0.0, o.eps, o.beta1, o.beta2, o.lr_decay,
             o.decay_every, OPTIMIZERS[o.name])
+        hyper[[SCHEDULE, WARMUP, MIN_LR, HORIZON, LR_SCALE, WEIGHT_DECAY]] = (
+            SCHEDULES[o.schedule], o.warmup, o.min_lr, o.decay_iters or cfg.train.max_iters,
+            1.0, o.weight_decay)
+        # the plateau schedule's multiplier of lr (kernels.optim), lowered by
+        # lower_lr(); float64, and hyper[LR_SCALE] holds it in the model dtype
+        self.lr_scale = np.ones((), np.float64)
         self.cursor = np.zeros(2, np.int64)  # [data pointer, iteration]
         # dropout between layers; None for none, so that its code is not compiled
         drop = float(cfg.model.dropout) if L > 1 and cfg.model.dropout > 0 else None
@@ -183,6 +192,20 @@ class Trainer:
         public = self.family.public(self.net.G, self.config.model.layers)
         return loss, {k: np.array(v, dtype=np.float64) for k, v in public.items()}
 
+    def learning_rate(self, n=None):
+        """The learning rate of iteration n (the next one by default), as the kernels
+        compute it."""
+        n = self.iteration if n is None else n
+        return float(learning_rate(self.run.hyper, np.int64(n)))
+
+    def lower_lr(self, factor):
+        """Multiply the plateau schedule's lr by factor, but not below optim.min_lr;
+        returns the new multiplier."""
+        o = self.config.optim
+        self.lr_scale[...] = max(float(self.lr_scale) * factor, o.min_lr / o.lr)
+        self.run.hyper[LR_SCALE] = self.lr_scale
+        return float(self.lr_scale)
+
     def params(self):
         """The parameters as float64 copies, in min-char-rnn's names and orientation."""
         return {name: np.array(view, dtype=np.float64) for name, view in self._public.items()}
@@ -221,8 +244,8 @@ class Trainer:
         """Everything training goes on from, by name: theta (N,) the parameters,
         optimizer (2, N) the optimizer's memory, state (S, L, B, H) the carried states
         (h, and c for an LSTM), cursor [data pointer, iteration], rng the dropout
-        generator, next_input the next character's id, smooth_loss. The arrays are the
-        trainer's own, not copies."""
+        generator, next_input the next character's id, smooth_loss, lr_scale the plateau
+        schedule's multiplier of lr. The arrays are the trainer's own, not copies."""
         states, next_input = self.carried_state()
         if self.corpus is None:
             state = self._state
@@ -230,12 +253,15 @@ class Trainer:
             state = np.array([a[:, 0] for a in self.family.states(self.buf)])
         return dict(theta=self.net.theta, optimizer=self.net.memory, state=state,
                     cursor=self.cursor, rng=self.run.rng, next_input=np.array(next_input),
-                    smooth_loss=np.array(self.smooth_loss))
+                    smooth_loss=np.array(self.smooth_loss), lr_scale=self.lr_scale)
 
     def load_state_dict(self, saved, where="checkpoint"):
         """Copy a state_dict() in; UserError naming `where` and the entry when one is
-        missing or has another shape than this model's."""
+        missing or has another shape than this model's (a missing lr_scale, from a
+        checkpoint older than the plateau schedule, means 1)."""
         own = self.state_dict()
+        if "lr_scale" not in saved:
+            saved = dict(saved, lr_scale=np.ones((), np.float64))
         for key, target in own.items():
             if key not in saved:
                 raise UserError(f"{where}: no '{key}' in the saved state")
@@ -244,8 +270,9 @@ class Trainer:
                                 f"shape {np.shape(saved[key])}, the config makes "
                                 f"{target.shape}); use the checkpoint's model settings or "
                                 f"a new train.out_dir")
-        for key in ("theta", "optimizer", "cursor", "rng"):
+        for key in ("theta", "optimizer", "cursor", "rng", "lr_scale"):
             own[key][...] = saved[key]
+        self.run.hyper[LR_SCALE] = self.lr_scale
         if self.corpus is None:
             self._state = np.array(saved["state"], self.dtype)
             self._carried = (self._state[:, :, 0], int(saved["next_input"]))

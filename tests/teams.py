@@ -58,5 +58,6 @@ def step_products(packs, W, h, out, WT_packs, d, outT, spart, path, team):
 
 
 @jit
-def optimizer_step(net, hyper, n, sums, team):
-    optim.optimizer_step(net, hyper, n, sums, team)
+def optimizer_step(net, hyper, n, sums, biases, team):
+    """biases: (b0, b1, c0) as optim.bias_span gives them."""
+    optim.optimizer_step(net, hyper, n, sums, team, biases)

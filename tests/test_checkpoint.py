@@ -140,8 +140,16 @@ def damaged(blob):
                     "sample_seed -1": {"sample_seed": -1},
                     "sample_seed 1.5": {"sample_seed": 1.5},
                     "sample_seed true": {"sample_seed": True},
+                    "best_iteration -1": {"best_iteration": -1},
+                    "since_best 1.5": {"since_best": 1.5},
+                    "plateau_wait a string": {"plateau_wait": "2"},
+                    "watched_at -3": {"watched_at": -3},
+                    "watch_best NaN": {"watch_best": float("nan")},
+                    "watch_best a list": {"watch_best": [1]},
                     "a list": [1, 2]}.items():
         cases.append((f"extra {name}", replaced(blob, "extra", np.array(json.dumps(e)))))
+    for value in (-0.5, 1.5, 2.0):
+        cases.append((f"lr_scale {value}", replaced(blob, "lr_scale", np.array(value))))
     cases.append(("format_version 2", replaced(blob, "format_version", np.array(2))))
     npy = io.BytesIO()
     np.save(npy, arrays["theta"])

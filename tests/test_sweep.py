@@ -1,12 +1,16 @@
 """Sweeps: sweep files, local and Dask executors, results, resume, failures."""
+import concurrent.futures as cf
+import contextlib
 import json
 import os
 import socket
 import sys
 
+import numpy as np
 import pytest
 import yaml
 
+import fastrnn
 from conftest import SMALL_TEXT
 from fastrnn import sweep as S
 from fastrnn.sweep import main as sweep_main
@@ -269,3 +273,142 @@ def test_a_marker_write_cut_short_does_not_block_the_sweep(sweepdir):
     path = write_sweep(sweepdir, grid={"optim.lr": [0.1]}, out_dir="sw")
     S._claim_folder(S.load_sweep(path))
     assert [p.name for p in (sweepdir / "sw").iterdir()] == ["sweep.yaml"]
+
+
+@contextlib.contextmanager
+def one_thread():
+    """An executor that runs the trials one after another in this process."""
+    with cf.ThreadPoolExecutor(max_workers=1) as pool:
+        yield pool
+
+
+def test_successive_halving_promotes_the_best_and_resumes_exactly(sweepdir, capsys):
+    lrs = [0.01, 0.03, 0.1, 0.3, 1.0, 3.0]
+    path = write_sweep(sweepdir, grid={"optim.lr": lrs}, out_dir="sw",
+                       halving={"min_iters": 30, "eta": 3})
+    sw = S.load_sweep(path)
+    assert S.rung_plan(sw.halving, 6) == [(30, 6), (90, 2), (300, 1)]
+    S._claim_folder(sw)
+    results = S.run_sweep(sw, one_thread)
+    rungs = results.rungs
+    assert sorted(k for _, k in rungs) == [0] * 6 + [1] * 2 + [2]
+    first = sorted((rungs[n, 0]["metric"], n) for n, _ in sw.trials)
+    second = sorted((rungs[n, 1]["metric"], n) for n, _ in sw.trials if (n, 1) in rungs)
+    assert sorted(n for _, n in second) == sorted(n for _, n in first[:2])
+    winner = second[0][1]
+    assert list(k for k in rungs if k[1] == 2) == [(winner, 2)]
+    assert [rungs[winner, k]["iterations"] for k in range(3)] == [30, 90, 300]
+    # built on exact resume: the winner's weights are those of a straight run
+    straight = S.trial_config(sw, winner, dict(sw.trials)[winner])
+    straight["train"]["out_dir"] = str(sweepdir / "straight")
+    assert S.run_trial(winner, straight)["status"] == "ok"
+    a, b = fastrnn.load(sweepdir / "sw" / winner), fastrnn.load(sweepdir / "straight")
+    assert a.iteration == b.iteration == 300 and np.array_equal(a.net.theta, b.net.theta)
+    assert S.summary(results, sw, sys.stdout) == 0
+    out = capsys.readouterr().out
+    assert f"   1  {winner:<6}    2      300" in out
+    csv_head = (sweepdir / "sw" / "results.csv").read_text().splitlines()[0]
+    assert csv_head.endswith(",rung,budget,optim.lr")
+    lines = (sweepdir / "sw" / "results.jsonl").read_text().splitlines()
+    again = S.run_sweep(S.load_sweep(path), one_thread)  # a rerun: everything is done
+    assert (sweepdir / "sw" / "results.jsonl").read_text().splitlines() == lines
+    assert again.rungs.keys() == rungs.keys()
+
+
+def test_halving_pins_the_cosine_horizon_and_counts_minutes(sweepdir):
+    path = write_sweep(sweepdir, grid={"optim.lr": [0.01, 0.1]}, out_dir="sw",
+                       config={"optim": {"schedule": "cosine"}},
+                       halving={"min_iters": 100})
+    sw = S.load_sweep(path)
+    cfg = S.rung_config(sw, "t0", {"optim.lr": 0.01}, 100, 0)
+    assert cfg["train"]["max_iters"] == 100 and cfg["optim"]["decay_iters"] == 300
+    path = write_sweep(sweepdir, grid={"optim.lr": [0.01, 0.1, 1.0]}, out_dir="sw2",
+                       config={"train": {"max_minutes": 9}},
+                       halving={"min_minutes": 1, "eta": 3})
+    sw = S.load_sweep(path)
+    assert S.rung_plan(sw.halving, 3) == [(1, 3), (9, 1)]
+    cfg = S.rung_config(sw, "t0", {"optim.lr": 0.01}, 9, 1)
+    assert cfg["train"]["max_minutes"] == 8 and cfg["train"]["max_iters"] == 300
+
+
+@pytest.mark.parametrize("spec,match", [
+    (dict(halving={"min_iters": 30, "eta": 1}), "eta must be a number of at least 2"),
+    (dict(halving={"min_iters": 30, "eta": "x"}), "eta must be a number"),
+    (dict(halving={"eta": 3}), "needs one of min_iters"),
+    (dict(halving={"min_iters": 30, "min_minutes": 1}), "needs one of min_iters"),
+    (dict(halving={"min_iters": 30, "etta": 3}), "did you mean 'eta'"),
+    (dict(halving={"min_iters": 300}), "must be below train.max_iters=300"),
+    (dict(halving={"min_iters": 0}), "min_iters must be a whole number >= 1"),
+    (dict(halving={"min_minutes": 1}), "needs train.max_minutes"),
+    (dict(halving={"min_iters": 30}, metric="train_loss"), "cannot rank"),
+    (dict(halving={"min_iters": 30}, grid={"optim.lr": [0.1], "data.val_fraction": [0.0]}),
+     "no validation loss to rank it by"),
+    (dict(halving={"min_iters": 30}, grid={"train.max_iters": [100, 200]}),
+     "axis 'train.max_iters' cannot be swept with halving"),
+    (dict(halving=[30, 3]), "'halving' must be a mapping"),
+])
+def test_bad_halving_is_one_line_and_exit_2(sweepdir, capsys, spec, match):
+    spec.setdefault("grid", {"optim.lr": [0.1, 0.2]})
+    assert sweep_main([str(write_sweep(sweepdir, **spec))]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and match in err[0], err
+
+
+def optuna_sweep(sweepdir, n_trials=4, **more):
+    return write_sweep(sweepdir, random={"optim.lr": {"loguniform": [0.01, 1.0]},
+                                         "model.hidden": {"choice": [4, 8]}},
+                       n_trials=n_trials, seed=1, search="optuna", out_dir="sw", **more)
+
+
+def test_optuna_search_tells_its_study_and_a_rerun_goes_on(sweepdir, capsys):
+    optuna = pytest.importorskip("optuna")
+    sw = S.load_sweep(optuna_sweep(sweepdir))
+    assert sw.trials == [] and sw.search["n_trials"] == 4
+    S._claim_folder(sw)
+    # a sweep stopped while trial 0 ran: its study holds it as running
+    study = optuna.create_study(study_name="fastrnn", direction="minimize",
+                                storage=f"sqlite:///{sweepdir / 'sw' / 'optuna.db'}")
+    study.enqueue_trial({"optim.lr": 0.1, "model.hidden": 8})
+    t = study.ask()
+    t.suggest_float("optim.lr", 0.01, 1.0, log=True)
+    t.suggest_categorical("model.hidden", [4, 8])
+    results = S.run_sweep(sw, one_thread)
+    rows = [json.loads(ln) for ln in (sweepdir / "sw" / "results.jsonl").read_text()
+            .splitlines()]
+    assert [r["trial"] for r in rows][0] == "t0" and len(rows) == 4
+    assert rows[0]["params"] == {"optim.lr": 0.1, "model.hidden": 8}
+    study = optuna.load_study(study_name="fastrnn",
+                              storage=f"sqlite:///{sweepdir / 'sw' / 'optuna.db'}")
+    told = {f"t{t.number}": t.value for t in study.trials}
+    assert told == {r["trial"]: r["val_loss"] for r in rows}
+    assert all(0.01 <= r["params"]["optim.lr"] <= 1.0 for r in rows)
+    assert S.summary(results, sw, sys.stdout) == 0
+    assert "4 of 4 trials ranked" in capsys.readouterr().out
+    again = S.load_sweep(optuna_sweep(sweepdir))  # a rerun: all four are done
+    S._claim_folder(again)
+    S.run_sweep(again, one_thread)
+    assert len((sweepdir / "sw" / "results.jsonl").read_text().splitlines()) == 4
+    assert [n for n, _ in again.trials] == ["t0", "t1", "t2", "t3"]
+
+
+@pytest.mark.parametrize("more,match", [
+    (dict(search="tpe"), "search must be random"),
+    (dict(search="optuna", grid={"optim.lr": [0.1]}), "draws from the distributions"),
+    (dict(search="optuna", halving={"min_iters": 30}), "without halving"),
+])
+def test_bad_search_is_one_line_and_exit_2(sweepdir, capsys, more, match):
+    spec = dict(random={"optim.lr": {"loguniform": [0.01, 1.0]}}, n_trials=2)
+    if "grid" in more:
+        spec = {}
+    spec.update(more)
+    assert sweep_main([str(write_sweep(sweepdir, **spec))]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and match in err[0], err
+
+
+def test_optuna_search_without_optuna_says_what_to_install(sweepdir, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "optuna", None)  # import optuna raises ImportError
+    assert sweep_main([str(optuna_sweep(sweepdir))]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["fastrnn: error: search: optuna needs Optuna: pip install "
+                   "'fastrnn[optuna]'"]

@@ -13,7 +13,7 @@ from .dropout import new_masks
 from .gru import gru_backward, gru_forward
 from .jit import jit
 from .lstm import lstm_backward, lstm_forward
-from .optim import optimizer_step
+from .optim import bias_span, optimizer_step
 from .output import add_loss, output_backward, output_forward
 from .records import GRUBuffers, LSTMBuffers, RNNBuffers
 from .rnn import rnn_backward, rnn_forward
@@ -73,7 +73,8 @@ def train(losses, net, run, buf, path, team):
         output_backward(net.G.Why, net.G.by, buf.dh, buf.ys, top, T, net.P.Why, buf.part,
                         path, team)
         backward(net.G, net.P, buf, T, run.drop, path, team)
-        optimizer_step(net, run.hyper, run.cursor[1], buf.sums[1], team)
+        optimizer_step(net, run.hyper, run.cursor[1], buf.sums[1], team,
+                       bias_span(net.P))
         end_window(losses, k, buf.sums[0], n, T * B, buf.hs, cells(buf), run.cursor, T,
                    team)
 

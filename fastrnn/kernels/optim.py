@@ -5,19 +5,33 @@ scaling, element-wise clipping and the update.
     rmsprop  char-rnn's: m = b2 m + (1 - b2) g^2; theta -= lr g / (sqrt(m) + eps)
     adam     m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2, bias-corrected
     sgd      theta -= lr g
+
+The learning rate follows a schedule (learning_rate), and decoupled weight decay (as
+AdamW's, for every optimizer) shrinks the weight matrices, not the biases, in the same
+pass: theta -= lr wd theta before the update.
 """
 import numpy as np
+from numba import types
+from numba.extending import overload
 
 from .jit import jit
+from .records import whh_offset
 from .team import after, close, first, items, span
 
 # The optimizers by name, as config's optim.name says them, and their numbers in
 # hyper[KIND].
 OPTIMIZERS = {"adagrad": 0, "rmsprop": 1, "adam": 2, "sgd": 3}
 ADAGRAD, RMSPROP, ADAM, SGD = (OPTIMIZERS[k] for k in ("adagrad", "rmsprop", "adam", "sgd"))
-# hyper: the optimizer's settings in the model dtype, in this order.
-LR, CLIP, CLIP_NORM, EPS, BETA1, BETA2, DECAY, DECAY_EVERY, KIND = range(9)
-HYPER = 9
+# The schedules by name, as config's optim.schedule says them, and their numbers in
+# hyper[SCHEDULE] (step is 0: lr_decay every decay_every, constant when lr_decay is 1).
+SCHEDULES = {"step": 0, "constant": 1, "cosine": 2, "plateau": 3}
+STEP, CONSTANT, COSINE, PLATEAU = (SCHEDULES[k] for k in SCHEDULES)
+# hyper: the optimizer's settings in the model dtype, in this order. LR_SCALE is the
+# plateau schedule's multiplier, set by the trainer between calls; HORIZON the
+# iteration at which the cosine reaches MIN_LR.
+(LR, CLIP, CLIP_NORM, EPS, BETA1, BETA2, DECAY, DECAY_EVERY, KIND,
+ SCHEDULE, WARMUP, MIN_LR, HORIZON, LR_SCALE, WEIGHT_DECAY) = range(15)
+HYPER = 15
 # Parameters per item of the update (a divide and a root per element).
 UPDATE_ITEM = 4096
 
@@ -39,15 +53,17 @@ def adagrad_update(theta, grad, mem, lr, clip, eps):
 
 
 @jit
-def optimizer_step(net, hyper, n, sums, team):
+def optimizer_step(net, hyper, n, sums, team, biases):
     """One update of the flat parameters net.theta from the flat gradient net.grad,
     iteration n (0-based), the threads taking slices of the buffers.
 
-    The learning rate is hyper[LR] * hyper[DECAY] ** (n // hyper[DECAY_EVERY]). The
-    gradient is first scaled to global norm hyper[CLIP_NORM] if it is longer (when that
-    is above 0; each item's squares are summed into sums (W,), then the items' sums in
-    order), then clipped element-wise to +-hyper[CLIP] (when above 0), then updated by
-    the optimizer hyper[KIND] with net.memory (2, N).
+    The learning rate is learning_rate(hyper, n). The gradient is first scaled to
+    global norm hyper[CLIP_NORM] if it is longer (when that is above 0; each item's
+    squares are summed into sums (W,), then the items' sums in order), then clipped
+    element-wise to +-hyper[CLIP] (when above 0); with hyper[WEIGHT_DECAY] above 0 the
+    weights, the elements outside the biases (b0, b1, c0: the flat buffer's [b0, b1)
+    and [c0, N), see bias_span), shrink by lr * weight_decay; then the optimizer
+    hyper[KIND] updates them with net.memory (2, N).
     """
     theta, grad, state = net.theta, net.grad, net.memory
     kind = int(hyper[KIND])
@@ -57,6 +73,7 @@ def optimizer_step(net, hyper, n, sums, team):
     if m == 1:
         i = first(team, 1)
         if i >= 0:
+            decay_weights(theta, 0, P, biases, lr * hyper[WEIGHT_DECAY])
             update(kind, theta, grad, state[0], state[1], hyper, lr, norm_scale(grad, hyper),
                    n)
             after(team, 1, i)
@@ -79,6 +96,7 @@ def optimizer_step(net, hyper, n, sums, team):
     i = first(team, m)
     while i >= 0:
         i0, i1 = span(i, m, P, 16)
+        decay_weights(theta, i0, i1, biases, lr * hyper[WEIGHT_DECAY])
         update(kind, theta[i0:i1], grad[i0:i1], state[0, i0:i1], state[1, i0:i1], hyper,
                lr, scale, n)
         i = after(team, m, i)
@@ -87,11 +105,66 @@ def optimizer_step(net, hyper, n, sums, team):
 
 @jit
 def learning_rate(hyper, n):
-    """hyper[LR] decayed for iteration n."""
+    """The learning rate of iteration n (0-based), in hyper's dtype.
+
+    step: hyper[LR] * hyper[DECAY] ** (n // hyper[DECAY_EVERY]) (constant at DECAY 1);
+    constant: hyper[LR]; cosine: nanoGPT's, a linear warm-up over WARMUP iterations,
+    then a cosine from LR down to MIN_LR at iteration HORIZON, MIN_LR after; plateau:
+    hyper[LR] * hyper[LR_SCALE]."""
     lr = hyper[LR]
-    if hyper[DECAY] != 1:
+    schedule = int(hyper[SCHEDULE])
+    if schedule == COSINE:
+        lr = like(cosine_lr(hyper[LR], hyper[MIN_LR], hyper[WARMUP], hyper[HORIZON], n),
+                  lr)
+    elif schedule == PLATEAU:
+        lr = lr * hyper[LR_SCALE]
+    elif schedule == STEP and hyper[DECAY] != 1:
         lr = lr * hyper[DECAY] ** (n // int(hyper[DECAY_EVERY]))
     return lr
+
+
+@jit
+def cosine_lr(lr, min_lr, warmup, horizon, n):
+    """nanoGPT's get_lr in float64."""
+    lr, min_lr, warmup, horizon = (np.float64(lr), np.float64(min_lr), np.float64(warmup),
+                                   np.float64(horizon))
+    if n < warmup:
+        return lr * (n + 1) / (warmup + 1)
+    if n >= horizon:
+        return min_lr
+    ratio = (n - warmup) / (horizon - warmup)
+    return min_lr + 0.5 * (1.0 + np.cos(np.pi * ratio)) * (lr - min_lr)
+
+
+def like(x, ref):
+    """x as a scalar of ref's type (so that float32 stays float32)."""
+
+
+@overload(like)
+def _like(x, ref):
+    if ref == types.float32:
+        return lambda x, ref: np.float32(x)
+    return lambda x, ref: np.float64(x)
+
+
+@jit
+def bias_span(P):
+    """(b0, b1, c0): the biases' places in the flat buffer of Params P, [b0, b1) for
+    bxh and bhh, [c0, N) for by; the rest are weight matrices."""
+    b0 = whh_offset(P) + P.Whh.size
+    return b0, b0 + P.bxh.size + P.bhh.size, b0 + P.bxh.size + P.bhh.size + P.Why.size
+
+
+@jit
+def decay_weights(theta, i0, i1, biases, rate):
+    """theta[i] -= rate * theta[i] for the weights among elements i0..i1-1 of the flat
+    buffer (rate 0: nothing)."""
+    if rate == 0:
+        return
+    b0, b1, c0 = biases
+    for lo, hi in ((max(i0, 0), min(i1, b0)), (max(i0, b1), min(i1, c0))):
+        for i in range(lo, hi):
+            theta[i] -= rate * theta[i]
 
 
 @jit
