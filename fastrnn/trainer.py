@@ -55,7 +55,8 @@ class Trainer:
         # The vanilla RNN in float64 reproduces min-char-rnn bit for bit unless told
         # otherwise; everything else takes the faster path of matrix products over all
         # steps (kernels.rnn).
-        self.exact = bool(cfg.train.exact and self.dtype == np.float64)
+        self.exact = bool(cfg.train.exact and self.dtype == np.float64
+                          and cfg.model.kind == "rnn")
         # min-char-rnn's own model, exact, runs its recurrence and its output layer on
         # two threads side by side (kernels.duo); it needs no other split
         # (weight decay is not min-char-rnn's: the duo has no place for it)

@@ -8,12 +8,11 @@ from fastrnn import bench
 
 def test_bench_times_every_contender_against_the_reference():
     out = io.StringIO()
-    results = bench.run(SMALL_TEXT * 4, hiddens=(8,), dtypes=("float64",), rounds=1,
+    # (float32: the seed config's kernels, which other tests compile too)
+    results = bench.run(SMALL_TEXT * 4, hiddens=(8,), dtypes=("float32",), rounds=1,
                         seconds=0.05, threads=(1, 2), out=out)
     names = [r["impl"] for r in results]
-    assert names == ["numpy", "fastrnn float64 exact, 1 thread",
-                     "fastrnn float64 exact, 2 threads", "fastrnn float64, 1 thread",
-                     "fastrnn float64, 2 threads"]
+    assert names == ["numpy", "fastrnn float32, 1 thread", "fastrnn float32, 2 threads"]
     assert all(r["it_s_median"] > 0 for r in results)
     assert json.loads(out.getvalue().splitlines()[-1])["results"] == results
 

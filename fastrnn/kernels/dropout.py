@@ -87,7 +87,7 @@ def saved_layer_input(xin, hs, l, T, drop):
     """The rows layer_input returned for layer l in the forward pass."""
 
 
-@overload(saved_layer_input, inline="always")
+@overload(saved_layer_input)
 def _saved_layer_input(xin, hs, l, T, drop):
     if _none(drop):
         return lambda xin, hs, l, T, drop: _below(hs, l, T)

@@ -27,7 +27,7 @@ def forward(P, buf, T, drop, path, team):
     """The family's forward steps 0..T-1 from buf.xs and the carried-in states."""
 
 
-@overload(forward, inline="always")
+@overload(forward)
 def _forward(P, buf, T, drop, path, team):
     f = _FORWARD[buf.instance_class]
     return lambda P, buf, T, drop, path, team: f(P, buf, T, drop, path, team)
@@ -37,7 +37,7 @@ def backward(G, P, buf, T, drop, path, team):
     """The family's BPTT from dLoss/dh of the top layer in buf.dh."""
 
 
-@overload(backward, inline="always")
+@overload(backward)
 def _backward(G, P, buf, T, drop, path, team):
     f = _BACKWARD[buf.instance_class]
     return lambda G, P, buf, T, drop, path, team: f(G, P, buf, T, drop, path, team)
@@ -47,7 +47,7 @@ def cells(buf):
     """The cell states (an LSTM's cs), or the hidden states for families without."""
 
 
-@overload(cells, inline="always")
+@overload(cells)
 def _cells(buf):
     if buf.instance_class is LSTMBuffers:
         return lambda buf: buf.cs

@@ -102,16 +102,19 @@ def _product_tile(streams):
                             c = builder.add(c0, const(v * lanes))
                             builder.store(builder.load(acc[i][v]),
                                           vector_at(to, ao, [rows[i], c]), align=1)
-                with otherwise:  # the last panel: the columns that exist, one by one
+                with otherwise:  # the last panel: the columns that exist, by a loop
+                    # over a copy of the sums (short code: unrolled stores per lane made
+                    # this tile the largest function to compile)
+                    sums = cgutils.alloca_once(builder, vec, size=VECS)
+                    scalars = builder.bitcast(sums, elt.as_pointer())
                     for i in range(streams):
                         for v in range(VECS):
-                            total = builder.load(acc[i][v])
-                            for lane in range(lanes):
-                                c = builder.add(c0, const(v * lanes + lane))
-                                with builder.if_then(builder.icmp_signed("<", c, R)):
-                                    builder.store(
-                                        builder.extract_element(total, ir.Constant(i32, lane)),
-                                        item(to, ao, [rows[i], c]))
+                            builder.store(builder.load(acc[i][v]),
+                                          builder.gep(sums, [const(v)]))
+                        with cgutils.for_range(builder, builder.sub(R, c0)) as loop:
+                            j = loop.index
+                            builder.store(builder.load(builder.gep(scalars, [j])),
+                                          item(to, ao, [rows[i], builder.add(c0, j)]))
             return context.get_dummy_value()
 
         return types.void(out, P, X, types.intp, types.intp), codegen
@@ -252,7 +255,7 @@ def step_weights(P, W, transposed, path, team):
     gemvs."""
 
 
-@overload(step_weights, inline="always")
+@overload(step_weights)
 def _step_weights(P, W, transposed, path, team):
     if _batched(path):
         return lambda P, W, transposed, path, team: pack_weights(P, W, transposed, team)
