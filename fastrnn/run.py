@@ -51,6 +51,7 @@ class Run:
         self.rate = 0.0  # iterations per second of this invocation
         self.timed = False  # whether the time of a pass has been estimated
         self.compiled = set()  # the parts of the run whose kernels are ready
+        self.compile_seconds = 0.0  # spent compiling them in this invocation
 
     # --- setting up -----------------------------------------------------------------
     def prepare(self):
@@ -128,6 +129,8 @@ class Run:
             return 0
         self._summary()
         self._compile("training", lambda: t.train_call(np.empty(1)))
+        if t.corpus is not None and len(t.corpus.val) >= 2:
+            self._compile("validation", lambda: t.loss_call(t.eval_rows()))
         try:
             metrics = self._open_metrics()
         except OSError as e:
@@ -136,6 +139,7 @@ class Run:
         deadline = None if cfg.max_minutes is None else t0 + 60 * cfg.max_minutes
         progress = Progress(start_iter, cfg.max_iters, self.err, deadline)
         last_time, last_iter = t0, start_iter
+        compiled_before = self.compile_seconds  # (compiling is left out of the rates)
         val = latest_val = train_avg = None
         summed, counted = 0.0, 0  # the training losses since the last metrics row
         stop = None
@@ -171,7 +175,8 @@ class Run:
                 if cfg.sample_every and it % cfg.sample_every == 0:
                     self._sample(it)
                 now = time.perf_counter()
-                rate = (it - last_iter) / max(now - last_time, 1e-9)
+                compiling = self.compile_seconds - compiled_before
+                rate = (it - last_iter) / max(now - last_time - compiling, 1e-9)
                 row = it % cfg.log_every == 0 or val is not None or final
                 if row:
                     train_avg, interval, summed, counted = summed / counted, counted, 0.0, 0
@@ -179,6 +184,7 @@ class Run:
                 if row:
                     _write_row(metrics, it, t.smooth_loss, T, val, rate, now - t0, train_avg)
                     last_time, last_iter = now, it
+                    compiled_before = self.compile_seconds
                 if it % cfg.checkpoint_every == 0 or final:
                     t.save(self.dir / checkpoint.LATEST, self._extra())
         except KeyboardInterrupt:
@@ -297,8 +303,9 @@ class Run:
         line while it takes long (fastrnn.compile); call() gives (function, args)."""
         if part not in self.compiled:
             self.compiled.add(part)
-            compile_call(call(), f"{describe(self.trainer)}: {part}",
-                         lambda line: print(line, file=self.err, flush=True))
+            self.compile_seconds += compile_call(
+                call(), f"{describe(self.trainer)}: {part}",
+                lambda line: print(line, file=self.err, flush=True))
 
     def _sample(self, it):
         self._compile("sampling", lambda: self.trainer.stepper().call)
