@@ -19,7 +19,7 @@ from .errors import UserError
 
 # A compile that is still going after this long is said on the way (loading a cached
 # kernel takes less).
-QUIET = 0.5
+QUIET = 1.0
 
 
 def compile_call(call, what, say=None):

@@ -1,0 +1,47 @@
+"""The compile step: said while it happens, and done ahead by fastrnn compile."""
+import numpy as np
+
+from conftest import SMALL_TEXT
+from fastrnn import Trainer, compile as fastrnn_compile
+from fastrnn.kernels.jit import jit
+from fastrnn.kernels.team import Call
+
+
+@jit
+def _double(x, team):
+    x *= 2
+
+
+def test_a_compile_is_said_while_it_happens_and_not_again(monkeypatch):
+    monkeypatch.setattr(fastrnn_compile, "QUIET", 0.0)
+    lines = []
+    call = Call(_double, (np.ones(3, np.int16),))  # (a type no other test compiles)
+    took = fastrnn_compile.compile_call(call, "a test", lines.append)
+    assert took > 0
+    assert lines[0].startswith("compiling kernels for a test (first run on this machine")
+    assert lines[1].startswith("compiled kernels for a test in ")
+    assert fastrnn_compile.compile_call(call, "a test", lines.append) == 0.0
+    assert len(lines) == 2
+
+
+def test_fastrnn_compile_readies_a_configs_kernels(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "text.txt").write_text(SMALL_TEXT * 3, encoding="utf-8")
+    (tmp_path / "c.yaml").write_text("data:\n  path: text.txt\n  val_fraction: 0.2\n"
+                                     "model:\n  hidden: 8\ntrain:\n  dtype: float64\n")
+    assert fastrnn_compile.main(["c.yaml", "train.seq_length=6"]) == 0
+    assert "c.yaml: kernels ready" in capsys.readouterr().out
+    t = Trainer.from_yaml("c.yaml", ["train.seq_length=6"])
+    t.threads = 1
+    for part, call in fastrnn_compile.calls(t):
+        assert call.signature() in call.fn.overloads, part
+
+
+def test_fastrnn_compile_bad_input_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert fastrnn_compile.main(["missing.yaml"]) == 2
+    assert capsys.readouterr().err.strip() == "fastrnn: error: config file not found: missing.yaml"
+    (tmp_path / "c.yaml").write_text("model:\n  hidden: 8\n")
+    assert fastrnn_compile.main(["c.yaml", "model.hiden=3"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "did you mean 'model.hidden'" in err[0]
