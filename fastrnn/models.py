@@ -4,6 +4,7 @@ point runs what. Dispatch between families, paths and thread counts happens here
 never inside compiled code."""
 import os
 
+import numba
 import numpy as np
 
 from .kernels import duo, entries
@@ -109,8 +110,8 @@ class RNN(Family):
 
     def train_call(self, losses, net, run, buf, path, threads, two_thread_rnn=False):
         if two_thread_rnn:  # min-char-rnn's model to the bit, on two threads
-            return Call(duo.rnn_train_duo, (losses, net, run, buf), 2,
-                        before=lambda: buf.duo.fill(0), after=lambda: duo.carry_duo_state(buf))
+            numba.set_num_threads(2)
+            return Call(duo.rnn_train_duo, (losses, *net, run, buf))
         return super().train_call(losses, net, run, buf, path, threads)
 
 

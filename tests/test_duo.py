@@ -51,8 +51,11 @@ def test_finishes_when_the_threads_run_one_after_the_other(hidden):
     want = one.train_iters(50)
     got = np.empty(50)
     call = two.train_call(got)
-    assert call.fn is duo.rnn_train_duo and call.threads == 2
-    call.one_after_another()  # the two threads' halves on this thread, in turn
+    assert call.fn is duo.rnn_train_duo
+    two.buf.duo[:] = 0
+    for thread in (0, 1):  # the two threads' halves on this thread, in turn
+        duo.rnn_train_duo_half(got, two.net, two.run, two.buf, thread)
+    two.buf.hs[:, 0] = two.buf.hs[:, -1]
     assert two.chunks == 2
     assert np.array_equal(want, got)
     assert_same_state(one, two)

@@ -32,13 +32,14 @@ Every unit does the one-thread exact kernel's arithmetic (kernels.rnn on the Exa
 in its order, so the bits are the same.
 """
 import numpy as np
+from numba import prange
 
 from .inputs import embedding_columns
-from .jit import jit
+from .jit import jit, pjit
 from .optim import CLIP_NORM, KIND, learning_rate, norm_scale, update
 from .output import softmax_xent
 from .products import row_sum_rev_slice
-from .records import whh_offset
+from .records import Net, whh_offset
 from .rnn import _rnn_cells, _rnn_cells_back
 from .simd import outer_sum_exact, outer_sum_exact_more
 from .sync import compare_exchange, cpu_relax, load_acquire, store_release, wait_until_above
@@ -80,20 +81,33 @@ _THREAD_UNITS = (np.array([F, R, E, N, PE, UPHH + BLOCKS - 1]
                  np.array([O, Y, Q] + [DWHH + j for j in range(BLOCKS)] + _ALL))
 
 
-@jit
-def rnn_train_duo(losses, net, run, buf, team):
+@pjit
+def rnn_train_duo(losses, P, G, theta, grad, memory, run, buf, team):
     """kernels.entries' train for the rnn of one layer, one stream and the Exact path,
-    as thread team.me of two (kernels.team.Call, with buf.duo zeroed before and the
-    carried state copied after: carry_duo_state)."""
-    units = _THREAD_UNITS[0] if team.me == 0 else _THREAD_UNITS[1]
+    on two threads of one parallel region; team is ignored (a Solo). This is the one
+    kernel that still runs on Numba's own threads: with a team of Python threads
+    (kernels.team.Call) it ran 15-20% slower (measured: 181 against 212 us per
+    iteration at hidden 100), for reasons not yet found. It takes the fields of the Net
+    record: Numba hands a region's records to its threads one level deep."""
+    T = buf.hs.shape[1] - 1
+    buf.duo[:] = 0
+    for thread in prange(2):
+        net = Net(P, G, theta, grad, memory)
+        units = _THREAD_UNITS[0] if thread == 0 else _THREAD_UNITS[1]
+        for k in range(losses.size):
+            for u in units:
+                _ensure(u, k, losses, net, run, buf)
+    buf.hs[:, 0] = buf.hs[:, T]  # carry the last state into the next call
+
+
+@jit
+def rnn_train_duo_half(losses, net, run, buf, thread):
+    """One of rnn_train_duo's two threads' work, for a test that runs them in turn on
+    one thread (the call must complete all the same)."""
+    units = _THREAD_UNITS[0] if thread == 0 else _THREAD_UNITS[1]
     for k in range(losses.size):
         for u in units:
             _ensure(u, k, losses, net, run, buf)
-
-
-def carry_duo_state(buf):
-    """After a call: the last state carried into the next (hs[:, 0] = hs[:, T])."""
-    buf.hs[:, 0] = buf.hs[:, -1]
 
 
 @jit

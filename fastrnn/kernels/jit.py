@@ -11,3 +11,5 @@ would hide a diverging run.
 import numba
 
 jit = numba.njit(cache=True, error_model="numpy", nogil=True)
+# For the one kernel that starts Numba's own threads (kernels.duo).
+pjit = numba.njit(cache=True, error_model="numpy", nogil=True, parallel=True)
