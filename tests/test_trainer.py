@@ -186,3 +186,26 @@ def test_an_interrupt_leaves_the_state_of_a_finished_iteration():
         for k, v in t.params().items():
             assert np.array_equal(v, straight.params()[k]), k
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_team_finishes_when_its_threads_run_one_after_the_other():
+    """A thread of a team waits only for work another thread is doing, so the call
+    completes even when its threads run in turn, and with the same bits: which thread
+    takes a piece of work never changes its arithmetic."""
+    from fastrnn.kernels import entries
+    from fastrnn.kernels.team import Call, Team, flag_count
+
+    def make():
+        return Trainer(tiny_config(model={"kind": "lstm", "hidden": 96, "layers": 2},
+                                   train={"batch_size": 16, "seq_length": 8,
+                                          "threads": 2}), text=SMALL_TEXT * 4)
+    a, b = make(), make()
+    together = np.empty(20)
+    Call(entries.train, a.train_call(together).args, 2)()
+    in_turn = np.empty(20)
+    args = b.train_call(in_turn).args
+    flags = np.zeros(flag_count(2), np.int64)
+    for me in (0, 1):
+        entries.train(*args, Team(flags, me, 2))
+    assert np.array_equal(together, in_turn)
+    assert all(np.array_equal(v, b.params()[k]) for k, v in a.params().items())

@@ -132,41 +132,22 @@ def _claim(team, n):
 # --- on the Python side: running a compiled entry point on a team ---------------------
 class Call:
     """A compiled entry point fn (a nogil jit function whose last argument is the team)
-    and its other arguments, to be run on `threads` threads; before and after, if given,
-    run in Python around it."""
+    and its other arguments, to be run on `threads` threads."""
 
-    def __init__(self, fn, args, threads=1, before=None, after=None):
+    def __init__(self, fn, args, threads=1):
         self.fn, self.args, self.threads = fn, tuple(args), threads
-        self.before, self.after = before, after
 
     def __call__(self):
-        if self.before:
-            self.before()
         if self.threads == 1:
-            result = self.fn(*self.args, Solo())
-        else:
-            flags = np.zeros(flag_count(self.threads), np.int64)
-            others = [_pool(self.threads - 1).submit(self.fn, *self.args,
-                                                     Team(flags, me, self.threads))
-                      for me in range(1, self.threads)]
-            result = self.fn(*self.args, Team(flags, 0, self.threads))
-            for f in others:
-                f.result()
-        if self.after:
-            self.after()
-        return result
-
-    def one_after_another(self):
-        """The team's threads run in turn on this thread (for tests: the call must
-        complete all the same)."""
-        if self.before:
-            self.before()
+            return self.fn(*self.args, Solo())
         flags = np.zeros(flag_count(self.threads), np.int64)
-        results = [self.fn(*self.args, Team(flags, me, self.threads))
-                   for me in range(self.threads)]
-        if self.after:
-            self.after()
-        return results[0]
+        others = [_pool(self.threads - 1).submit(self.fn, *self.args,
+                                                 Team(flags, me, self.threads))
+                  for me in range(1, self.threads)]
+        result = self.fn(*self.args, Team(flags, 0, self.threads))
+        for f in others:
+            f.result()
+        return result
 
     def signature(self):
         """The Numba types fn is compiled for."""
