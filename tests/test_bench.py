@@ -8,11 +8,11 @@ from fastrnn import bench
 
 def test_bench_times_every_contender_against_the_reference():
     out = io.StringIO()
-    # (float32: the seed config's kernels, which other tests compile too)
+    # (the seed config's kernels, which other tests compile too)
     results = bench.run(SMALL_TEXT * 4, hiddens=(8,), dtypes=("float32",), rounds=1,
-                        seconds=0.05, threads=(1, 2), out=out)
+                        seconds=0.05, threads=(1,), out=out)
     names = [r["impl"] for r in results]
-    assert names == ["numpy", "fastrnn float32, 1 thread", "fastrnn float32, 2 threads"]
+    assert names == ["numpy", "fastrnn float32"]
     assert all(r["it_s_median"] > 0 for r in results)
     assert json.loads(out.getvalue().splitlines()[-1])["results"] == results
 

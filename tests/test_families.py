@@ -159,12 +159,12 @@ def test_global_norm_clipping_and_lr_decay():
 
 
 def test_lstm_state_carries_and_resets_at_the_wrap():
-    t = make("lstm", hidden=4, seq=10)
+    t = make("lstm", hidden=4, seq=10, train={"dtype": "float32"})
     S = t.run.data.shape[1]
     wrap = next(n for n in range(1, S) if n * 10 + 11 >= S)  # iteration that resets
     t.train_iters(wrap)
     assert np.any(t.buf.cs[:, 0] != 0) and np.any(t.buf.hs[:, 0] != 0)
-    fresh = make("lstm", hidden=4, seq=10)
+    fresh = make("lstm", hidden=4, seq=10, train={"dtype": "float32"})
     fresh.set_params(t.params())
     # the wrap iteration starts from zero states at the start of the text, exactly as a
     # new trainer's first iteration does
