@@ -146,13 +146,3 @@ def flat_params(arrays, dtype):
         views[name] = flat[offset:offset + size].reshape(shape)
         offset += size
     return flat, Params(**views)
-
-
-def params_like(P, flat):
-    """A Params of views into flat laid out as P is in its own buffer."""
-    views, offset = {}, 0
-    for name in Params._fields:
-        a = getattr(P, name)
-        views[name] = flat[offset:offset + a.size].reshape(a.shape)
-        offset += a.size
-    return Params(**views)
