@@ -45,6 +45,12 @@ class ModelConfig:
     layers: int = _key(1, "stacked recurrent layers", min=1)
     dropout: float = _key(0.0, "dropout probability between layers (as PyTorch's)",
                           min=0.0, max_open=1.0)
+    init: str = _key("auto", "initial weights: auto (minchar for rnn, pytorch for gru "
+                     "and lstm), minchar (randn * 0.01, min-char-rnn's), pytorch "
+                     "(U(+-1/sqrt(hidden))), xavier (Glorot uniform), orthogonal "
+                     "(orthogonal recurrent and layer-to-layer weights); biases zero "
+                     "but pytorch's", choices=("auto", "minchar", "pytorch", "xavier",
+                                               "orthogonal"))
 
 
 @dataclass

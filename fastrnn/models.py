@@ -41,18 +41,15 @@ class Family:
         out["by"] = P.by
         return out
 
-    def init(self, public, seed, H):
-        """PyTorch's initialisation for recurrent layers, U(-1/sqrt(H), 1/sqrt(H)) for
-        every weight and bias, then min-char-rnn's output layer (randn * 0.01, zero)."""
+    default_init = "pytorch"  # model.init's "auto"
+
+    def init(self, public, seed, H, scheme="auto"):
+        """Initial weights by model.init's scheme, drawn from RandomState(seed) in the
+        order of `public`; see INITS."""
+        scheme = self.default_init if scheme == "auto" else scheme
         rng = np.random.RandomState(seed)
-        k = 1.0 / np.sqrt(H)
         for name, view in public.items():
-            if name == "Why":
-                view[...] = rng.randn(*view.shape) * 0.01
-            elif name == "by":
-                view[...] = 0
-            else:
-                view[...] = rng.uniform(-k, k, view.shape)
+            view[...] = INITS[scheme](rng, name, view.shape, self.G, H)
 
     def buffers(self, L, T, B, H, V, dtype):
         """The kernels' buffers (kernels.records), allocated once."""
@@ -98,12 +95,7 @@ class RNN(Family):
     biases = ("bh",)
     Buffers = RNNBuffers
 
-    def init(self, public, seed, H):
-        """min-char-rnn's initialisation: weights randn * 0.01 drawn in order, biases
-        zero; with one layer the draws are min-char-rnn's after np.random.seed(seed)."""
-        rng = np.random.RandomState(seed)
-        for name, view in public.items():
-            view[...] = 0 if name.startswith("b") else rng.randn(*view.shape) * 0.01
+    default_init = "minchar"
 
     def own_buffers(self, L, T, B, H, z):
         return dict(tmp=z(B, H), dnext=z(B, H), duo=np.zeros(duo.FLAGS, np.int64))
@@ -132,6 +124,62 @@ class LSTM(Family):
     def own_buffers(self, L, T, B, H, z):
         return dict(cs=z(L, T + 1, B, H), gates=z(L, T, B, 4 * H), tc=z(L, T, B, H),
                     tmp=z(B, 4 * H), da=z(T, B, 4 * H), dnext=z(B, H), dcnext=z(B, H))
+
+
+def _minchar(rng, name, shape, G, H):
+    """min-char-rnn's: weights randn * 0.01, biases zero; with one layer the draws are
+    min-char-rnn's after np.random.seed(seed)."""
+    return 0 if name.startswith("b") else rng.randn(*shape) * 0.01
+
+
+def _pytorch(rng, name, shape, G, H):
+    """PyTorch's for recurrent layers, U(-1/sqrt(H), 1/sqrt(H)) for every weight and
+    bias, then min-char-rnn's output layer (randn * 0.01, zero)."""
+    if name in ("Why", "by"):
+        return _minchar(rng, name, shape, G, H)
+    k = 1.0 / np.sqrt(H)
+    return rng.uniform(-k, k, shape)
+
+
+def _blocks(rng, name, shape, G, draw):
+    """A weight (G*H, fan_in) drawn gate by gate, each block (H, fan_in) by draw; the
+    output layer Why (V, H) as one block."""
+    G = 1 if name == "Why" else G
+    return np.concatenate([draw(rng, (shape[0] // G, shape[1])) for _ in range(G)])
+
+
+def _glorot(rng, shape):
+    """Glorot and Bengio's uniform: variance 2 / (fan_in + fan_out)."""
+    a = np.sqrt(6.0 / (shape[0] + shape[1]))
+    return rng.uniform(-a, a, shape)
+
+
+def _orthogonal(rng, shape):
+    """Saxe et al.'s: orthonormal rows or columns (whichever there are fewer of), from
+    the QR decomposition of a Gaussian matrix with the signs of R's diagonal."""
+    rows, cols = shape
+    a = rng.randn(max(rows, cols), min(rows, cols))
+    q, r = np.linalg.qr(a)
+    q *= np.sign(np.diag(r))
+    return q if rows >= cols else q.T
+
+
+def _xavier(rng, name, shape, G, H):
+    """Glorot uniform for every weight matrix (per gate), biases zero: each layer's
+    pre-activations keep their scale through stacked tanh layers."""
+    return 0 if name.startswith("b") else _blocks(rng, name, shape, G, _glorot)
+
+
+def _orthogonal_init(rng, name, shape, G, H):
+    """Orthogonal recurrent and layer-to-layer weights (per gate), Glorot uniform for
+    the output layer, biases zero."""
+    if name.startswith("b"):
+        return 0
+    return _blocks(rng, name, shape, G, _glorot if name == "Why" else _orthogonal)
+
+
+# model.init's schemes; "auto" is each family's default_init
+INITS = dict(minchar=_minchar, pytorch=_pytorch, xavier=_xavier, orthogonal=_orthogonal_init)
 
 
 FAMILIES = {f.name: f for f in (RNN(), GRU(), LSTM())}

@@ -140,6 +140,11 @@ class Run:
         progress = Progress(start_iter, cfg.max_iters, self.err, deadline)
         last_time, last_iter = t0, start_iter
         compiled_before = self.compile_seconds  # (compiling is left out of the rates)
+        compiled_at_start = self.compile_seconds
+        # a cosine with no decay_iters in a time-limited run ends with the time: its
+        # horizon follows the iterations the rate so far (validation included) leaves
+        follow_time = (deadline is not None and self.cfg.optim.schedule == "cosine"
+                       and self.cfg.optim.decay_iters is None)
         val = latest_val = train_avg = None
         summed, counted = 0.0, 0  # the training losses since the last metrics row
         stop = None
@@ -160,6 +165,11 @@ class Run:
                 it = t.iteration
                 final = it >= cfg.max_iters or (cfg.max_minutes is not None and
                                                 time.perf_counter() - t0 >= 60 * cfg.max_minutes)
+                if follow_time and not final:
+                    now = time.perf_counter()
+                    spent = now - t0 - (self.compile_seconds - compiled_at_start)
+                    rate = (it - start_iter) / max(spent, 1e-9)
+                    t.set_horizon(min(cfg.max_iters, it + max(1, int(rate * (deadline - now)))))
                 val = None
                 if it % cfg.eval_every == 0 or final:
                     val = self._evaluate()
@@ -510,7 +520,7 @@ def _clock(seconds):
 # logging, threads, seed) may change; a changed schedule applies from the resumed
 # iteration on, and the plateau multiplier saved in the checkpoint is kept.
 RESUME_FIXED = ("data.path", "data.val_fraction", "data.test_fraction", "model.kind", "model.hidden",
-                "model.layers", "model.dropout", "optim.name", "optim.eps", "optim.beta1",
+                "model.layers", "model.dropout", "model.init", "optim.name", "optim.eps", "optim.beta1",
                 "optim.beta2", "train.seq_length", "train.batch_size", "train.dtype",
                 "train.exact")
 

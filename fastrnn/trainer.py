@@ -72,7 +72,7 @@ class Trainer:
         memory = np.zeros((2, theta.size), self.dtype)  # the optimizer's
         self.net = Net(P, G, theta, grad, memory)
         self._public = family.public(P, L)
-        family.init(self._public, cfg.train.seed, H)
+        family.init(self._public, cfg.train.seed, H, cfg.model.init)
         o = cfg.optim
         hyper = np.zeros(HYPER, self.dtype)
         hyper[[LR, CLIP, CLIP_NORM, EPS, BETA1, BETA2, DECAY, DECAY_EVERY, KIND]] = (
@@ -198,6 +198,10 @@ class Trainer:
         compute it."""
         n = self.iteration if n is None else n
         return float(learning_rate(self.run.hyper, np.int64(n)))
+
+    def set_horizon(self, n):
+        """The cosine schedule's end: lr reaches optim.min_lr at iteration n."""
+        self.run.hyper[HORIZON] = n
 
     def lower_lr(self, factor):
         """Multiply the plateau schedule's lr by factor, but not below optim.min_lr;

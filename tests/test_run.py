@@ -50,6 +50,7 @@ def run_cli(*args, timeout=120, **kw):
     (["tiny.yaml", "train.out_dir=text.txt/run"], "cannot be written"),
     (["tiny.yaml", "data.val_fraction=0.0005"], "too few for a validation loss"),
     (["tiny.yaml", "model.hidden=100000"], "GiB of memory"),
+    (["tiny.yaml", "model.init=he"], "one of auto, minchar, pytorch, xavier, orthogonal"),
 ])
 def test_bad_input_is_one_line_and_exit_2(workdir, capsys, args, match):
     assert run_main(args) == 2
@@ -133,6 +134,8 @@ def test_corrupt_truncated_and_mismatched_checkpoints(workdir, capsys):
     (workdir / "text.txt").write_text(TEXT)
     assert run_main(["tiny.yaml", "train.resume=true", "model.hidden=17"]) == 2
     assert "model.hidden" in capsys.readouterr().err
+    assert run_main(["tiny.yaml", "train.resume=true", "model.init=xavier"]) == 2
+    assert "model.init=auto, the config says xavier" in capsys.readouterr().err
     assert latest.read_bytes() == blob  # nothing was touched
 
 

@@ -212,3 +212,20 @@ def test_the_eta_respects_max_minutes(workdir, capsys):
                      "train.log_every=100", "train.eval_every=1000000"]) == 0
     etas = re.findall(r"\| eta (\d+):(\d\d):(\d\d)", capsys.readouterr().err)
     assert etas and all(int(h) * 3600 + int(m) * 60 + int(s) <= 3 for h, m, s in etas)
+
+
+def test_a_time_limited_cosine_ends_with_the_time(workdir):
+    """With train.max_minutes and no optim.decay_iters, the cosine's horizon follows the
+    iterations the time leaves, not train.max_iters: lr is near min_lr at the end."""
+    from fastrnn.config import load_yaml
+    from fastrnn.run import Run
+    cfg = load_yaml("tiny.yaml", ["optim.schedule=cosine", "optim.min_lr=0.005",
+                                  "train.max_iters=100000000", "train.max_minutes=0.03",
+                                  "train.eval_every=100000000", "train.log_every=20"])
+    run = Run(cfg)
+    run.prepare()
+    assert run.train() == 0
+    t = run.trainer
+    assert 0 < t.iteration < 100000000
+    assert t.learning_rate() < 0.2 * 0.5  # (the horizon max_iters would leave it at 0.5)
+    assert t.run.hyper[optim.HORIZON] < 2 * t.iteration

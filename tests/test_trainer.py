@@ -16,6 +16,34 @@ def test_initial_weights_are_min_char_rnns_for_the_seed():
     assert np.array_equal(p["Why"], r["Why"]) and not p["bh.0"].any() and not p["by"].any()
 
 
+@pytest.mark.parametrize("kind", ["rnn", "gru", "lstm"])
+def test_init_schemes(kind):
+    """model.init: auto is the family's own (min-char-rnn's for the rnn, PyTorch's
+    for gru and lstm); xavier and orthogonal draw each gate's block alone."""
+    def params(init):
+        cfg = tiny_config(model={"kind": kind, "hidden": 24, "layers": 2, "init": init})
+        return Trainer(cfg, text=SMALL_TEXT).params()
+    auto = params("auto")
+    own = params("minchar" if kind == "rnn" else "pytorch")
+    assert all(np.array_equal(auto[k], own[k]) for k in auto)
+    H, V = 24, len(set(SMALL_TEXT))
+    for init in ("xavier", "orthogonal"):
+        p = params(init)
+        assert not any(p[k].any() for k in p if k.startswith("b"))
+        for name in ("Wxh.1", "Whh.0", "Whh.1"):
+            for block in np.split(p[name], p[name].shape[0] // H):
+                if init == "orthogonal":  # orthonormal rows
+                    assert np.allclose(block @ block.T, np.eye(H), atol=1e-6)
+                else:  # Glorot uniform: within +-sqrt(6 / (H + H)), and spread out
+                    assert np.abs(block).max() <= np.sqrt(6 / (2 * H))
+                    assert np.std(block) > 0.8 * np.sqrt(2 / (2 * H))
+        first = p["Wxh.0"][:H]  # (H, V): the inputs' columns orthonormal or Glorot
+        if init == "orthogonal" and H <= V:
+            assert np.allclose(first @ first.T, np.eye(H), atol=1e-6)
+        assert np.abs(p["Why"]).max() <= np.sqrt(6 / (V + H))
+    assert not np.array_equal(params("xavier")["Whh.0"], auto["Whh.0"])
+
+
 def test_params_names_shapes_and_copies():
     t = Trainer(tiny_config(model={"hidden": 6, "layers": 2}), text=SMALL_TEXT)
     V = len(t.vocab)
