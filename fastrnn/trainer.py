@@ -117,7 +117,7 @@ class Trainer:
 
     def train_iters(self, n):
         """Train n iterations; returns their losses in nats per character (mean over the
-        T steps and B streams)."""
+        T steps and B streams; with paragraphs, over the window's targets)."""
         if self.corpus is None:
             raise UserError("this trainer was loaded without its text (data=False); "
                             "load it with data=True to train")
