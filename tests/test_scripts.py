@@ -1,5 +1,5 @@
-"""scripts/reproduce_report.py end to end on a tiny model: its table and plot, and a
-rerun that resumes the runs rather than restarting them."""
+"""scripts/reproduce_report.py and scripts/time_to_loss.py end to end on a tiny model:
+their tables and plots, and a rerun that resumes the runs rather than restarting them."""
 import builtins
 import json
 import sys
@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 import _runs  # noqa: E402
 import reproduce_report  # noqa: E402
+import time_to_loss  # noqa: E402
 
 try:
     import matplotlib  # noqa: F401
@@ -89,7 +90,40 @@ def test_reproduce_report_quick_writes_its_table_and_plot_and_resumes(tmp_path, 
     assert len(invocations(runs / "a")) == 3 and iterations(runs / "a")[-1] == 400
 
 
-def test_without_matplotlib_the_table_is_written_and_one_line_says_so(tmp_path, capsys,
+def test_time_to_loss_trains_for_the_minutes_and_resumes_for_the_rest(tmp_path, tiny, capsys):
+    runs, out = tmp_path / "runs", tmp_path / "docs"
+    config = ROOT / "configs" / "shakespeare.yaml"
+    common = [str(config), *tiny, "train.max_iters=100000000", "--runs", str(runs),
+              "--out", str(out)]
+    assert time_to_loss.main([*common, "train.max_minutes=0.01", "--seeds", "0,1"]) == DONE
+    seeds = [runs / "shakespeare" / f"seed{s}" for s in (0, 1)]
+    for folder in seeds:
+        rows = _runs.read_metrics(folder / "metrics.csv")
+        assert rows[-1]["minutes"] >= 0.01 - 1e-5 and rows[-1]["val_nats"] is not None
+    assert fastrnn.load(seeds[1], data=False).config.train.seed == 1
+    first = invocations(seeds[0])
+    # more minutes: seed 0 goes on from its checkpoint for the rest of them
+    assert time_to_loss.main([*common, "train.max_minutes=0.02", "--seeds", "0"]) == DONE
+    again = invocations(seeds[0])
+    assert again[:1] == first and again[1]["from"] == first[0]["to"] > 0
+    assert f"resuming {seeds[0] / 'latest.npz'}" in (seeds[0] / "log.txt").read_text()
+    minutes = [m["minutes"] for m in _runs.read_metrics(seeds[0] / "metrics.csv")]
+    assert minutes == sorted(minutes) and minutes[-1] >= 0.02 - 1e-5
+    capsys.readouterr()
+    assert time_to_loss.main([*common, "train.max_minutes=0.02", "--seeds", "0"]) == DONE
+    assert "finished, skipped" in capsys.readouterr().err
+    assert invocations(seeds[0]) == again
+    text = (out / "time_to_loss.md").read_text()
+    row = next(ln for ln in text.splitlines() if ln.startswith("| shakespeare | 0 |"))
+    best = min(m["val_nats"] for m in _runs.read_metrics(seeds[0] / "metrics.csv")
+               if m["val_nats"] is not None)
+    assert row.split(" | ")[2] == f"{best:.4f}" and "train.seed=0" in row
+    assert "1.4697" in text and "1.88" in text
+    if PLOT:
+        assert (out / "time_to_loss.png").read_bytes()[:8] == PNG
+
+
+def test_without_matplotlib_the_tables_are_written_and_one_line_says_so(tmp_path, capsys,
                                                                         monkeypatch):
     real_import = builtins.__import__
 
@@ -102,10 +136,13 @@ def test_without_matplotlib_the_table_is_written_and_one_line_says_so(tmp_path, 
     out = tmp_path / "docs"
     assert reproduce_report.main(["--plot-only", "--runs", str(tmp_path / "runs"),
                                   "--out", str(out)]) == 2
+    assert time_to_loss.main(["--plot-only", str(ROOT / "configs/shakespeare.yaml"),
+                              "--runs", str(tmp_path / "runs"), "--out", str(out)]) == 2
     err = capsys.readouterr().err.splitlines()
     said = [ln for ln in err if "matplotlib is not installed" in ln]
-    assert len(said) == 1 and all("pip install 'fastrnn[plot]'" in ln for ln in said)
+    assert len(said) == 2 and all("pip install 'fastrnn[plot]'" in ln for ln in said)
     assert "| a | " in (out / "report.md").read_text()  # rows not run yet, said so
+    assert "| shakespeare | 0 | not run" in (out / "time_to_loss.md").read_text()
     assert not list(out.glob("*.png"))
 
 
@@ -113,6 +150,8 @@ def test_without_matplotlib_the_table_is_written_and_one_line_says_so(tmp_path, 
     (reproduce_report, ["--rows", "a,x"], "the rows are a, b, c"),
     (reproduce_report, ["--iters", "0"], "--iters must be at least 1"),
     (reproduce_report, ["model.hiden=3"], "did you mean 'model.hidden'"),
+    (time_to_loss, ["nowhere.yaml"], "config file not found: nowhere.yaml"),
+    (time_to_loss, ["configs/shakespeare.yaml", "--seeds", "0,x"], "--seeds 0,x"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch, script, args, match):
     monkeypatch.chdir(ROOT)
