@@ -26,6 +26,9 @@ def sample_main(argv=None, prog="python -m fastrnn.sample"):
     ap.add_argument("--num-samples", type=int, default=1, help="samples, one after another")
     ap.add_argument("--stop", default=None,
                     help="end a sample after the first occurrence of this text (kept)")
+    ap.add_argument("--paragraph", action="store_true",
+                    help="end each sample at the end of its paragraph (a blank line, not "
+                    "printed)")
     ap.add_argument("--beam", type=int, default=None,
                     help="beam search with N candidates: the most likely text, not a "
                     "random one")
@@ -88,13 +91,13 @@ def _sample_streams(trainer, prime, args):
     from .sampling import beam_search, generate, new_rng
     if args.beam is not None:
         for text in beam_search(trainer, prime, args.length, args.beam, args.num_samples,
-                                args.stop):
+                                args.stop, args.paragraph):
             yield iter(text)
         return
     rng = new_rng(args.seed)
     for _ in range(args.num_samples):
         yield generate(trainer, prime, args.length, args.temperature, args.top_k, None,
-                       args.top_p, args.stop, rng)
+                       args.top_p, args.stop, rng, args.paragraph)
 
 
 def main(argv=None):

@@ -53,11 +53,13 @@ def compile_call(call, what, say=None):
 
 
 def describe(trainer, threads=None):
-    """'lstm float32, 32 streams, 2 threads' and the like."""
+    """'lstm float32, 32 streams, 2 threads', 'rnn float32, 1 stream, paragraphs, 1
+    thread' and the like."""
     cfg = trainer.config
     B = cfg.train.batch_size
     threads = trainer.chunks if threads is None else threads
     return (f"{cfg.model.kind} {cfg.train.dtype}, {B} stream{'s' * (B > 1)}"
+            f"{', paragraphs' if trainer.paragraphs else ''}"
             f"{', min-char-rnn exact' if trainer.exact else ''}, {threads} "
             f"thread{'s' * (threads > 1)}")
 

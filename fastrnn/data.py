@@ -180,21 +180,68 @@ def read_text(path):
                         f"it, e.g. iconv -f LATIN1 -t UTF-8") from None
 
 
+def paragraphs(text):
+    """The paragraphs of text, split at one or more blank (empty or whitespace-only)
+    lines: (where each starts in text, its lines joined by newlines and followed by a
+    blank line, "a\nb\n\n"), so that its end is part of it."""
+    out, lines, start, at = [], [], 0, 0
+    for line in text.split("\n"):
+        if line.strip():
+            if not lines:
+                start = at
+            lines.append(line)
+        elif lines:
+            out.append((start, "\n".join(lines) + "\n\n"))
+            lines = []
+        at += len(line) + 1
+    if lines:
+        out.append((start, "\n".join(lines) + "\n\n"))
+    return out
+
+
 class Corpus:
     """A text as ids over its vocabulary sorted(set(text)), split in this order into
     train | val | test: the test split is the last test_fraction of the text, the
-    validation split the val_fraction before it (the last one when there is no test)."""
+    validation split the val_fraction before it (the last one when there is no test).
 
-    def __init__(self, text, val_fraction=0.0, vocab=None, test_fraction=0.0):
+    records="paragraphs": each split is the paragraphs (see paragraphs()) that start in
+    it, one after another, and starts[split] (P+1,) says where each begins."""
+
+    def __init__(self, text, val_fraction=0.0, vocab=None, test_fraction=0.0,
+                 records="stream"):
         self.text = text
         self.vocab = sorted(set(text)) if vocab is None else list(vocab)
         self.ids = encode(text, self.vocab)
         N = len(text)
         n_test = int(N * test_fraction)
         n_val = int(N * val_fraction)
+        self.starts = None
+        if records == "paragraphs":
+            self._paragraphs(text, (N - n_test - n_val, N - n_test))
+            return
         self.train = self.ids[:N - n_test - n_val]
         self.val = self.ids[N - n_test - n_val:N - n_test]
         self.test = self.ids[N - n_test:]
+
+    def _paragraphs(self, text, cuts):
+        """The splits as paragraphs, each in the split where its first character is."""
+        found = paragraphs(text)
+        if len(found) < 2:
+            raise UserError("data.records=paragraphs: the text has no blank line between "
+                            "paragraphs, so it is one paragraph; separate its paragraphs "
+                            "with empty lines, or use data.records=stream")
+        if all(len(p) < 2 + 2 for _, p in found):  # (each ends in "\n\n")
+            raise UserError("data.records=paragraphs: every paragraph of the text is "
+                            "shorter than 2 characters, so no character follows another "
+                            "within one; use data.records=stream")
+        splits = ([], [], [])
+        for start, p in found:
+            splits[(start >= cuts[0]) + (start >= cuts[1])].append(encode(p, self.vocab))
+        self.starts = {}
+        for name, split in zip(("train", "val", "test"), splits):
+            ids = np.concatenate(split) if split else np.zeros(0, np.int32)
+            setattr(self, name, ids)
+            self.starts[name] = np.cumsum([0] + [len(p) for p in split], dtype=np.int64)
 
     def streams(self, B):
         """The training text as B contiguous streams: (B, len(train) // B)."""

@@ -8,7 +8,7 @@ import numba
 import numpy as np
 
 from .kernels import duo, entries
-from .kernels.records import GRUBuffers, LSTMBuffers, Params, RNNBuffers
+from .kernels.records import GRUBuffers, LSTMBuffers, Paragraphs, Params, RNNBuffers
 from .kernels.step import packed_size
 from .kernels.team import Call, flag_count
 
@@ -80,7 +80,8 @@ class Family:
         return Call(entries.train, (losses, net, run, buf, path), threads)
 
     def loss_call(self, ids, P, buf, path, threads):
-        return Call(entries.loss, (ids, P, buf, path), threads)
+        loss = entries.paragraph_loss if isinstance(ids, Paragraphs) else entries.loss
+        return Call(loss, (ids, P, buf, path), threads)
 
     def gradients_call(self, net, buf, drop, path):
         return Call(entries.gradients, (net, buf, drop, path))

@@ -145,16 +145,27 @@ def _sigmoid(x):
 def model_loss_grads(kind, params, xs):
     """Loss (summed over the T steps, averaged over the B streams) of predicting
     xs[1:] from xs[:-1] (xs: (T+1, B) ids) and its gradients by parameter name."""
+    loss, grads, _ = window_loss_grads(kind, params, xs, xs[1:])
+    return loss, grads
+
+
+def window_loss_grads(kind, params, xs, targets, states=None):
+    """model_loss_grads of predicting targets (T, B) from xs[:-1], a target of -1 counting
+    for nothing (no loss, no gradient), from states (S, L, B, H): h, and c for an LSTM
+    (zeros if None); also returns the states after the last step, in that shape."""
     L = sum(1 for k in params if k.startswith("Whh."))
     H = params["Whh.0"].shape[1]
     V = params["Why"].shape[0]
     T, B = xs.shape[0] - 1, xs.shape[1]
+    if states is None:
+        states = np.zeros((2 if kind == "lstm" else 1, L, B, H))
     eye = np.eye(V)
     inputs = [eye[xs[t]] for t in range(T)]  # one-hot (B, V) per step
     caches = []
+    last = np.zeros_like(states)
     for l in range(L):  # forward, layer by layer
-        h = np.zeros((B, H))
-        c = np.zeros((B, H))
+        h = states[0, l]
+        c = states[-1, l]
         outs, cache = [], []
         for t in range(T):
             x = inputs[t]
@@ -181,6 +192,9 @@ def model_loss_grads(kind, params, xs):
                     c = cn
             h = hn
             outs.append(h)
+        last[0, l] = h
+        if kind == "lstm":
+            last[1, l] = c
         caches.append(cache)
         inputs = outs
     grads = {k: np.zeros_like(v) for k, v in params.items()}
@@ -190,9 +204,10 @@ def model_loss_grads(kind, params, xs):
         y = inputs[t] @ params["Why"].T + params["by"]
         p = np.exp(y - y.max(axis=1, keepdims=True))
         p /= p.sum(axis=1, keepdims=True)
-        tgt = xs[t + 1]
-        loss -= np.log(p[np.arange(B), tgt]).sum() / B
-        dy = (p - eye[tgt]) / B
+        real = targets[t] >= 0
+        tgt = np.where(real, targets[t], 0)
+        loss -= np.log(p[np.arange(B), tgt])[real].sum() / B
+        dy = (p - eye[tgt]) * real[:, None] / B
         grads["Why"] += dy.T @ inputs[t]
         grads["by"] += dy.sum(axis=0)
         dtop.append(dy @ params["Why"])
@@ -236,4 +251,71 @@ def model_loss_grads(kind, params, xs):
             dnext = dprev + dah @ params[f"Whh.{l}"]
             dxs[t] = dax @ params[f"Wxh.{l}"]
         dhs = dxs
-    return loss, grads
+    return loss, grads, last
+
+
+# --- Paragraphs (data.records: paragraphs), in the manner of minii-ai/rnn ---------------
+# Each paragraph is its own sequence, read from a zero state in windows of up to T steps
+# that stay within it; B streams each take the next paragraph of an order shuffled every
+# pass when their own ends. fastrnn.kernels.paragraphs does this in compiled code.
+
+
+def splitmix64(state):
+    """(the next state, a float in [0, 1)) of the splitmix64 generator at state."""
+    state = (state + 0x9E3779B97F4A7C15) % 2**64
+    z = ((state ^ (state >> 30)) * 0xBF58476D1CE4E5B9) % 2**64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) % 2**64
+    z ^= z >> 31
+    return state, (z >> 11) * (1.0 / 2**53)
+
+
+def shuffled(P, state):
+    """(range(P) in the order Fisher-Yates draws from splitmix64 at state, the next
+    state)."""
+    order = list(range(P))
+    for i in range(P - 1, 0, -1):
+        state, u = splitmix64(state)
+        j = min(int(u * (i + 1)), i)
+        order[i], order[j] = order[j], order[i]
+    return order, state
+
+
+class ParagraphStreams:
+    """The windows of B streams over paragraphs (lists of ids, each ending in its blank
+    line), the order shuffled from the splitmix64 state at the start of every pass."""
+
+    def __init__(self, paragraphs, B, T, state):
+        self.paragraphs, self.T, self.state = paragraphs, T, state
+        self.order, self.next = [], 0
+        self.reading = [None] * B  # each stream's paragraph, or None
+        self.place = [0] * B  # the place of its next input in it
+
+    def _left(self, b):
+        p = self.reading[b]
+        return 0 if p is None else len(self.paragraphs[p]) - 1 - self.place[b]
+
+    def window(self):
+        """(xs (n+1, B) inputs, targets (n, B), -1 where a stream has none, fresh (B,):
+        the streams that start a paragraph, from a zero state); n is the most steps a
+        stream has left, up to T. The places move on."""
+        B = len(self.reading)
+        fresh = np.zeros(B, bool)
+        for b in range(B):
+            if self._left(b) == 0:
+                if self.next == len(self.order):
+                    self.order, self.state = shuffled(len(self.paragraphs), self.state)
+                    self.next = 0
+                self.reading[b], self.place[b] = self.order[self.next], 0
+                self.next += 1
+                fresh[b] = True
+        n = max(min(self.T, self._left(b)) for b in range(B))
+        xs = np.zeros((n + 1, B), np.int64)
+        targets = np.full((n, B), -1)
+        for b in range(B):
+            ids, at = self.paragraphs[self.reading[b]], self.place[b]
+            r = min(n, self._left(b))
+            xs[:r + 1, b] = ids[at:at + r + 1]
+            xs[r + 1:, b] = ids[at + r]  # (what the padded steps read does not matter)
+            targets[:r, b] = ids[at + 1:at + r + 1]
+            self.place[b] += r
+        return xs, targets, fresh

@@ -253,10 +253,14 @@ class Run:
         t, cfg = self.trainer, self.cfg.train
         n_params = sum(v.size for v in t.params().values())
         chars = len(t.corpus.train)
-        per_iter = cfg.seq_length * cfg.batch_size
+        text = f"{chars:,} characters"
+        if t.paragraphs:
+            text += (f" in {len(t.corpus.starts['train']) - 1:,} paragraphs (each with "
+                     f"its blank line)")
         print(f"vocabulary {len(t.vocab)} characters; {n_params:,} parameters; training "
-              f"text {chars:,} characters, a pass every ~{chars / per_iter:,.0f} "
-              f"iterations ({cfg.seq_length} x {cfg.batch_size} characters each)",
+              f"text {text}, a pass every ~{t.pass_iterations():,.0f} "
+              f"iterations ({cfg.seq_length} x {cfg.batch_size} characters each"
+              f"{', or fewer at the ends of paragraphs' if t.paragraphs else ''})",
               file=self.out, flush=True)
 
     def _train_chunk(self, n):
@@ -275,8 +279,8 @@ class Run:
     def _pass_time(self, n, seconds):
         """How long a pass over the training text takes at the rate of the last n
         iterations (seconds of training alone)."""
-        cfg, it = self.cfg.train, self.trainer.iteration
-        per_pass = len(self.trainer.corpus.train) / (cfg.seq_length * cfg.batch_size)
+        it = self.trainer.iteration
+        per_pass = self.trainer.pass_iterations()
         rate = n / max(seconds, 1e-9)
         took = per_pass / rate
         took = f"{took:.1f} s" if took < 60 else _clock(took)
@@ -301,7 +305,12 @@ class Run:
         else:
             model, source = t, "the final weights"
         test = t.corpus.test  # this run's split, should the checkpoint's config differ
-        loss = float(model.loss_of(test, self.cfg.train.batch_size))
+        starts = t.corpus.starts["test"] if t.paragraphs else None
+        if starts is not None and len(starts) < 2:
+            print(f"note: data.test_fraction={self.cfg.data.test_fraction} holds no "
+                  f"paragraph's start, so there is no test loss", file=self.err)
+            return
+        loss = float(model.loss_of(test, self.cfg.train.batch_size, starts))
         result = dict(test_nats=loss, test_bits=loss / math.log(2), characters=len(test),
                       weights=source, iteration=model.iteration)
         write_atomic(self.dir / "test.json", (json.dumps(result, indent=1) + "\n").encode())
@@ -326,9 +335,19 @@ class Run:
                 lambda line: print(line, file=self.err, flush=True))
 
     def _sample(self, it):
-        self._compile("sampling", lambda: self.trainer.stepper().call)
-        text = "".join(generate(self.trainer, length=self.cfg.train.sample_length,
-                                seed=self.sample_seed + it))
+        """A sample of train.sample_length characters from where training is; with
+        paragraphs, a paragraph: from a zero state, primed with the first character of
+        a training paragraph drawn by the sample's seed, to its end."""
+        t = self.trainer
+        self._compile("sampling", lambda: t.stepper().call)
+        seed = self.sample_seed + it
+        prime = ""
+        if t.paragraphs:
+            starts = t.corpus.starts["train"]
+            p = np.random.default_rng(seed).integers(len(starts) - 1)
+            prime = t.vocab[t.corpus.train[starts[p]]]
+        text = prime + "".join(generate(t, prime, length=self.cfg.train.sample_length,
+                                        seed=seed, paragraph=t.paragraphs))
         block = f"---- sample at iteration {it} ----\n{text}\n----\n"
         self.out.write(block)
         self.out.flush()
@@ -542,10 +561,10 @@ def _clock(seconds):
 # (max_iters, max_minutes, lr and its schedule, weight decay, clipping, patience,
 # logging, threads, seed) may change; a changed schedule applies from the resumed
 # iteration on, and the plateau multiplier saved in the checkpoint is kept.
-RESUME_FIXED = ("data.path", "data.val_fraction", "data.test_fraction", "model.kind", "model.hidden",
-                "model.layers", "model.dropout", "model.init", "optim.name", "optim.eps", "optim.beta1",
-                "optim.beta2", "train.seq_length", "train.batch_size", "train.dtype",
-                "train.exact")
+RESUME_FIXED = ("data.path", "data.val_fraction", "data.test_fraction", "data.records",
+                "model.kind", "model.hidden", "model.layers", "model.dropout", "model.init",
+                "optim.name", "optim.eps", "optim.beta1", "optim.beta2", "train.seq_length",
+                "train.batch_size", "train.dtype", "train.exact")
 
 
 def _check_resume(saved, cfg, path):

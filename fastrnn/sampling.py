@@ -1,5 +1,6 @@
 """Sampling text from a trained model: one character at a time (temperature, top-k,
-top-p), several samples, a stop string, and beam search for the most likely text."""
+top-p), several samples, a stop string or the end of a paragraph, and beam search for
+the most likely text."""
 import math
 from pathlib import Path
 
@@ -51,8 +52,13 @@ def new_rng(seed):
     return np.random.default_rng(seed)
 
 
+# A paragraph ends at a blank line: data.records=paragraphs trains on each paragraph
+# followed by one (fastrnn.data.paragraphs).
+PARAGRAPH_END = "\n\n"
+
+
 def generate(trainer, prime="", length=200, temperature=1.0, top_k=None, seed=None,
-             top_p=None, stop=None, rng=None):
+             top_p=None, stop=None, rng=None, paragraph=False):
     """Yield up to `length` sampled characters.
 
     With a prime, the model starts from a zero state and reads the prime first. Without
@@ -60,8 +66,10 @@ def generate(trainer, prime="", length=200, temperature=1.0, top_k=None, seed=No
     state of the first stream and the next character of the text. temperature 0 takes
     the most likely character; top_k keeps only the k most likely, then top_p the most
     likely whose probabilities add up to p (nucleus sampling). A stop string ends the
-    sample after its first occurrence in the sampled text (it is yielded). rng, a numpy
-    Generator, overrides seed (several samples share one)."""
+    sample after its first occurrence in the sampled text (it is yielded); paragraph
+    ends it at the end of its paragraph, a blank line, which is not yielded (the newline
+    that ends the paragraph's last line is). rng, a numpy Generator, overrides seed
+    (several samples share one)."""
     feed = _check(trainer, prime, temperature, top_k, top_p)
     if not (isinstance(length, (int, np.integer)) and length >= 0):
         raise UserError(f"length must be a whole number, 0 or more, got {length!r}")
@@ -72,11 +80,15 @@ def generate(trainer, prime="", length=200, temperature=1.0, top_k=None, seed=No
     stepper = trainer.stepper()
     logits = _start(trainer, stepper, feed)
     tail = ""
+    last = prime[-1:] if prime else vocab[trainer.carried_state()[1]]  # the last read
     for _ in range(length):
         if not np.all(np.isfinite(logits)):
             raise UserError("the model's outputs are not finite numbers (its weights are "
                             "too large); sample from another checkpoint")
         ix = _pick(logits, temperature, top_k, top_p, rng)
+        if paragraph and last + vocab[ix] == PARAGRAPH_END:
+            return
+        last = vocab[ix]
         yield vocab[ix]
         if stop is not None:
             tail = (tail + vocab[ix])[-len(stop):]
@@ -104,12 +116,13 @@ def _pick(y, temperature, top_k, top_p, rng):
     return int(rng.choice(p.size, p=p))
 
 
-def beam_search(trainer, prime="", length=200, beam=5, n=1, stop=None):
+def beam_search(trainer, prime="", length=200, beam=5, n=1, stop=None, paragraph=False):
     """The n most likely continuations of `length` characters (each a string, most likely
     first), by beam search over characters with `beam` candidates kept at each step: the
     sum of the log-probabilities of the characters, from the model's own probabilities
     (no temperature). Deterministic; ties go to the lower character id. A stop string
-    then cuts each text after its first occurrence."""
+    then cuts each text after its first occurrence, and paragraph before the blank line
+    that ends its paragraph."""
     feed = _check(trainer, prime, 1.0, None, None)
     if stop == "":
         raise UserError("the stop string is empty; give one or more characters")
@@ -142,6 +155,10 @@ def beam_search(trainer, prime="", length=200, beam=5, n=1, stop=None):
             chars.append(trainer.vocab[ids[k]])
             k = rows[k]
         texts.append("".join(reversed(chars)))
+    if paragraph:  # (the blank line may begin with the last character read)
+        last = prime[-1:] if prime else trainer.vocab[trainer.carried_state()[1]]
+        ends = [(last + t).find(PARAGRAPH_END) for t in texts]
+        texts = [t if j < 0 else t[:j + 1 - len(last)] for t, j in zip(texts, ends)]
     if stop is None:
         return texts
     return [t[:t.find(stop) + len(stop)] if stop in t else t for t in texts]
@@ -172,7 +189,7 @@ def read_prime(path):
 
 
 def samples(trainer, prime="", length=200, temperature=1.0, top_k=None, seed=None,
-            top_p=None, num_samples=1, stop=None, beam=None):
+            top_p=None, num_samples=1, stop=None, beam=None, paragraph=False):
     """num_samples texts, each the prime and what follows it (see generate and
     beam_search). The samples share one random generator, so the first is the text a
     single sample with the same seed gives."""
@@ -180,20 +197,21 @@ def samples(trainer, prime="", length=200, temperature=1.0, top_k=None, seed=Non
         raise UserError(f"num_samples must be at least 1, got {num_samples}")
     if beam is not None:
         return [prime + text for text in beam_search(trainer, prime, length, beam,
-                                                     num_samples, stop)]
+                                                     num_samples, stop, paragraph)]
     rng = new_rng(seed)
     return [prime + "".join(generate(trainer, prime, length, temperature, top_k, None,
-                                     top_p, stop, rng))
+                                     top_p, stop, rng, paragraph))
             for _ in range(num_samples)]
 
 
 def sample(trainer_or_path, prime="", length=200, temperature=1.0, top_k=None, seed=None,
-           *, top_p=None, num_samples=None, stop=None, prime_file=None, beam=None):
+           *, top_p=None, num_samples=None, stop=None, prime_file=None, beam=None,
+           paragraph=False):
     """Sampled text, starting with the prime text. trainer_or_path: a Trainer, a
     checkpoint file or a run folder. With num_samples, a list of that many texts.
     prime_file: read the prime from this UTF-8 file instead. beam: beam search with this
     many candidates for the most likely text (temperature, top_k, top_p and seed do not
-    apply)."""
+    apply). paragraph: end each sample with its paragraph (before a blank line)."""
     if prime_file is not None:
         if prime:
             raise UserError("give a prime or a prime file, not both")
@@ -204,5 +222,5 @@ def sample(trainer_or_path, prime="", length=200, temperature=1.0, top_k=None, s
     if not isinstance(trainer, Trainer):
         trainer = load(trainer_or_path, data=False)
     texts = samples(trainer, prime, length, temperature, top_k, seed, top_p,
-                    num_samples or 1, stop, beam)
+                    num_samples or 1, stop, beam, paragraph)
     return texts if num_samples is not None else texts[0]

@@ -54,6 +54,7 @@ class Sweep:
     halving: dict = None   # successive halving: unit, first, eta, cap (load_halving)
     search: dict = None    # search: optuna: {"space": random's axes, "n_trials", "seed"};
                            # trials then grows as Optuna draws them
+    threads: int = 1       # kernel threads of each trial in the local pool
 
 
 def load_sweep(path, out_dir=None):
@@ -70,8 +71,10 @@ def load_sweep(path, out_dir=None):
     if not isinstance(raw, dict):
         raise UserError(f"{path}: a sweep file is a mapping (base, grid or random, ...)")
     known = {"base": str, "config": dict, "grid": dict, "random": dict, "n_trials": int,
-             "seed": int, "metric": str, "out_dir": str, "halving": dict, "search": str}
-    optional = ("base", "config", "seed", "metric", "out_dir", "halving", "search")
+             "seed": int, "metric": str, "out_dir": str, "halving": dict, "search": str,
+             "threads": int}
+    optional = ("base", "config", "seed", "metric", "out_dir", "halving", "search",
+                "threads")
     raw = {k: v for k, v in raw.items() if not (v is None and k in optional)}
     for key, value in raw.items():
         _lookup(key, known, str(path), "sweep key")
@@ -143,7 +146,11 @@ def load_sweep(path, out_dir=None):
                             f"halving")
         _import_optuna()
         search, named = dict(space=axes, n_trials=len(named), seed=raw.get("seed", 0)), []
-    return Sweep(base, named, metric, out, halving, search)
+    threads = raw.get("threads", 1)
+    if threads < 1:
+        raise UserError(f"{path}: 'threads' (each trial's kernel threads) must be at least "
+                        f"1, got {threads}")
+    return Sweep(base, named, metric, out, halving, search, threads)
 
 
 def _import_optuna():
@@ -401,10 +408,11 @@ class Results:
             f.write(("\n" if torn else "") + json.dumps(row) + "\n")
 
 
-def _worker_env():
-    """Trials use one thread each: workers are the parallelism (and an OpenMP pool
-    inherited by fork hangs, hence spawn)."""
-    return {"NUMBA_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+def _worker_env(threads=1):
+    """Trials use one thread each unless the sweep file says `threads`: workers are the
+    parallelism (and an OpenMP pool inherited by fork hangs, hence spawn)."""
+    n = str(threads)
+    return {"NUMBA_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": n}
 
 
 class IsolatedPool:
@@ -429,9 +437,9 @@ def _in_own_process(fn, *args):
 
 
 @contextlib.contextmanager
-def local_executor(workers):
+def local_executor(workers, threads=1):
     saved = {k: os.environ.get(k) for k in _worker_env()}
-    os.environ.update(_worker_env())  # inherited by the spawned workers
+    os.environ.update(_worker_env(threads))  # inherited by the spawned workers
     pool = IsolatedPool(workers)
     try:
         yield pool
@@ -746,18 +754,21 @@ def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m fastrnn.sweep", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("sweep", help="sweep file (YAML), e.g. configs/sweeps/lr_hidden.yaml")
-    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1,
-                    help="parallel trials on this machine (default: one per core)")
+    ap.add_argument("--workers", type=int, default=None,
+                    help="parallel trials on this machine (default: one per core, or per "
+                         "`threads` cores when the sweep file gives threads)")
     ap.add_argument("--executor", choices=["local", "dask"], default="local")
     ap.add_argument("--address", help="the Dask scheduler, e.g. tcp://10.0.0.5:8786")
     ap.add_argument("--out-dir", help="sweep folder (default: the sweep file's out_dir)")
     args = ap.parse_args(argv)
     try:
-        if args.workers < 1:
+        if args.workers is not None and args.workers < 1:
             raise UserError(f"--workers must be at least 1, got {args.workers}")
         if args.executor == "dask" and not args.address:
             raise UserError("--executor dask needs --address tcp://HOST:PORT")
         sweep = load_sweep(args.sweep, args.out_dir)
+        if args.workers is None:
+            args.workers = max(1, (os.cpu_count() or 1) // sweep.threads)
         for name, values in sweep.trials[:1]:  # the base and keys make a config at all
             trial_config(sweep, name, values)
         if args.executor == "dask":
@@ -766,8 +777,15 @@ def main(argv=None):
             executor = lambda: dask_executor(args.address)  # noqa: E731
             where = f"Dask at {args.address}"
         else:
-            executor = lambda: local_executor(args.workers)  # noqa: E731
+            cores = os.cpu_count() or 1
+            if args.workers * sweep.threads > cores:
+                raise UserError(f"{args.workers} worker(s) of {sweep.threads} thread(s) "
+                                f"each need {args.workers * sweep.threads} cores, this "
+                                f"machine has {cores}; lower --workers")
+            executor = lambda: local_executor(args.workers, sweep.threads)  # noqa: E731
             where = f"{args.workers} local worker(s)"
+            if sweep.threads > 1:
+                where += f" of {sweep.threads} threads"
         _claim_folder(sweep)
     except UserError as e:
         print(f"fastrnn: error: {e}", file=sys.stderr)

@@ -18,7 +18,7 @@ from .errors import UserError
 from .kernels.optim import (BETA1, BETA2, CLIP, CLIP_NORM, DECAY, DECAY_EVERY, EPS, HORIZON,
                             HYPER, KIND, LR, LR_SCALE, MIN_LR, OPTIMIZERS, SCHEDULE,
                             SCHEDULES, WARMUP, WEIGHT_DECAY, learning_rate)
-from .kernels.records import Batched, Exact, Net, OneStream, Run
+from .kernels.records import Batched, Exact, Masked, Net, OneStream, Paragraphs, Run
 from .models import FAMILIES, flat_params
 
 
@@ -33,30 +33,23 @@ class Trainer:
         self.config = cfg = config if isinstance(config, Config) else Config.from_dict(config)
         if text is None:
             text = read_corpus(cfg.data.path)
+        # data.records: paragraphs reads the text as paragraphs (kernels.paragraphs)
+        self.paragraphs = cfg.data.records == "paragraphs"
         self.corpus = Corpus(text, cfg.data.val_fraction,
-                             test_fraction=cfg.data.test_fraction)
+                             test_fraction=cfg.data.test_fraction, records=cfg.data.records)
         self.vocab = self.corpus.vocab
         V, H, L = len(self.vocab), cfg.model.hidden, cfg.model.layers
         T, B = cfg.train.seq_length, cfg.train.batch_size
-        need = T + 1
-        if len(self.corpus.train) // B < need:
-            raise UserError(
-                f"train.seq_length: {T} is too long for the training text "
-                f"({len(self.corpus.train)} characters in {B} stream(s) need at least "
-                f"{need} each); lower train.seq_length or train.batch_size, or use more text")
-        if cfg.data.val_fraction > 0 and len(self.corpus.val) < 2:
-            raise UserError(
-                f"data.val_fraction: {cfg.data.val_fraction} of the text's {len(text)} "
-                f"characters leaves {len(self.corpus.val)} for validation, too few for a "
-                f"validation loss (at least 2); raise it, or set 0 to train without one")
+        _check_splits(cfg, self.corpus, len(text))
         _check_memory(cfg, V)
         self.family = family = FAMILIES[cfg.model.kind]
         self.dtype = np.dtype(cfg.train.dtype)
         # The vanilla RNN in float64 reproduces min-char-rnn bit for bit unless told
-        # otherwise; everything else takes the faster path of matrix products over all
-        # steps (kernels.rnn).
+        # otherwise, or reading paragraphs (its arithmetic has no place for them);
+        # everything else takes the faster path of matrix products over all steps
+        # (kernels.rnn).
         self.exact = bool(cfg.train.exact and self.dtype == np.float64
-                          and cfg.model.kind == "rnn")
+                          and cfg.model.kind == "rnn" and not self.paragraphs)
         # min-char-rnn's own model, exact, runs its recurrence and its output layer on
         # two threads side by side (kernels.duo); it needs no other split
         # (weight decay is not min-char-rnn's: the duo has no place for it)
@@ -87,7 +80,13 @@ class Trainer:
         self.cursor = np.zeros(2, np.int64)  # [data pointer, iteration]
         # dropout between layers; None for none, so that its code is not compiled
         drop = float(cfg.model.dropout) if L > 1 and cfg.model.dropout > 0 else None
-        self.run = Run(self.corpus.streams(B), self.cursor,
+        if self.paragraphs:  # shuffled every pass by a generator of its own
+            shuffle = np.array([cfg.train.seed * 2654435761 + 2], np.uint64)
+            data = self._paragraph_data(self.corpus.train, self.corpus.starts["train"], B,
+                                        shuffle)
+        else:
+            data = self.corpus.streams(B)
+        self.run = Run(data, self.cursor,
                        np.array([cfg.train.seed * 2654435761 + 1], np.uint64),  # dropout
                        hyper, drop)
         self.buf = family.buffers(L, T, B, H, V, self.dtype)
@@ -108,9 +107,17 @@ class Trainer:
     def iteration(self):
         return int(self.cursor[1])
 
+    def pass_iterations(self):
+        """About how many iterations a pass over the training text takes."""
+        T, B = self.config.train.seq_length, self.config.train.batch_size
+        if not self.paragraphs:
+            return len(self.corpus.train) / (T * B)
+        targets = np.diff(self.corpus.starts["train"]) - 1  # each paragraph's windows
+        return float(np.sum(-(-targets // T))) / B
+
     def train_iters(self, n):
         """Train n iterations; returns their losses in nats per character (mean over the
-        T steps and B streams)."""
+        T steps and B streams; with paragraphs, over the window's targets)."""
         if self.corpus is None:
             raise UserError("this trainer was loaded without its text (data=False); "
                             "load it with data=True to train")
@@ -142,10 +149,32 @@ class Trainer:
         self.chunks = max(1, min(self.threads, numba.config.NUMBA_NUM_THREADS, most))
         blas.set_threads(1)
 
-    def loss_of(self, ids, streams=1):
+    def _paragraph_data(self, ids, starts, streams, rng=None):
+        """A kernels.records.Paragraphs of the paragraphs ids[starts[i]:starts[i+1]] for
+        `streams` streams: for training with rng, the shuffle's state (the first
+        iteration draws the first pass's order); without, to be read once in order."""
+        P = len(starts) - 1
+        T = self.config.train.seq_length
+        return Paragraphs(np.ascontiguousarray(ids, np.int32), np.asarray(starts, np.int64),
+                          np.arange(P, dtype=np.int64),
+                          np.tile(np.array([-1, 0], np.int64), (streams, 1)),
+                          np.array([P if rng is not None else 0, 0, 0], np.int64),
+                          np.zeros(1, np.uint64) if rng is None else rng,
+                          Masked(np.zeros((T, streams), np.int32)))
+
+    def loss_of(self, ids, streams=1, starts=None):
         """Mean nats per character of predicting ids[1:] from ids[:-1] without dropout,
         the text cut into `streams` contiguous pieces (which the threads share), each
-        read from a zero state; the last len(ids) % streams ids are left out."""
+        read from a zero state; the last len(ids) % streams ids are left out. With
+        starts (P+1,), ids are paragraphs instead, ids[starts[i]:starts[i+1]], each read
+        from a zero state with its first character given (not scored), by `streams`
+        streams (data.records=paragraphs)."""
+        if starts is not None:
+            P = len(starts) - 1
+            if P < 1:
+                raise UserError("need at least one paragraph to measure a loss")
+            rows = self._paragraph_data(ids, starts, max(1, min(streams, P)))
+            return self.loss_call(rows)() / (len(ids) - P)
         streams = max(1, min(streams, len(ids) // 2))
         S = len(ids) // streams
         if S < 2:
@@ -156,7 +185,7 @@ class Trainer:
     def loss_call(self, rows):
         """The kernels.team.Call of the summed loss over the streams rows."""
         cfg = self.config
-        streams = rows.shape[0]
+        streams = rows.at.shape[0] if isinstance(rows, Paragraphs) else rows.shape[0]
         if self._eval is None or self._eval.xs.shape[1] != streams:
             self._eval = self.family.buffers(cfg.model.layers, cfg.train.seq_length, streams,
                                              cfg.model.hidden, len(self.vocab), self.dtype)
@@ -171,11 +200,17 @@ class Trainer:
         if len(self.corpus.val) < 2:
             raise UserError("no validation text: set data.val_fraction above 0 "
                             "(e.g. data.val_fraction=0.1)")
-        return self.loss_of(self.corpus.val, self.config.train.batch_size)
+        return self.loss_of(self.corpus.val, self.config.train.batch_size,
+                            self.corpus.starts["val"] if self.paragraphs else None)
 
     def eval_rows(self):
-        """The validation split as evaluate() reads it, (streams, S) ids."""
+        """The validation split as evaluate() reads it, (streams, S) ids (or its
+        Paragraphs)."""
         ids = self.corpus.val
+        if self.paragraphs:
+            starts = self.corpus.starts["val"]
+            B = max(1, min(self.config.train.batch_size, len(starts) - 1))
+            return self._paragraph_data(ids, starts, B)
         streams = max(1, min(self.config.train.batch_size, len(ids) // 2))
         S = len(ids) // streams
         return np.ascontiguousarray(np.asarray(ids, np.int32)[:streams * S].reshape(streams, S))
@@ -230,9 +265,19 @@ class Trainer:
 
     def carried_state(self):
         """(states (S, L, H): h, and c for an LSTM; id of the next input character) of
-        the first stream: where training would go on from."""
+        the first stream: where training would go on from (with paragraphs, from a zero
+        state at the next paragraph's start once its own has ended)."""
         if self.corpus is None:
             return self._carried
+        if self.paragraphs:
+            pars = self.run.data
+            (p, at), starts = pars.at[0], pars.starts
+            states = [a[:, 0, 0].copy() for a in self.family.states(self.buf)]
+            if p < 0 or at + 1 >= starts[p + 1] - starts[p]:  # the next paragraph's
+                after = int(pars.window[0])
+                p, at = (pars.order[after] if after < len(pars.order) else 0), 0
+                states = [np.zeros_like(a) for a in states]
+            return np.array(states), int(pars.ids[starts[p] + at])
         started = self.iteration > 0
         p = int(self.cursor[0]) if started else 0
         states = np.array([a[:, 0, 0] if started else np.zeros_like(a[:, 0, 0])
@@ -250,15 +295,23 @@ class Trainer:
         optimizer (2, N) the optimizer's memory, state (S, L, B, H) the carried states
         (h, and c for an LSTM), cursor [data pointer, iteration], rng the dropout
         generator, next_input the next character's id, smooth_loss, lr_scale the plateau
-        schedule's multiplier of lr. The arrays are the trainer's own, not copies."""
+        schedule's multiplier of lr. With paragraphs also order (P,), at (B, 2) and
+        window (3,), where the streams are in them (kernels.records.Paragraphs), and
+        shuffle_rng their shuffle's generator. The arrays are the trainer's own, not
+        copies."""
         states, next_input = self.carried_state()
         if self.corpus is None:
             state = self._state
         else:
             state = np.array([a[:, 0] for a in self.family.states(self.buf)])
-        return dict(theta=self.net.theta, optimizer=self.net.memory, state=state,
-                    cursor=self.cursor, rng=self.run.rng, next_input=np.array(next_input),
-                    smooth_loss=np.array(self.smooth_loss), lr_scale=self.lr_scale)
+        own = dict(theta=self.net.theta, optimizer=self.net.memory, state=state,
+                   cursor=self.cursor, rng=self.run.rng, next_input=np.array(next_input),
+                   smooth_loss=np.array(self.smooth_loss), lr_scale=self.lr_scale)
+        data = self.run.data
+        if isinstance(data, Paragraphs):
+            own.update(order=data.order, at=data.at, window=data.window,
+                       shuffle_rng=data.rng)
+        return own
 
     def load_state_dict(self, saved, where="checkpoint"):
         """Copy a state_dict() in; UserError naming `where` and the entry when one is
@@ -275,8 +328,10 @@ class Trainer:
                                 f"shape {np.shape(saved[key])}, the config makes "
                                 f"{target.shape}); use the checkpoint's model settings or "
                                 f"a new train.out_dir")
-        for key in ("theta", "optimizer", "cursor", "rng", "lr_scale"):
-            own[key][...] = saved[key]
+        for key in ("theta", "optimizer", "cursor", "rng", "lr_scale", "order", "at",
+                    "window", "shuffle_rng"):
+            if key in own:
+                own[key][...] = saved[key]
         self.run.hyper[LR_SCALE] = self.lr_scale
         if self.corpus is None:
             self._state = np.array(saved["state"], self.dtype)
@@ -350,6 +405,35 @@ def _interrupts_deferred():
         os.kill(os.getpid(), signal.SIGINT)
 
 
+def _check_splits(cfg, corpus, N):
+    """UserError if the training text is too short for the windows (or holds no
+    paragraph), or the validation split too short for a loss (or holds no paragraph)."""
+    T, B = cfg.train.seq_length, cfg.train.batch_size
+    val = cfg.data.val_fraction
+    if corpus.starts is not None:
+        if len(corpus.starts["train"]) < 2:
+            raise UserError(
+                f"data.val_fraction + data.test_fraction: {val} + {cfg.data.test_fraction}"
+                f" leave no paragraph to train on (a paragraph is in the split where it "
+                f"starts); lower them, or use more text")
+        if val > 0 and len(corpus.val) < 2:
+            raise UserError(
+                f"data.val_fraction: {val} of the text's {N} characters holds no "
+                f"paragraph's start, so there is no paragraph for validation; raise it, "
+                f"or set 0 to train without one")
+        return
+    if len(corpus.train) // B < T + 1:
+        raise UserError(
+            f"train.seq_length: {T} is too long for the training text "
+            f"({len(corpus.train)} characters in {B} stream(s) need at least "
+            f"{T + 1} each); lower train.seq_length or train.batch_size, or use more text")
+    if val > 0 and len(corpus.val) < 2:
+        raise UserError(
+            f"data.val_fraction: {val} of the text's {N} "
+            f"characters leaves {len(corpus.val)} for validation, too few for a "
+            f"validation loss (at least 2); raise it, or set 0 to train without one")
+
+
 def _check_memory(cfg, V):
     """UserError if the model's arrays would not fit in this machine's memory: a line
     saying how much it needs, rather than a MemoryError (or the OOM killer) later."""
@@ -392,6 +476,9 @@ def load(path, text=None, data=True):
         small = copy.deepcopy(cfg)
         small.data.val_fraction, small.train.seq_length, small.train.batch_size = 0.0, 1, 1
         small.data.test_fraction = 0.0
+        # (read as one stream, but with the arithmetic of the checkpoint's own kernels)
+        small.data.records = "stream"
+        small.train.exact = cfg.train.exact and cfg.data.records == "stream"
         trainer = Trainer(small, text="".join(arrays["vocab"]) * 2)
         trainer.config, trainer.corpus = cfg, None
         S = 2 if trainer.family.cell else 1

@@ -263,9 +263,11 @@ def test_shakespeare_is_found_under_its_file_name(tmp_path, monkeypatch):
 @pytest.mark.skipif(not os.environ.get("FASTRNN_DATA_DIR"), reason="needs FASTRNN_DATA_DIR")
 def test_shipped_configs_load():
     root = Path(fastrnn.__file__).parent.parent / "configs"
-    for name in ("shakespeare.yaml", "naval.yaml"):
+    for name in ("shakespeare.yaml", "naval.yaml", "naval_paragraphs.yaml"):
         cfg = fastrnn.config.load_yaml(root / name)
         assert data.resolve(cfg.data.path).is_file()
+    naval = fastrnn.Trainer(fastrnn.config.load_yaml(root / "naval_paragraphs.yaml"))
+    assert len(naval.corpus.starts["train"]) > 30 and len(naval.corpus.starts["val"]) > 2
     sh = fastrnn.config.load_yaml(root / "shakespeare.yaml")
     assert (sh.model.hidden, sh.train.seq_length, sh.optim.lr, sh.optim.clip,
             sh.train.max_iters, sh.train.dtype) == (100, 25, 0.1, 5.0, 1_000_000, "float32")

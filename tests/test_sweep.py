@@ -77,11 +77,27 @@ def test_grid_and_random_trials(sweepdir):
      "did you mean 'model.hidden'"),
     (dict(grid={"optim.lr": [0.1]}, config={"optim": {"lr": -1}}), "optim.lr must be"),
     (dict(grid={"optim.lr": [0.1]}, base="missing.yaml"), "base config not found"),
+    (dict(grid={"optim.lr": [0.1]}, threads=0), "'threads' (each trial's kernel threads)"),
+    (dict(grid={"optim.lr": [0.1]}, threads=4096), "cores, this machine has"),
 ])
 def test_bad_sweep_files_are_one_line_and_exit_2(sweepdir, capsys, spec, match):
     assert sweep_main([str(write_sweep(sweepdir, **spec))]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and match in err[0]
+
+
+def _numba_threads():
+    import numba
+    return os.environ["NUMBA_NUM_THREADS"], numba.config.NUMBA_NUM_THREADS
+
+
+def test_threads_sets_each_trials_kernel_threads(sweepdir):
+    """A sweep file's `threads: N` gives each trial N kernel threads (default 1), e.g.
+    one trial at a time on the whole machine for a time-limited config."""
+    for threads in (1, 2):
+        with S.local_executor(1, threads) as pool:
+            assert pool.submit(_numba_threads).result() == (str(threads), threads)
+    assert S.load_sweep(write_sweep(sweepdir, grid={"optim.lr": [0.1]})).threads == 1
 
 
 def test_a_sweep_runs_records_ranks_and_resumes(sweepdir, capsys):

@@ -3,10 +3,12 @@ the loss of a text, one window's gradients and forward steps; the first two on o
 thread or on each thread of a team (kernels.team).
 
 Each is compiled for the types of its arguments: the family by its buffers' record
-(kernels.records), the arithmetic by the path record, the dtype by the arrays'. So a
+(kernels.records), the arithmetic by the path record, the dtype by the arrays', the
+reading of the text (min-char-rnn's streams, or paragraphs) by the data's. So a
 configuration compiles its own code and no other, and each entry point only when it is
 first called.
 """
+from numba import types
 from numba.extending import overload
 
 from .dropout import new_masks
@@ -15,7 +17,8 @@ from .jit import jit
 from .lstm import lstm_backward, lstm_forward
 from .optim import bias_span, optimizer_step
 from .output import add_loss, output_backward, output_forward
-from .records import GRUBuffers, LSTMBuffers, RNNBuffers
+from .paragraphs import end_paragraphs, next_paragraphs, start_paragraphs
+from .records import GRUBuffers, LSTMBuffers, Paragraphs, RNNBuffers
 from .rnn import rnn_backward, rnn_forward
 from .windows import carry_states, end_window, read_window, start_window, window_of
 
@@ -54,29 +57,77 @@ def _cells(buf):
     return lambda buf: buf.hs
 
 
+def _paragraphs(data):
+    """Whether the Numba type of the data, or of a Run's data, is a Paragraphs."""
+    if isinstance(data, types.BaseNamedTuple) and "data" in data.fields:
+        data = data.types[data.fields.index("data")]
+    return isinstance(data, types.BaseNamedTuple) and data.instance_class is Paragraphs
+
+
+def begin(buf, run, T, team):
+    """The iteration's window into buf.xs: min-char-rnn's at the data pointer, or the
+    streams' paragraphs (kernels.paragraphs). Returns its steps: T, or fewer where the
+    paragraphs end."""
+
+
+@overload(begin)
+def _begin(buf, run, T, team):
+    if _paragraphs(run):
+        return lambda buf, run, T, team: start_paragraphs(run.data, buf.xs, buf.hs,
+                                                          cells(buf), T, True, team)
+
+    def impl(buf, run, T, team):
+        start_window(buf.xs, buf.hs, cells(buf), run.data, run.cursor, T, team)
+        return T
+    return impl
+
+
+def targets(buf, data):
+    """The window's targets: buf.xs[1:], or the paragraphs' Masked ones."""
+
+
+@overload(targets)
+def _targets(buf, data):
+    if _paragraphs(data):
+        return lambda buf, data: data.targets
+    return lambda buf, data: buf.xs[1:]
+
+
+def finish(losses, k, sums, m, T, buf, run, team):
+    """After an iteration of T steps: its loss per character in losses[k] (from the m
+    items' sums), the states carried, the data pointer (or the paragraphs) moved on."""
+
+
+@overload(finish)
+def _finish(losses, k, sums, m, T, buf, run, team):
+    if _paragraphs(run):
+        return lambda losses, k, sums, m, T, buf, run, team: end_paragraphs(
+            losses, k, sums, m, run.data, buf.hs, cells(buf), run.cursor, team)
+    return lambda losses, k, sums, m, T, buf, run, team: end_window(
+        losses, k, sums, m, T * buf.xs.shape[1], buf.hs, cells(buf), run.cursor, T, team)
+
+
 @jit
 def train(losses, net, run, buf, path, team):
-    """len(losses) iterations of min-char-rnn's loop: the window at the data pointer,
-    forward, loss, BPTT, the optimizer step; losses (K,) out, the mean nats per
-    character of each. run.cursor advances; buf.hs[:, 0] (and cs) carry the states.
-    Called with a Solo on one thread, or on each thread of a team with its Team
-    (kernels.team.Call)."""
+    """len(losses) iterations of min-char-rnn's loop: the window at the data pointer (or
+    of the paragraphs), forward, loss, BPTT, the optimizer step; losses (K,) out, the
+    mean nats per character (per target) of each. run.cursor advances; buf.hs[:, 0]
+    (and cs) carry the states. Called with a Solo on one thread, or on each thread of a
+    team with its Team (kernels.team.Call)."""
     L, T1, B, H = buf.hs.shape
-    T = T1 - 1
     top = buf.hs[L - 1]
     for k in range(losses.size):
-        start_window(buf.xs, buf.hs, cells(buf), run.data, run.cursor, T, team)
+        T = begin(buf, run, T1 - 1, team)
         new_masks(buf.masks, run.rng, run.drop, team)
         forward(net.P, buf, T, run.drop, path, team)
-        n = output_forward(buf.ys, top, T, buf.xs[1:], 1.0 / B, net.P.Why, net.P.by,
-                           buf.sums[0], path, team)
+        n = output_forward(buf.ys, top, T, targets(buf, run.data), 1.0 / B, net.P.Why,
+                           net.P.by, buf.sums[0], path, team)
         output_backward(net.G.Why, net.G.by, buf.dh, buf.ys, top, T, net.P.Why, buf.part,
                         path, team)
         backward(net.G, net.P, buf, T, run.drop, path, team)
         optimizer_step(net, run.hyper, run.cursor[1], buf.sums[1], team,
                        bias_span(net.P))
-        end_window(losses, k, buf.sums[0], n, T * B, buf.hs, cells(buf), run.cursor, T,
-                   team)
+        finish(losses, k, buf.sums[0], n, T, buf, run, team)
 
 
 @jit
@@ -98,6 +149,27 @@ def loss(ids, P, buf, path, team):
         add_loss(buf.sums[1], buf.sums[0], m, p == 0, team)
         carry_states(buf.hs, cells(buf), n, team)
         p += n
+    return buf.sums[1, 0]
+
+
+@jit
+def paragraph_loss(pars, P, buf, path, team):
+    """Summed loss in nats of the paragraphs of pars (kernels.records.Paragraphs), each
+    read from a zero state with its first character given (not scored), the buffers' B
+    streams taking them in pars.order, in windows of up to the buffers' T steps with the
+    states carried across windows; no dropout. The total is also left in
+    buf.sums[1, 0]."""
+    L, T1, B, H = buf.hs.shape
+    start = True
+    n = start_paragraphs(pars, buf.xs, buf.hs, cells(buf), T1 - 1, False, team)
+    while n > 0:
+        forward(P, buf, n, None, path, team)
+        m = output_forward(buf.ys, buf.hs[L - 1], n, pars.targets, 1.0, P.Why, P.by,
+                           buf.sums[0], path, team)
+        add_loss(buf.sums[1], buf.sums[0], m, start, team)
+        start = False
+        next_paragraphs(pars, buf.hs, cells(buf), team)
+        n = start_paragraphs(pars, buf.xs, buf.hs, cells(buf), T1 - 1, False, team)
     return buf.sums[1, 0]
 
 

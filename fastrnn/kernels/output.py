@@ -5,10 +5,13 @@ The softmax is min-char-rnn's to the bit in float64: exp from the C library and 
 pairwise summation for the normaliser.
 """
 import numpy as np
+from numba import types
+from numba.extending import overload
 
 from .activations import exp_limit
 from .jit import jit
 from .products import SMALL, matmul_rows, matmul_rows_t, outer_sum, row_sum_rev
+from .records import Masked
 from .team import after, close, first, items, span
 
 
@@ -112,7 +115,8 @@ def softmax_xent(y, target, scale):
 @jit
 def output_forward(ys, top, T, targets, scale, Why, by, sums, path, team):
     """Logits, then softmax gradients in place, for T steps. ys: (T, B, V) out; top:
-    (T+1, B, H) the top layer's states; targets: (T, B). Returns n, the items the loss
+    (T+1, B, H) the top layer's states; targets: (T, B), or a Masked whose -1 targets
+    count for nothing (their rows of ys become zeros). Returns n, the items the loss
     was summed in: each item's sum, in step order, is left in sums[:n] (sums: (W,)
     float64), to be added in order by whoever needs the total."""
     _, B, V = ys.shape
@@ -123,7 +127,7 @@ def output_forward(ys, top, T, targets, scale, Why, by, sums, path, team):
     i = first(team, n)
     while i >= 0:
         t0, t1 = span(i, n, T, 1)
-        sums[i] = _softmax_steps(ys, targets, scale, by, t0, t1)
+        sums[i] = softmax_steps(ys, targets, scale, by, t0, t1)
         i = after(team, n, i)
     close(team, n)
     return n
@@ -144,9 +148,20 @@ def add_loss(total, sums, n, reset, team):
     close(team, 1)
 
 
+def softmax_steps(ys, targets, scale, by, t0, t1):
+    """Steps t0..t1-1 of output_forward after the logits' product; their summed loss."""
+
+
+@overload(softmax_steps)
+def _softmax_steps_impl(ys, targets, scale, by, t0, t1):
+    if isinstance(targets, types.BaseNamedTuple) and targets.instance_class is Masked:
+        return _masked_steps
+    return lambda ys, targets, scale, by, t0, t1: _softmax_steps(ys, targets, scale, by,
+                                                                  t0, t1)
+
+
 @jit
 def _softmax_steps(ys, targets, scale, by, t0, t1):
-    """Steps t0..t1-1 of output_forward after the logits' product; their summed loss."""
     loss = 0.0
     for t in range(t0, t1):
         for b in range(ys.shape[1]):
@@ -154,6 +169,21 @@ def _softmax_steps(ys, targets, scale, by, t0, t1):
             for v in range(y.size):
                 y[v] += by[v]
             loss += softmax_xent(y, targets[t, b], scale)
+    return loss
+
+
+def _masked_steps(ys, targets, scale, by, t0, t1):
+    loss = 0.0
+    for t in range(t0, t1):
+        for b in range(ys.shape[1]):
+            y, target = ys[t, b], targets.ids[t, b]
+            if target < 0:  # no target: no loss, and no gradient from this row
+                for v in range(y.size):
+                    y[v] = 0
+                continue
+            for v in range(y.size):
+                y[v] += by[v]
+            loss += softmax_xent(y, target, scale)
     return loss
 
 

@@ -40,6 +40,27 @@ Run = namedtuple("Run", [
     "drop",    # float: dropout probability between layers
 ])
 
+# data.records: paragraphs. Run.data is one of these instead of the (B, S) streams (so
+# that stream mode compiles none of its code): each paragraph is read from a zero state
+# in windows that never cross its end, a stream taking the next paragraph of the order
+# when its own has ended (kernels.paragraphs).
+Paragraphs = namedtuple("Paragraphs", [
+    "ids",      # (C,) int32 the paragraphs one after another, each ending in a blank line
+    "starts",   # (P+1,) int64 paragraph i is ids[starts[i]:starts[i+1]]
+    "order",    # (P,) int64 the order of this pass (in training, shuffled every pass)
+    "at",       # (B, 2) int64 each stream's paragraph (-1: none yet) and the place of
+                # its next input in it
+    "window",   # (3,) int64 [the next place in order, the steps of the window, its
+                # targets]
+    "rng",      # (1,) uint64 the shuffle's generator state (splitmix64)
+    "targets",  # Masked: the window's targets
+])
+# Targets of which some are none, for the output layer: a type of its own, so that the
+# stream mode's output layer compiles without the test.
+Masked = namedtuple("Masked", [
+    "ids",  # (T, B) int32 the targets; -1 where a stream has none (its paragraph ended)
+])
+
 # Buffers every family has. Rows of (T, B, ...) buffers are ordered (t, b).
 _SHARED = [
     "hs",     # (L, T+1, B, H) states; hs[:, 0] carried in from the previous window
