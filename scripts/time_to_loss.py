@@ -3,6 +3,7 @@ budget (train.max_minutes), beside nanoGPT's shakespeare_char.
 
     python scripts/time_to_loss.py [CONFIG ...] [section.key=value ...] [--seeds 0,1,2]
     python scripts/time_to_loss.py --plot-only    # table and plot from the runs there
+                                                  # (every seed there, without --seeds)
 
 CONFIG defaults to configs/shakespeare_3min.yaml and configs/shakespeare_30min.yaml; the
 overrides apply to every run. Runs are timed, so they run one after another, each in
@@ -60,7 +61,7 @@ def main(argv=None):
     if args.threads is not None:
         overrides.append(f"train.threads={args.threads}")
     try:
-        runs = plan(configs, overrides, args.seeds, args.runs)
+        runs = plan(configs, overrides, args.seeds, args.runs, args.plot_only)
     except UserError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
@@ -91,9 +92,10 @@ def main(argv=None):
     return 1 if failed else 0
 
 
-def plan(configs, overrides, seeds, runs):
+def plan(configs, overrides, seeds, runs, found=False):
     """The runs, every config read and checked and every folder's state too, before
-    anything runs; UserError names what is wrong."""
+    anything runs; UserError names what is wrong. found (--plot-only without --seeds):
+    every seed a config's folder holds a run of."""
     missing = next((c for c in configs if not c.exists()), None)
     if missing:
         raise UserError(f"config file not found: {R.shown(missing)}; give the configs to "
@@ -112,7 +114,9 @@ def plan(configs, overrides, seeds, runs):
                 from None
     out = []
     for config in configs:
-        for seed in seeds or [load_yaml(config, overrides).train.seed]:
+        held = sorted(int(p.name[4:]) for p in (runs / config.stem).glob("seed*")
+                      if p.name[4:].isdigit()) if found and seeds is None else []
+        for seed in seeds or held or [load_yaml(config, overrides).train.seed]:
             ov = [*overrides, f"train.seed={seed}"]
             cfg = load_yaml(config, ov)
             run = TimedRun(config, seed, ov, cfg.train.max_minutes, cfg.train.max_iters,

@@ -119,6 +119,11 @@ def test_time_to_loss_trains_for_the_minutes_and_resumes_for_the_rest(tmp_path, 
                if m["val_nats"] is not None)
     assert row.split(" | ")[2] == f"{best:.4f}" and "train.seed=0" in row
     assert "1.4697" in text and "1.88" in text
+    # --plot-only without --seeds: every seed the config's folder holds
+    assert time_to_loss.main(["--plot-only", str(config), "--runs", str(runs),
+                              "--out", str(out)]) == DONE
+    text = (out / "time_to_loss.md").read_text()
+    assert "| shakespeare | 0 |" in text and "| shakespeare | 1 |" in text
     if PLOT:
         assert (out / "time_to_loss.png").read_bytes()[:8] == PNG
 
