@@ -5,8 +5,8 @@ A checkpoint holds everything needed to continue bit for bit: the resolved confi
 vocabulary, the parameters, the Adagrad memory, the carried hidden state, the data
 pointer and iteration, the smoothed loss, the plateau schedule's multiplier of lr
 (lr_scale) and the run's own state (best validation loss, the sampling RNG, the
-evaluations since the best); with data.records: paragraphs, also the paragraphs' order,
-where each stream is in them, and their shuffle's generator.
+evaluations since the best, the minutes trained); with data.records: paragraphs, also
+the paragraphs' order, where each stream is in them, and their shuffle's generator.
 """
 import io
 import json
@@ -131,6 +131,10 @@ def validate(arrays, path="checkpoint"):
     watch = extra.get("watch_best", math.inf)
     if isinstance(watch, bool) or not isinstance(watch, (int, float)) or math.isnan(watch):
         raise bad("extra.watch_best", f"must be a number, got {watch!r}")
+    minutes = extra.get("minutes", 0.0)
+    if (isinstance(minutes, bool) or not isinstance(minutes, (int, float))
+            or not 0 <= minutes < math.inf):
+        raise bad("extra.minutes", f"must be a finite number >= 0, got {minutes!r}")
 
     V, H, L = len(vocab), cfg.model.hidden, cfg.model.layers
     S = 2 if FAMILIES[cfg.model.kind].cell else 1

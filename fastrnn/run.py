@@ -27,7 +27,7 @@ from .trainer import Trainer, load
 RUN_FILES = ("config.yaml", "metrics.csv", "samples.txt", "loss.png",
              checkpoint.LATEST, checkpoint.BEST, "test.json")
 METRICS = ("iteration", "smooth_loss", "train_nats", "val_nats", "val_bits", "it_per_s",
-           "elapsed_s", "train_avg_nats")
+           "elapsed_s", "train_avg_nats", "minutes")
 
 
 class Run:
@@ -52,6 +52,11 @@ class Run:
         self.timed = False  # whether the time of a pass has been estimated
         self.compiled = set()  # the parts of the run whose kernels are ready
         self.compile_seconds = 0.0  # spent compiling them in this invocation
+        # Minutes of the run before this invocation, compiling left out (None: resumed
+        # from a checkpoint older than this count), and this invocation's clock: its
+        # start and compile_seconds then.
+        self.minutes = 0.0
+        self.clock = None
 
     # --- setting up -----------------------------------------------------------------
     def prepare(self):
@@ -86,6 +91,7 @@ class Run:
             self.best_val = extra.get("best_val", math.inf)
             self.best_iteration = extra.get("best_iteration", 0)
             self.sample_seed = extra.get("sample_seed", cfg.train.seed)
+            self.minutes = extra.get("minutes")
             for key in self.watch:
                 self.watch[key] = extra.get(key, self.watch[key])
             print(f"resuming {source} at iteration {trainer.iteration}", file=self.out)
@@ -136,6 +142,7 @@ class Run:
         except OSError as e:
             return self._write_failed(e)
         t0 = time.perf_counter()
+        self.clock = (t0, self.compile_seconds)
         deadline = None if cfg.max_minutes is None else t0 + 60 * cfg.max_minutes
         progress = Progress(start_iter, cfg.max_iters, self.err, deadline)
         last_time, last_iter = t0, start_iter
@@ -192,7 +199,8 @@ class Run:
                     train_avg, interval, summed, counted = summed / counted, counted, 0.0, 0
                 progress.update(it, train_avg, rate, latest_val, line=row)
                 if row:
-                    _write_row(metrics, it, t.smooth_loss, T, val, rate, now - t0, train_avg)
+                    _write_row(metrics, it, t.smooth_loss, T, val, rate, now - t0, train_avg,
+                               self._minutes(now))
                     last_time, last_iter = now, it
                     compiled_before = self.compile_seconds
                 if it % cfg.checkpoint_every == 0 or final:
@@ -348,8 +356,21 @@ class Run:
 
     def _extra(self):
         """The runner's own state, kept in each checkpoint."""
-        return dict(best_val=self.best_val, best_iteration=self.best_iteration,
-                    sample_seed=self.sample_seed, **self.watch)
+        extra = dict(best_val=self.best_val, best_iteration=self.best_iteration,
+                     sample_seed=self.sample_seed, **self.watch)
+        minutes = self._minutes()
+        if minutes is not None:
+            extra["minutes"] = minutes
+        return extra
+
+    def _minutes(self, now=None):
+        """Minutes of the run so far, over every invocation (resumes), compiling left
+        out; None if a checkpoint it resumed from did not count them."""
+        if self.minutes is None or self.clock is None:
+            return self.minutes
+        t0, compiled = self.clock
+        now = time.perf_counter() if now is None else now
+        return self.minutes + (now - t0 - (self.compile_seconds - compiled)) / 60
 
     def _watch(self, val, it):
         """Note a scheduled evaluation: lower the plateau schedule's lr when validation
@@ -411,9 +432,10 @@ class Run:
     def _open_metrics(self):
         path = self.dir / "metrics.csv"
         new = not path.exists()
-        if not new:  # a run from before train_avg_nats: its header gains the column
+        if not new:  # a run from before train_avg_nats or minutes: its header gains them
             lines = path.read_text(encoding="utf-8", errors="replace").splitlines(True)
-            if lines and lines[0].strip() == ",".join(METRICS[:-1]):
+            head = tuple(lines[0].strip().split(",")) if lines else ()
+            if head and len(head) < len(METRICS) and head == METRICS[:len(head)]:
                 lines[0] = ",".join(METRICS) + "\n"
                 write_atomic(path, "".join(lines).encode("utf-8"))
         f = open(path, "a", newline="", encoding="utf-8")
@@ -517,11 +539,12 @@ def _next_stop(it, cfg):
     return min(stops)
 
 
-def _write_row(f, it, smooth, T, val, rate, elapsed, train_avg):
+def _write_row(f, it, smooth, T, val, rate, elapsed, train_avg, minutes):
     csv.writer(f).writerow([it, f"{smooth:.6f}", f"{smooth / T:.6f}",
                             "" if val is None else f"{val:.6f}",
                             "" if val is None else f"{val / math.log(2):.6f}",
-                            f"{rate:.1f}", f"{elapsed:.2f}", f"{train_avg:.6f}"])
+                            f"{rate:.1f}", f"{elapsed:.2f}", f"{train_avg:.6f}",
+                            "" if minutes is None else f"{minutes:.6f}"])
     f.flush()
 
 

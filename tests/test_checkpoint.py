@@ -146,6 +146,9 @@ def damaged(blob):
                     "watched_at -3": {"watched_at": -3},
                     "watch_best NaN": {"watch_best": float("nan")},
                     "watch_best a list": {"watch_best": [1]},
+                    "minutes -1": {"minutes": -1},
+                    "minutes a string": {"minutes": "3"},
+                    "minutes infinite": {"minutes": float("inf")},
                     "a list": [1, 2]}.items():
         cases.append((f"extra {name}", replaced(blob, "extra", np.array(json.dumps(e)))))
     for value in (-0.5, 1.5, 2.0):

@@ -1,6 +1,8 @@
 """The main job: config errors, data resolution, run folders, checkpoints, exact resume,
 sampling and the command line."""
+import csv
 import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -14,6 +16,7 @@ import pytest
 import fastrnn
 from conftest import SMALL_TEXT
 from fastrnn import data
+from fastrnn import run as run_module
 from fastrnn.run import main as run_main
 
 TEXT = SMALL_TEXT * 4
@@ -414,6 +417,62 @@ def test_a_run_stopped_before_its_first_checkpoint_can_be_resumed(workdir, capsy
     assert "starting at iteration 0 and keeping its files" in capsys.readouterr().out
     assert (run / "samples.txt").read_text().startswith(samples)
     assert fastrnn.load(run).iteration == 200
+
+
+def metrics_rows(run):
+    with open(run / "metrics.csv", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def test_minutes_count_the_run_over_resumes_and_leave_compiling_out(workdir, monkeypatch):
+    # the sampler's kernels are compiled inside the loop (at the first sample, iteration
+    # 200), here made to take half a second more: in elapsed_s, and not in minutes
+    real = run_module.compile_call
+    sampler = []  # the seconds of each invocation's compiling of the sampler
+
+    def compile_call(call, what, say=None):
+        if not what.endswith("sampling"):
+            return real(call, what, say)
+        time.sleep(0.5)
+        sampler.append(real(call, what, say) + 0.5)
+        return sampler[-1]
+
+    monkeypatch.setattr(run_module, "compile_call", compile_call)
+    run = workdir / "runs" / "tiny"
+    assert run_main(["tiny.yaml", "train.max_iters=200"]) == 0
+    before = fastrnn.load(run, data=False).extra["minutes"]
+    assert run_main(["tiny.yaml", "train.resume=true"]) == 0
+    rows = metrics_rows(run)
+    assert [r["iteration"] for r in rows] == ["100", "200", "300", "400"]
+    minutes = [float(r["minutes"]) for r in rows]
+    assert minutes == sorted(minutes) and before >= minutes[1] - 1e-6  # (rounding)
+    since = [0.0, 0.0, before, before]  # the minutes the invocation started from
+    compiled = [0.0, sampler[0], 0.0, sampler[1]]  # at the rows after the samples
+    for r, m, start, c in zip(rows, minutes, since, compiled):
+        assert 60 * (m - start) == pytest.approx(float(r["elapsed_s"]) - c, abs=0.02)
+    assert fastrnn.load(run, data=False).extra["minutes"] >= minutes[-1] - 1e-6
+
+
+def test_a_run_from_before_minutes_resumes_with_the_column_empty(workdir):
+    run = workdir / "runs" / "tiny"
+    assert run_main(["tiny.yaml", "train.max_iters=200"]) == 0
+    old = ",".join(run_module.METRICS[:-1])  # the header and rows without minutes
+    lines = (run / "metrics.csv").read_text().splitlines()
+    (run / "metrics.csv").write_text(
+        "\n".join([old] + [ln.rsplit(",", 1)[0] for ln in lines[1:]]) + "\n")
+    for name in ("latest.npz", "best.npz"):
+        with np.load(run / name) as f:
+            arrays = dict(f)
+        extra = json.loads(str(arrays["extra"]))
+        del extra["minutes"]
+        arrays["extra"] = np.array(json.dumps(extra))
+        np.savez(run / name, **arrays)
+    assert run_main(["tiny.yaml", "train.resume=true"]) == 0
+    assert (run / "metrics.csv").read_text().splitlines()[0] == ",".join(run_module.METRICS)
+    rows = metrics_rows(run)
+    assert [r["iteration"] for r in rows] == ["100", "200", "300", "400"]
+    assert [r["minutes"] for r in rows] == [None, None, "", ""]  # not known: not guessed
+    assert rows[-1]["val_nats"] and "minutes" not in fastrnn.load(run, data=False).extra
 
 
 def test_plain_progress_lines_come_with_metrics_rows(workdir, capsys):
