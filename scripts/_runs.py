@@ -134,6 +134,20 @@ def invoke(config, overrides, folder, watch, **note):
     return child.returncode, error
 
 
+def train_all(prog, train, *args):
+    """train(*args), which returns the runs that failed; on Ctrl-C or bad input, the
+    line that says so and the exit code instead: (failed, None) or (None, code)."""
+    try:
+        return train(*args), None
+    except KeyboardInterrupt:
+        print("\ninterrupted; the same command again goes on from the checkpoints",
+              file=sys.stderr)
+        return None, 130
+    except UserError as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return None, 2
+
+
 def cpu_seconds(entries, iteration):
     """The CPU seconds of the invocations that trained a run to `iteration`, and whether
     they are all recorded (each went on from where the last stopped: a killed

@@ -67,15 +67,9 @@ def main(argv=None):
         return 2
     failed = []
     if not args.plot_only:
-        try:
-            failed = train(runs)
-        except KeyboardInterrupt:
-            print("\ninterrupted; the same command again goes on from the checkpoints",
-                  file=sys.stderr)
-            return 130
-        except UserError as e:
-            print(f"{PROG}: error: {e}", file=sys.stderr)
-            return 2
+        failed, code = R.train_all(PROG, train, runs)
+        if code is not None:
+            return code
     text = report(runs, sys.argv[1:] if argv is None else argv)
     print(text)
     try:
