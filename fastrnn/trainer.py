@@ -169,18 +169,23 @@ class Trainer:
         starts (P+1,), ids are paragraphs instead, ids[starts[i]:starts[i+1]], each read
         from a zero state with its first character given (not scored), by `streams`
         streams (data.records=paragraphs)."""
+        rows, scored = self._loss_rows(ids, streams, starts)
+        return self.loss_call(rows)() / scored
+
+    def _loss_rows(self, ids, streams, starts=None):
+        """(the rows loss_of reads: (streams, S) ids, or the Paragraphs of ids cut at
+        starts; how many targets they score)."""
         if starts is not None:
             P = len(starts) - 1
             if P < 1:
                 raise UserError("need at least one paragraph to measure a loss")
-            rows = self._paragraph_data(ids, starts, max(1, min(streams, P)))
-            return self.loss_call(rows)() / (len(ids) - P)
+            return self._paragraph_data(ids, starts, max(1, min(streams, P))), len(ids) - P
         streams = max(1, min(streams, len(ids) // 2))
         S = len(ids) // streams
         if S < 2:
             raise UserError("need at least 2 characters to measure a loss")
         rows = np.ascontiguousarray(np.asarray(ids, np.int32)[:streams * S].reshape(streams, S))
-        return self.loss_call(rows)() / (streams * (S - 1))
+        return rows, streams * (S - 1)
 
     def loss_call(self, rows):
         """The kernels.team.Call of the summed loss over the streams rows."""
@@ -206,14 +211,8 @@ class Trainer:
     def eval_rows(self):
         """The validation split as evaluate() reads it, (streams, S) ids (or its
         Paragraphs)."""
-        ids = self.corpus.val
-        if self.paragraphs:
-            starts = self.corpus.starts["val"]
-            B = max(1, min(self.config.train.batch_size, len(starts) - 1))
-            return self._paragraph_data(ids, starts, B)
-        streams = max(1, min(self.config.train.batch_size, len(ids) // 2))
-        S = len(ids) // streams
-        return np.ascontiguousarray(np.asarray(ids, np.int32)[:streams * S].reshape(streams, S))
+        starts = self.corpus.starts["val"] if self.paragraphs else None
+        return self._loss_rows(self.corpus.val, self.config.train.batch_size, starts)[0]
 
     def gradients(self, xs):
         """(loss summed over the window's steps and averaged over streams, gradients by
