@@ -147,7 +147,6 @@ class Run:
         progress = Progress(start_iter, cfg.max_iters, self.err, deadline)
         last_time, last_iter = t0, start_iter
         compiled_before = self.compile_seconds  # (compiling is left out of the rates)
-        compiled_at_start = self.compile_seconds
         # a cosine with no decay_iters in a time-limited run ends with the time: its
         # horizon follows the iterations the rate so far (validation included) leaves
         follow_time = (deadline is not None and self.cfg.optim.schedule == "cosine"
@@ -174,7 +173,7 @@ class Run:
                                                 time.perf_counter() - t0 >= 60 * cfg.max_minutes)
                 if follow_time and not final:
                     now = time.perf_counter()
-                    spent = now - t0 - (self.compile_seconds - compiled_at_start)
+                    spent = now - t0 - (self.compile_seconds - self.clock[1])
                     rate = (it - start_iter) / max(spent, 1e-9)
                     t.set_horizon(min(cfg.max_iters, it + max(1, int(rate * (deadline - now)))))
                 val = None
