@@ -29,13 +29,15 @@ def gru_forward(P, buf, T, drop, path, team):
     for l in range(L):
         inputs = layer_input(buf.xin, hs, l, T, drop, buf.masks, team) if l > 0 else hs[l, 0]
         input_projection(xa, buf.xs, T, l, inputs, P, team)
-        Wp = step_weights(buf.packs[l], P.Whh[l], False, path, team)
+        # the layer's views once, not per step (each view is a reference count)
+        h, g, hn, Whh, bhh = hs[l], buf.gates[l], buf.hn[l], P.Whh[l], P.bhh[l]
+        Wp = step_weights(buf.packs[l], Whh, False, path, team)
         for t in range(T):
-            step_matmul(tmp, hs[l, t], P.Whh[l], Wp, path, team)
+            step_matmul(tmp, h[t], Whh, Wp, path, team)
             i = first(team, streams)
             while i >= 0:
                 b0, b1 = span(i, streams, B, 1)
-                _gru_cells(hs[l], buf.gates[l], buf.hn[l], xa, tmp, P.bhh[l], t, b0, b1)
+                _gru_cells(h, g, hn, xa, tmp, bhh, t, b0, b1)
                 i = after(team, streams, i)
             close(team, streams)
 
@@ -78,16 +80,16 @@ def gru_backward(G, P, buf, T, drop, path, team):
             dtmp[:] = 0
             after(team, 1, i)
         close(team, 1)
-        Wp = step_weights(buf.packs[l], P.Whh[l], True, path, team)
+        g, hn, Whh, spart = buf.gates[l], buf.hn[l], P.Whh[l], buf.spart
+        Wp = step_weights(buf.packs[l], Whh, True, path, team)
         for t in range(T - 1, -1, -1):
             i = first(team, streams)
             while i >= 0:
                 b0, b1 = span(i, streams, B, 1)
-                _gru_cells_back(dh, da_x, da_h, dnext, dtmp, h, buf.gates[l], buf.hn[l], t,
-                                b0, b1)
+                _gru_cells_back(dh, da_x, da_h, dnext, dtmp, h, g, hn, t, b0, b1)
                 i = after(team, streams, i)
             close(team, streams)
-            step_matmul_t(dtmp, da_h[t], P.Whh[l], Wp, buf.spart, path, team)
+            step_matmul_t(dtmp, da_h[t], Whh, Wp, spart, path, team)
         rows_h = da_h.reshape(-1, 3 * H)[:T * B]
         outer_sum(G.Whh[l], rows_h, h.reshape(-1, H)[:T * B], buf.part, OneStream(), team)
         row_sum_rev(G.bhh[l], rows_h, team)

@@ -32,14 +32,15 @@ def lstm_forward(P, buf, T, drop, path, team):
         if l > 0:
             inputs = layer_input(buf.xin, hs, l, T, drop, buf.masks, team)
             input_projection(g, x, T, l, inputs, P, team)
-        Wp = step_weights(buf.packs[l], P.Whh[l], False, path, team)
+        # the layer's views once, not per step (each view is a reference count)
+        tc, Whh, Wemb, bxh, bhh = buf.tc[l], P.Whh[l], P.Wemb, P.bxh[l], P.bhh[l]
+        Wp = step_weights(buf.packs[l], Whh, False, path, team)
         for t in range(T):
-            step_matmul(tmp, h[t], P.Whh[l], Wp, path, team)
+            step_matmul(tmp, h[t], Whh, Wp, path, team)
             i = first(team, streams)
             while i >= 0:
                 b0, b1 = span(i, streams, B, 1)
-                _lstm_cells(h, c, g, buf.tc[l], tmp, x, P.Wemb, P.bxh[l], P.bhh[l], l, t,
-                            b0, b1)
+                _lstm_cells(h, c, g, tc, tmp, x, Wemb, bxh, bhh, l, t, b0, b1)
                 i = after(team, streams, i)
             close(team, streams)
 
@@ -96,16 +97,16 @@ def lstm_backward(G, P, buf, T, drop, path, team):
             dcnext[:] = 0
             after(team, 1, i)
         close(team, 1)
-        Wp = step_weights(buf.packs[l], P.Whh[l], True, path, team)
+        c, g, tc, Whh, spart = cs[l], buf.gates[l], buf.tc[l], P.Whh[l], buf.spart
+        Wp = step_weights(buf.packs[l], Whh, True, path, team)
         for t in range(T - 1, -1, -1):
             i = first(team, streams)
             while i >= 0:
                 b0, b1 = span(i, streams, B, 1)
-                _lstm_cells_back(dh, da, dnext, dcnext, cs[l], buf.gates[l], buf.tc[l], t,
-                                 b0, b1)
+                _lstm_cells_back(dh, da, dnext, dcnext, c, g, tc, t, b0, b1)
                 i = after(team, streams, i)
             close(team, streams)
-            step_matmul_t(dnext, da[t], P.Whh[l], Wp, buf.spart, path, team)
+            step_matmul_t(dnext, da[t], Whh, Wp, spart, path, team)
         rows = da.reshape(-1, 4 * H)[:T * B]
         outer_sum(G.Whh[l], rows, h.reshape(-1, H)[:T * B], buf.part, OneStream(), team)
         if l == 0:

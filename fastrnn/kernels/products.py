@@ -16,6 +16,7 @@ import numpy as np
 from numba import types
 from numba.extending import overload
 
+from .gemv import gemv_cols, gemv_rows
 from .jit import jit
 from .records import Exact
 from .simd import outer_sum_exact
@@ -68,19 +69,19 @@ def _split_rows(product):
 @jit
 def _gemv_rows(out, X, W):
     for r in range(X.shape[0]):
-        np.dot(W, X[r], out[r])
+        gemv_rows(out, r, W, 0, W.shape[0], X, r)  # np.dot(W, X[r], out[r])
 
 
 @jit
 def _gemv_rows_t(out, X, W):
     for r in range(X.shape[0]):
-        np.dot(W.T, X[r], out[r])
+        gemv_cols(out, r, W, 0, W.shape[0], X, r)  # np.dot(W.T, X[r], out[r])
 
 
 @jit
 def _gemm_rows(out, X, W):
     if X.shape[0] == 1:
-        np.dot(W, X[0], out[0])
+        gemv_rows(out, 0, W, 0, W.shape[0], X, 0)  # np.dot(W, X[0], out[0])
     else:
         np.dot(X, W.T, out)
 
@@ -88,7 +89,7 @@ def _gemm_rows(out, X, W):
 @jit
 def _gemm_rows_t(out, X, W):
     if X.shape[0] == 1:
-        np.dot(W.T, X[0], out[0])
+        gemv_cols(out, 0, W, 0, W.shape[0], X, 0)  # np.dot(W.T, X[0], out[0])
     else:
         np.dot(X, W, out)
 

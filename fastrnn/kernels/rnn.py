@@ -47,13 +47,14 @@ def rnn_forward(P, buf, T, drop, path, team):
         else:
             inputs = layer_input(buf.xin, hs, l, T, drop, buf.masks, team)
             matmul_rows(h.reshape(-1, H)[B:(T + 1) * B], inputs, P.Wxh[l - 1], path, team)
-        Wp = step_weights(buf.packs[l], P.Whh[l], False, path, team)
+        Whh, bh = P.Whh[l], P.bxh[l]  # (once, not per step: each view is counted)
+        Wp = step_weights(buf.packs[l], Whh, False, path, team)
         for t in range(T):
-            step_matmul(tmp, h[t], P.Whh[l], Wp, path, team)
+            step_matmul(tmp, h[t], Whh, Wp, path, team)
             i = first(team, streams)
             while i >= 0:
                 b0, b1 = span(i, streams, B, 1)
-                _rnn_cells(h, tmp, P.bxh[l], t, b0, b1)
+                _rnn_cells(h, tmp, bh, t, b0, b1)
                 i = after(team, streams, i)
             close(team, streams)
 
@@ -83,7 +84,8 @@ def rnn_backward(G, P, buf, T, drop, path, team):
             dnext[:] = 0
             after(team, 1, i)
         close(team, 1)
-        Wp = step_weights(buf.packs[l], P.Whh[l], True, path, team)
+        Whh, spart = P.Whh[l], buf.spart
+        Wp = step_weights(buf.packs[l], Whh, True, path, team)
         for t in range(T - 1, -1, -1):
             i = first(team, streams)
             while i >= 0:
@@ -91,7 +93,7 @@ def rnn_backward(G, P, buf, T, drop, path, team):
                 _rnn_cells_back(dh, dnext, h, t, b0, b1)
                 i = after(team, streams, i)
             close(team, streams)
-            step_matmul_t(dnext, dh[t], P.Whh[l], Wp, buf.spart, path, team)
+            step_matmul_t(dnext, dh[t], Whh, Wp, spart, path, team)
         draw = dh.reshape(-1, H)[:T * B]
         outer_sum(G.Whh[l], draw, h.reshape(-1, H)[:T * B], buf.part, path, team)
         if l == 0:

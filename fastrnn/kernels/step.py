@@ -17,12 +17,12 @@ Each output element is summed by one thread over k in order, with fused multiply
 depend on how many threads share the panels.
 """
 import llvmlite.binding as llvm
-import numpy as np
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
+from .gemv import gemv_cols, gemv_rows
 from .jit import jit
 from .products import SMALL, add_rows, is_exact, matmul_rows_t
 from .records import Batched
@@ -287,7 +287,7 @@ def _step_matmul(out, X, W, Wp, path, team):
         while i >= 0:
             r0, r1 = span(i, n, R, 16)
             for r in range(B):
-                np.dot(W[r0:r1], X[r], out[r, r0:r1])
+                gemv_rows(out, r, W, r0, r1, X, r)  # np.dot(W[r0:r1], X[r], out[r, r0:r1])
             i = after(team, n, i)
         close(team, n)
     return gemv
@@ -319,10 +319,11 @@ def _step_matmul_t(out, X, W, Wp, part, path, team):
         i = first(team, n)
         while i >= 0:
             if n == 1:
-                np.dot(W.T, X[0], out[0])
+                gemv_cols(out, 0, W, 0, K, X, 0)  # np.dot(W.T, X[0], out[0])
             else:
                 k0, k1 = span(i, n, K, 16)
-                np.dot(W[k0:k1].T, X[0, k0:k1], part[i, :R])
+                # np.dot(W[k0:k1].T, X[0, k0:k1], part[i, :R])
+                gemv_cols(part, i, W, k0, k1, X, 0)
             i = after(team, n, i)
         close(team, n)
         if n > 1:
