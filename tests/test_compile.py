@@ -1,4 +1,9 @@
 """The compile step: said while it happens, and done ahead by fastrnn compile."""
+import os
+import shutil
+import sys
+
+import numba
 import numpy as np
 
 from conftest import SMALL_TEXT
@@ -45,3 +50,31 @@ def test_fastrnn_compile_bad_input_is_one_line_and_exit_2(tmp_path, monkeypatch,
     assert fastrnn_compile.main(["c.yaml", "model.hiden=3"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "did you mean 'model.hidden'" in err[0]
+
+
+def test_the_cache_is_stale_when_any_kernel_source_changes(tmp_path):
+    """Numba checks only the file that defines a function, but a kernel's cached code
+    holds the code of the kernels it calls: every kernel's stamp is a hash of all."""
+    from fastrnn.kernels import jit as J
+    kernels = [v for name, m in list(sys.modules.items()) if name.startswith("fastrnn.kernels.")
+               for v in vars(m).values()
+               if isinstance(v, numba.core.registry.CPUDispatcher)]
+    assert len(kernels) > 50
+    for k in kernels:
+        locator = k._cache._impl.locator
+        assert type(locator).__name__.startswith("Kernels"), k
+        assert locator.get_source_stamp() == J.sources_stamp()
+    folder = tmp_path / "kernels"
+    shutil.copytree(os.path.dirname(J.__file__), folder,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    assert J.sources_stamp(folder) == J.sources_stamp()
+    step = folder / "step.py"
+    step.write_text(step.read_text() + "\n# a change to one kernel\n")
+    assert J.sources_stamp(folder) != J.sources_stamp()
+    # a function elsewhere keeps Numba's own locator
+    assert not type(_mine._cache._impl.locator).__name__.startswith("Kernels")
+
+
+@numba.njit(cache=True)
+def _mine(x):
+    return x + 1

@@ -7,7 +7,15 @@ error_model='numpy': division by zero gives inf/nan instead of raising, which le
 vectorise loops that divide (the Adagrad update).
 fastmath stays off: it lets LLVM assume no NaN, which makes isnan() always false and
 would hide a diverging run.
+
+The cache is stale when any kernel source changes. Numba checks only the file that
+defines a function, but a kernel's compiled code holds the code of every kernel it
+calls: with an edit to step.py alone (or an upgrade that changed it), entries.train's
+cached code would still run the old step.py. So a kernel's source stamp here is a
+hash of all of them.
 """
+import glob
+import hashlib
 import os
 
 # The one parallel region (kernels.duo) runs on Numba's OpenMP threads; by default they
@@ -16,6 +24,53 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numba  # noqa: E402
+from numba.core import caching  # noqa: E402
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def sources_stamp(folder=_HERE):
+    """A hash of every kernel source in folder (names and contents)."""
+    h = hashlib.sha256()
+    for path in sorted(glob.glob(os.path.join(folder, "*.py"))):
+        with open(path, "rb") as f:
+            h.update(os.path.basename(path).encode() + b"\0" + f.read() + b"\0")
+    return h.hexdigest()
+
+
+_STAMP = sources_stamp()
+
+
+def _stamped(locator):
+    """Numba's cache locator `locator`, for the kernels alone, with _STAMP as the source
+    stamp of each."""
+    class Stamped(locator):
+        def get_source_stamp(self):
+            return _STAMP
+
+        @classmethod
+        def from_function(cls, py_func, py_file):
+            if os.path.dirname(os.path.abspath(py_file)) != _HERE:
+                return None
+            return super().from_function(py_func, py_file)
+    Stamped.__name__ = f"Kernels{locator.__name__.lstrip('_')}"
+    return Stamped
+
+
+def _install_locators():
+    """Ours first in Numba's list of cache locators (named with or without a leading
+    underscore, by Numba version): a cache directory given by NUMBA_CACHE_DIR, beside
+    the sources, or the user's when the sources' folder cannot be written."""
+    impl = getattr(caching, "CacheImpl", None) or getattr(caching, "_CacheImpl")
+    ours = []
+    for name in ("UserProvidedCacheLocator", "InTreeCacheLocator", "UserWideCacheLocator"):
+        locator = getattr(caching, name, None) or getattr(caching, "_" + name)
+        ours.append(_stamped(locator))
+    impl._locator_classes = ours + [c for c in impl._locator_classes
+                                    if not c.__name__.startswith("Kernels")]
+
+
+_install_locators()
 
 jit = numba.njit(cache=True, error_model="numpy", nogil=True)
 # For the one kernel that starts Numba's own threads (kernels.duo).
