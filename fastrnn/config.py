@@ -102,8 +102,8 @@ class TrainConfig:
                         "step); false: matrix products over all steps, faster; float32 "
                         "always takes the fast path")
     threads: int = _key(0, "threads in the kernels; 0: all cores, but one for a single "
-                         "stream below hidden 256 outside min-char-rnn's exact model "
-                         "(faster there)", min=0)
+                         "stream below hidden 256 (below 48 for min-char-rnn's exact "
+                         "model; faster there)", min=0)
     seed: int = _key(0, "seed of the initial weights and of sampling", min=0)
     out_dir: str = _key("", "run folder; empty means runs/<config file name>")
     log_every: int = _key(1000, "iterations between progress lines", min=1)

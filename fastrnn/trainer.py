@@ -55,9 +55,10 @@ class Trainer:
         # (weight decay is not min-char-rnn's: the duo has no place for it)
         self.duo = (self.exact and cfg.model.kind == "rnn" and L == 1 and B == 1
                     and not cfg.optim.weight_decay)
-        # Any other single stream of a small model runs faster on one thread (python -m
-        # fastrnn.bench)
-        small = B == 1 and H < 256 and not self.duo
+        # A single stream of a small model runs faster on one thread: below hidden 256
+        # (python -m fastrnn.bench), or below 48 for the duo, whose two threads wait on
+        # each other every step (benchmarks/bench_threads.py)
+        small = B == 1 and H < (48 if self.duo else 256)
         self.threads = cfg.train.threads or (1 if small else os.cpu_count() or 1)
         arrays = family.arrays(V, H, L)
         theta, P = flat_params(arrays, self.dtype)

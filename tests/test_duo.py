@@ -1,5 +1,7 @@
 """min-char-rnn's model on two threads (kernels.duo) is the one-thread exact kernel to
 the bit, and finishes when its two threads run one after the other."""
+import os
+
 import numpy as np
 import pytest
 from conftest import SMALL_TEXT, tiny_config
@@ -70,3 +72,14 @@ def test_only_min_char_rnns_exact_model_runs_on_two_threads_by_default():
     assert not duo(model={"layers": 2})
     assert not duo(train={"batch_size": 2})
     assert not duo(model={"kind": "gru"})
+
+
+@needs_two
+def test_by_default_the_duo_takes_two_threads_from_hidden_48_and_one_below():
+    """Below hidden 48 its two threads, waiting on each other every step, are slower
+    than one (benchmarks/bench_threads.py)."""
+    def make(hidden):
+        return Trainer(tiny_config(model={"hidden": hidden}), text=SMALL_TEXT)
+    small, large = make(47), make(48)
+    assert small.duo and small.threads == 1
+    assert large.duo and large.threads == os.cpu_count()
