@@ -721,6 +721,37 @@ def _plot(ok, axes, sweep):
     tmp.replace(sweep.out_dir / "sweep.png")
 
 
+def compile_trials(sweep, threads, say):
+    """Compile the kernels the sweep's trials run, here and once, before its workers
+    start: on a cold Numba cache each worker would otherwise compile the same kernels at
+    the same time, every core busy with one compile (a 2-trial sweep on 2 workers: 39.5 s
+    of CPU, 22.1 s compiled once, the same wall time on an idle machine), and race on
+    the cache files. One trainer is built for each
+    kind of model the trials name; a trial whose config is refused is left to fail in
+    its worker. Returns the seconds spent."""
+    from .compile import compile_trainer
+    from .trainer import Trainer
+    took, seen = 0.0, set()
+    for name, values in sweep.trials or [("t0", {})]:
+        try:
+            config = Config.from_dict(trial_config(sweep, name, values),
+                                      where=f"trial {name}")
+            m, t = config.model, config.train
+            # what the kernels' types depend on (a finer key costs a trainer, no more)
+            key = (m.kind, m.layers == 1, m.dropout > 0, t.dtype, t.exact,
+                   t.batch_size == 1, t.threads, config.data.records,
+                   config.optim.weight_decay > 0, config.data.path)
+            if key in seen:
+                continue
+            seen.add(key)
+            trainer = Trainer(config)
+        except UserError:
+            continue
+        trainer.threads = min(trainer.threads, threads)  # the workers' NUMBA_NUM_THREADS
+        took += compile_trainer(trainer, say, one_thread=False)
+    return took
+
+
 def _claim_folder(sweep):
     """The out_dir holds this sweep or nothing; never another one."""
     spec = {"base": sweep.base, "metric": sweep.metric,
@@ -798,6 +829,8 @@ def main(argv=None):
           f"{sweep.out_dir}", flush=True)
     if sweep.halving is not None:
         total = sum(n for _, n in rung_plan(sweep.halving, total))
+    if args.executor == "local" and args.workers > 1:
+        compile_trials(sweep, sweep.threads, lambda line: print(line, flush=True))
     results = run_sweep(sweep, executor, progress=_printer(total),
                         slots=args.workers if args.executor == "local" else None,
                         say=lambda line: print(line, flush=True))
