@@ -36,8 +36,9 @@ print(json.dumps(dict(first_iteration=t1 - t0, first_validation=t2 - t1,
 
 
 def cases(hidden):
-    """(name, overrides) of the seed config and of every family x dtype x streams."""
-    out = [("seed config (rnn float32, 1 stream)", [])]
+    """(key, name, overrides) of the seed config and of every family x dtype x
+    streams; keys as --cases takes them."""
+    out = [("seed", "seed config (rnn float32, 1 stream)", [])]
     small = [f"model.hidden={hidden}", "data.val_fraction=0.01"]
     for kind in ("rnn", "gru", "lstm"):
         for dtype in ("float32", "float64"):
@@ -45,7 +46,8 @@ def cases(hidden):
                 if (kind, dtype, batch) == ("rnn", "float32", 1):
                     continue  # the seed config
                 layers = ["model.layers=2", "model.dropout=0.25"] if batch > 1 else []
-                out.append((f"{kind} {dtype}, {batch} stream{'s' * (batch > 1)}",
+                out.append((f"{kind}-{dtype}-{batch}",
+                            f"{kind} {dtype}, {batch} stream{'s' * (batch > 1)}",
                             small + [f"model.kind={kind}", f"train.dtype={dtype}",
                                      f"train.batch_size={batch}", "train.seq_length=64"
                                      if batch > 1 else "train.seq_length=25"] + layers))
@@ -67,15 +69,25 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--hidden", type=int, default=64, help="hidden size of the other "
                     "cases (compile time does not depend on it)")
+    ap.add_argument("--cases", help="only these, by key: seed, rnn-float64-1, "
+                    "gru-float32-32, ... (default: all)")
     args = ap.parse_args()
+    chosen = cases(args.hidden)
+    if args.cases:
+        keys = args.cases.split(",")
+        unknown = set(keys) - {key for key, _, _ in chosen}
+        if unknown:
+            ap.error(f"unknown case(s) {', '.join(sorted(unknown))}; keys: "
+                     f"{', '.join(key for key, _, _ in chosen)}")
+        chosen = [c for c in chosen if c[0] in keys]
     print(f"{'case':<40} {'threads':>7} {'first iteration':>16} {'+ first validation':>19}")
     with tempfile.TemporaryDirectory() as tmp:
-        for i, (name, overrides) in enumerate(cases(args.hidden)):
+        for i, (key, name, overrides) in enumerate(chosen):
             cache = Path(tmp) / f"cache{i}"
             r = measure(overrides, cache)
             print(f"{name:<40} {r['threads']:>7} {r['first_iteration']:>14.1f} s "
                   f"{r['first_validation']:>17.1f} s", flush=True)
-            if i == 0:
+            if key == "seed":
                 warm = measure(overrides, cache)
                 print(f"{'seed config again (warm cache)':<40} {warm['threads']:>7} "
                       f"{warm['first_iteration']:>14.1f} s "
