@@ -34,6 +34,7 @@ in its order, so the bits are the same.
 import numpy as np
 from numba import prange
 
+from .gemv import gemv_cols, gemv_rows
 from .inputs import embedding_columns
 from .jit import jit, pjit
 from .optim import CLIP_NORM, KIND, learning_rate, norm_scale, update
@@ -44,7 +45,7 @@ from .rnn import _rnn_cells, _rnn_cells_back
 from .simd import outer_sum_exact, outer_sum_exact_more
 from .sync import compare_exchange, cpu_relax, load_acquire, store_release, wait_until_above
 from .team import span
-from .windows import next_window
+from .windows import next_window, set_states
 
 BLOCKS = 4  # of dWhh's rows, so that its sums and their optimizer steps overlap
 F, O, R, Y, E = range(5)  # units, in an order where each needs only earlier ones
@@ -183,15 +184,20 @@ def _run(u, k, losses, net, run, buf):
     kind = int(hyper[KIND])
     h = hs[0]  # (T+1, 1, H)
     T, H, V = dh.shape[0], dh.shape[2], ys.shape[2]
+    # (loops and gemv_rows/gemv_cols, not array assignments and np.dot: no shape checks
+    # and error messages to compile, no reference counts per step)
+    W0 = Whh[0]
     if u == F:
         if k > 0:
-            hs[:, 0] = hs[:, T]  # carry the last state into this iteration
+            set_states(hs, hs, T)  # carry the last state into this iteration
         p, n = next_window(xs, hs, hs, run.data, cursor, T)
         cursor[0] = p + T
         cursor[1] = n + 1
         for t in range(T):
-            h[t + 1, 0] = Wemb[xs[t, 0]]  # the one-hot product
-            np.dot(Whh[0], h[t, 0], tmp[0])
+            row, e = h[t + 1, 0], Wemb[xs[t, 0]]  # the one-hot product
+            for j in range(H):
+                row[j] = e[j]
+            gemv_rows(tmp, 0, W0, 0, H, h[t], 0)  # np.dot(Whh[0], h[t, 0], tmp[0])
             _rnn_cells(h, tmp, bh[0], t, 0, 1)
             store_release(flags, STEPS, k * T + t + 1)
     elif u == O:
@@ -199,17 +205,17 @@ def _run(u, k, losses, net, run, buf):
         for t in range(T):
             wait_until_above(flags, STEPS, k * T + t)
             y = ys[t, 0]
-            np.dot(Why, h[t + 1, 0], y)
+            gemv_rows(ys[t], 0, Why, 0, V, h[t + 1], 0)  # np.dot(Why, h[t + 1, 0], y)
             for v in range(V):
                 y[v] += by[v]
             loss += softmax_xent(y, xs[t + 1, 0], 1.0)
-            np.dot(Why.T, y, dh[t, 0])
+            gemv_cols(dh[t], 0, Why, 0, V, ys[t], 0)  # np.dot(Why.T, y, dh[t, 0])
         losses[k] = loss / T
     elif u == R:
         dnext[:] = 0
         for t in range(T - 1, -1, -1):
             _rnn_cells_back(dh, dnext, h, t, 0, 1)
-            np.dot(Whh[0].T, dh[t, 0], dnext[0])
+            gemv_cols(dnext, 0, W0, 0, H, dh[t], 0)  # np.dot(Whh[0].T, dh[t, 0], dnext)
             store_release(flags, BACK, k * T + T - t)
     elif u == Y:
         dy = ys.reshape(-1, V)
