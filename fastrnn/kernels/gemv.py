@@ -46,54 +46,49 @@ def _gemv(context, builder, dtype, do_trans, m_layout, m_shapes, m_data, v_size,
                         out_data)
 
 
+def _part_gemv(by_rows):
+    """The typing and code of gemv_rows (by_rows) or gemv_cols: the arrays' parts as
+    pointers, the matrix as np.dot would see W[i0:i1] or W[i0:i1].T."""
+    def typer(typingctx, out, o, W, i0, i1, X, x):
+        if not _typed(out, W, X):
+            return None
+
+        def codegen(context, builder, sig, args):
+            ensure_blas()
+            tout, _, tW, _, _, tX, _ = sig.args
+            aout = context.make_array(tout)(context, builder, args[0])
+            aW = context.make_array(tW)(context, builder, args[2])
+            aX = context.make_array(tX)(context, builder, args[5])
+            o, i0, i1, x = args[1], args[3], args[4], args[6]
+            cols = builder.extract_value(aW.shape, 1)
+            zero = context.get_constant(types.intp, 0)
+            n = builder.sub(i1, i0)
+            a = cgutils.get_item_pointer(context, builder, tW, aW, [i0, zero])
+            if by_rows:  # a C-ordered (n, K) matrix: BLAS's transposed gemv, as np.dot
+                v = cgutils.get_item_pointer(context, builder, tX, aX, [x, zero])
+                y = cgutils.get_item_pointer(context, builder, tout, aout, [o, i0])
+                _gemv(context, builder, tW.dtype, True, "C", (n, cols), a, cols, v, y, n)
+            else:  # W[i0:i1].T, an F-ordered (R, n) matrix: BLAS's plain gemv, as np.dot
+                v = cgutils.get_item_pointer(context, builder, tX, aX, [x, i0])
+                y = cgutils.get_item_pointer(context, builder, tout, aout, [o, zero])
+                _gemv(context, builder, tW.dtype, False, "F", (cols, n), a, n, v, y, cols)
+            return context.get_dummy_value()
+
+        return types.void(out, types.intp, W, types.intp, types.intp, X, types.intp), codegen
+    return typer
+
+
+_rows, _cols = _part_gemv(True), _part_gemv(False)
+
+
 @intrinsic
 def gemv_rows(typingctx, out, o, W, r0, r1, X, x):
     """out[o, r0:r1] = W[r0:r1] @ X[x]; W: (R, K). np.dot(W[r0:r1], X[x], out[o, r0:r1])."""
-    if not _typed(out, W, X):
-        return None
-
-    def codegen(context, builder, sig, args):
-        ensure_blas()
-        tout, _, tW, _, _, tX, _ = sig.args
-        aout = context.make_array(tout)(context, builder, args[0])
-        aW = context.make_array(tW)(context, builder, args[2])
-        aX = context.make_array(tX)(context, builder, args[5])
-        o, r0, r1, x = args[1], args[3], args[4], args[6]
-        K = builder.extract_value(aW.shape, 1)
-        zero = context.get_constant(types.intp, 0)
-        rows = builder.sub(r1, r0)
-        a = cgutils.get_item_pointer(context, builder, tW, aW, [r0, zero])
-        v = cgutils.get_item_pointer(context, builder, tX, aX, [x, zero])
-        y = cgutils.get_item_pointer(context, builder, tout, aout, [o, r0])
-        # a C-ordered (rows, K) matrix: BLAS's transposed gemv, as np.dot
-        _gemv(context, builder, tW.dtype, True, "C", (rows, K), a, K, v, y, rows)
-        return context.get_dummy_value()
-
-    return types.void(out, types.intp, W, types.intp, types.intp, X, types.intp), codegen
+    return _rows(typingctx, out, o, W, r0, r1, X, x)
 
 
 @intrinsic
 def gemv_cols(typingctx, out, o, W, k0, k1, X, x):
     """out[o, :R] = W[k0:k1].T @ X[x, k0:k1]; W: (K, R).
     np.dot(W[k0:k1].T, X[x, k0:k1], out[o, :R])."""
-    if not _typed(out, W, X):
-        return None
-
-    def codegen(context, builder, sig, args):
-        ensure_blas()
-        tout, _, tW, _, _, tX, _ = sig.args
-        aout = context.make_array(tout)(context, builder, args[0])
-        aW = context.make_array(tW)(context, builder, args[2])
-        aX = context.make_array(tX)(context, builder, args[5])
-        o, k0, k1, x = args[1], args[3], args[4], args[6]
-        R = builder.extract_value(aW.shape, 1)
-        zero = context.get_constant(types.intp, 0)
-        n = builder.sub(k1, k0)
-        a = cgutils.get_item_pointer(context, builder, tW, aW, [k0, zero])
-        v = cgutils.get_item_pointer(context, builder, tX, aX, [x, k0])
-        y = cgutils.get_item_pointer(context, builder, tout, aout, [o, zero])
-        # W[k0:k1].T is an F-ordered (R, n) matrix: BLAS's plain gemv, as np.dot
-        _gemv(context, builder, tW.dtype, False, "F", (R, n), a, n, v, y, R)
-        return context.get_dummy_value()
-
-    return types.void(out, types.intp, W, types.intp, types.intp, X, types.intp), codegen
+    return _cols(typingctx, out, o, W, k0, k1, X, x)
