@@ -34,7 +34,7 @@ import numpy as np
 import yaml
 
 from .config import SECTIONS, Config, _lookup, merge, parse_overrides, read_yaml
-from .data import write_atomic
+from .data import read_corpus, write_atomic
 from .errors import UserError
 
 METRICS = {"val_loss": "final validation loss (nats/char)",
@@ -722,29 +722,27 @@ def _plot(ok, axes, sweep):
 
 
 def compile_trials(sweep, threads, say):
-    """Compile the kernels the sweep's trials run, here and once, before its workers
-    start: on a cold Numba cache each worker would otherwise compile the same kernels at
-    the same time, every core busy with one compile (a 2-trial sweep on 2 workers: 39.5 s
-    of CPU, 22.1 s compiled once, the same wall time on an idle machine), and race on
-    the cache files. One trainer is built for each
-    kind of model the trials name; a trial whose config is refused is left to fail in
+    """Compile the kernels the sweep's unfinished trials run, here and once, before its
+    workers start: on a cold Numba cache each worker would otherwise compile the same
+    kernels at the same time, every core busy with one compile (a 2-trial sweep on 2
+    workers: 39.5 s of CPU, 22.1 s compiled once, the same wall time on an idle
+    machine), and race on the cache files. Kernels already compiled are not compiled
+    again (compile.compile_call); a trial whose config is refused is left to fail in
     its worker. Returns the seconds spent."""
     from .compile import compile_trainer
     from .trainer import Trainer
-    took, seen = 0.0, set()
+    results = Results(sweep)
+    took, texts = 0.0, {}
     for name, values in sweep.trials or [("t0", {})]:
+        if results.done(name):
+            continue
         try:
             config = Config.from_dict(trial_config(sweep, name, values),
                                       where=f"trial {name}")
-            m, t = config.model, config.train
-            # what the kernels' types depend on (a finer key costs a trainer, no more)
-            key = (m.kind, m.layers == 1, m.dropout > 0, t.dtype, t.exact,
-                   t.batch_size == 1, t.threads, config.data.records,
-                   config.optim.weight_decay > 0, config.data.path)
-            if key in seen:
-                continue
-            seen.add(key)
-            trainer = Trainer(config)
+            path = config.data.path
+            if path not in texts:  # (read once, not per trial)
+                texts[path] = read_corpus(path)
+            trainer = Trainer(config, text=texts[path])
         except UserError:
             continue
         trainer.threads = min(trainer.threads, threads)  # the workers' NUMBA_NUM_THREADS
