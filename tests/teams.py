@@ -40,7 +40,7 @@ def embedding_backward(dWemb, dbias, d, x, T, path, team):
 @jit
 def pack_weights(P, W, transposed, used, team):
     """used[0] = how many elements of P the panels take."""
-    used[0] = step.pack_weights(P, W, transposed, team).size
+    used[0] = step.pack_weights(P, W, transposed, team)
 
 
 @jit

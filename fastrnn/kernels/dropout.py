@@ -8,7 +8,7 @@ import numpy as np
 from numba import types
 from numba.extending import overload
 
-from .jit import jit
+from .jit import jit, returns_view
 from .products import SMALL
 from .team import after, close, first, items, span
 
@@ -60,7 +60,7 @@ def layer_input(out, hs, l, T, drop, masks, team):
     l-1, through its dropout mask (written into out, (L-1, T, B, H)) with dropout."""
 
 
-@overload(layer_input)
+@returns_view(layer_input)
 def _layer_input(out, hs, l, T, drop, masks, team):
     if _none(drop):
         return lambda out, hs, l, T, drop, masks, team: _below(hs, l, T)
@@ -87,7 +87,7 @@ def saved_layer_input(xin, hs, l, T, drop):
     """The rows layer_input returned for layer l in the forward pass."""
 
 
-@overload(saved_layer_input)
+@returns_view(saved_layer_input)
 def _saved_layer_input(xin, hs, l, T, drop):
     if _none(drop):
         return lambda xin, hs, l, T, drop: _below(hs, l, T)
@@ -97,11 +97,16 @@ def _saved_layer_input(xin, hs, l, T, drop):
     return impl
 
 
-@jit
 def _below(hs, l, T):
     """The states of layer l-1 over steps 1..T as (T*B, H) rows."""
-    _, _, B, H = hs.shape
-    return hs[l - 1].reshape(-1, H)[B:(T + 1) * B]
+
+
+@returns_view(_below)
+def _below_impl(hs, l, T):
+    def impl(hs, l, T):
+        _, _, B, H = hs.shape
+        return hs[l - 1].reshape(-1, H)[B:(T + 1) * B]
+    return impl
 
 
 def mask_gradient(rows, mask, drop, team):

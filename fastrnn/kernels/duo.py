@@ -34,7 +34,7 @@ in its order, so the bits are the same.
 import numpy as np
 from numba import prange
 
-from .gemv import gemv_cols, gemv_rows
+from .dot import gemv_cols, gemv_rows
 from .inputs import embedding_columns
 from .jit import jit, pjit
 from .optim import CLIP_NORM, KIND, learning_rate, norm_scale, update

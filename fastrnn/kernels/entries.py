@@ -13,7 +13,7 @@ from numba.extending import overload
 
 from .dropout import new_masks
 from .gru import gru_backward, gru_forward
-from .jit import jit
+from .jit import jit, returns_view
 from .lstm import lstm_backward, lstm_forward
 from .optim import bias_span, optimizer_step
 from .output import add_loss, output_backward, output_forward
@@ -50,7 +50,7 @@ def cells(buf):
     """The cell states (an LSTM's cs), or the hidden states for families without."""
 
 
-@overload(cells)
+@returns_view(cells)
 def _cells(buf):
     if buf.instance_class is LSTMBuffers:
         return lambda buf: buf.cs
@@ -86,7 +86,7 @@ def targets(buf, data):
     """The window's targets: buf.xs[1:], or the paragraphs' Masked ones."""
 
 
-@overload(targets)
+@returns_view(targets)
 def _targets(buf, data):
     if _paragraphs(data):
         return lambda buf, data: data.targets

@@ -7,6 +7,14 @@ error_model='numpy': division by zero gives inf/nan instead of raising, which le
 vectorise loops that divide (the Adagrad update).
 fastmath stays off: it lets LLVM assume no NaN, which makes isnan() always false and
 would hide a diverging run.
+_nrt=False: no reference counts. Numba counts the references to every array a compiled
+function is given or makes (a view, a slice): an atomic increment when the function
+starts or the view is made and a decrement when it ends, and its pruning of these
+pairs misses most of them across loops and calls. Every array a kernel touches is
+allocated by the trainer, which holds it for the whole call, so the counts keep nothing
+alive; at hidden 100 they were about 1,100 atomic operations an iteration, 5-7% of its
+time. Without them a kernel cannot allocate (jit_nrt, for the one that does) nor
+return an array it was not given (returns_view, below).
 
 The cache is stale when any kernel source changes. Numba checks only the file that
 defines a function, but a kernel's compiled code holds the code of every kernel it
@@ -25,6 +33,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numba  # noqa: E402
 from numba.core import caching  # noqa: E402
+from numba.extending import overload  # noqa: E402
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -72,6 +81,17 @@ def _install_locators():
 
 _install_locators()
 
-jit = numba.njit(cache=True, error_model="numpy", nogil=True)
+jit = numba.njit(cache=True, error_model="numpy", nogil=True, _nrt=False)
+# For a kernel that allocates (kernels.output.pairwise_sum's stack): its own arrays are
+# counted and freed, the ones it is given still borrowed.
+jit_nrt = numba.njit(cache=True, error_model="numpy", nogil=True, _nrt=True)
+
+
+def returns_view(fn):
+    """@overload for a function that returns a view of (or an array in) its arguments.
+    Numba will not compile a function without reference counts that returns an array it
+    was not given, so this one is typed as counted code and then inlined into its
+    caller, where it is compiled without counts like the rest."""
+    return overload(fn, inline="always", jit_options={"_nrt": True})
 # For the one kernel that starts Numba's own threads (kernels.duo).
 pjit = numba.njit(cache=True, error_model="numpy", nogil=True, parallel=True)

@@ -9,7 +9,7 @@ from numba import types
 from numba.extending import overload
 
 from .activations import exp_limit
-from .jit import jit
+from .jit import jit, jit_nrt
 from .products import SMALL, matmul_rows, matmul_rows_t, outer_sum, row_sum_rev
 from .records import Masked
 from .team import after, close, first, items, span
@@ -44,7 +44,7 @@ def _pairwise_block(a, lo, n):
     return res
 
 
-@jit
+@jit_nrt
 def pairwise_sum(a, n):
     """Sum of a[:n] (n >= 1) in exactly numpy's order: np.add.reduce sums blocks of up to
     128 with _pairwise_block and adds the two halves of anything larger, splitting at a

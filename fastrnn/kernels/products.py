@@ -12,11 +12,10 @@ products, whose rounding may depend on the split.
 Which arithmetic is chosen by the type of `path` (kernels.records), when Numba compiles
 the caller, so a configuration compiles only its own.
 """
-import numpy as np
 from numba import types
 from numba.extending import overload
 
-from .gemv import gemv_cols, gemv_rows
+from .dot import gemm, gemv_cols, gemv_rows
 from .jit import jit
 from .records import Exact
 from .simd import outer_sum_exact
@@ -83,7 +82,7 @@ def _gemm_rows(out, X, W):
     if X.shape[0] == 1:
         gemv_rows(out, 0, W, 0, W.shape[0], X, 0)  # np.dot(W, X[0], out[0])
     else:
-        np.dot(X, W.T, out)
+        gemm(out, X, W.T)  # np.dot(X, W.T, out)
 
 
 @jit
@@ -91,7 +90,7 @@ def _gemm_rows_t(out, X, W):
     if X.shape[0] == 1:
         gemv_cols(out, 0, W, 0, W.shape[0], X, 0)  # np.dot(W.T, X[0], out[0])
     else:
-        np.dot(X, W, out)
+        gemm(out, X, W)  # np.dot(X, W, out)
 
 
 def outer_sum(dW, dY, X, part, path, team):
@@ -126,14 +125,14 @@ def _outer_sum_fast(dW, dY, X, part, path, team):
     if n == 1:
         i = first(team, 1)
         if i >= 0:
-            np.dot(dY.T, X, dW)
+            gemm(dW, dY.T, X)  # np.dot(dY.T, X, dW)
             after(team, 1, i)
         close(team, 1)
         return
     i = first(team, n)
     while i >= 0:
         r0, r1 = span(i, n, R, 1)
-        np.dot(dY[r0:r1].T, X[r0:r1], part[i, :M])
+        gemm(part[i, :M], dY[r0:r1].T, X[r0:r1])  # np.dot(dY[r0:r1].T, X[r0:r1], ...)
         i = after(team, n, i)
     close(team, n)
     i = first(team, n)  # the items' sums added, each item a slice of rows

@@ -22,8 +22,8 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
-from .gemv import gemv_cols, gemv_rows
-from .jit import jit
+from .dot import gemv_cols, gemv_rows
+from .jit import jit, returns_view
 from .products import SMALL, add_rows, is_exact, matmul_rows_t
 from .records import Batched
 from .team import after, close, first, items, span
@@ -186,7 +186,7 @@ def _pack_cols(P, W, p0, p1):
 def pack_weights(P, W, transposed, team):
     """W packed into P (>= packed_size elements) for packed_product, the threads taking
     slices of the panels: W (R, K) for out = X @ W.T, or, transposed, W (K, R) for
-    out = X @ W. Returns the part of P that holds the panels."""
+    out = X @ W. Returns how many elements of P the panels take."""
     R = W.shape[1] if transposed else W.shape[0]
     K = W.size // R
     panels = panel_count(R, W)
@@ -197,7 +197,7 @@ def pack_weights(P, W, transposed, team):
         _pack(P, W, transposed, p0, p1)
         i = after(team, n, i)
     close(team, n)
-    return P[:packed_size(R, K, W)]
+    return packed_size(R, K, W)
 
 
 @jit
@@ -255,10 +255,11 @@ def step_weights(P, W, transposed, path, team):
     gemvs."""
 
 
-@overload(step_weights)
+@returns_view(step_weights)
 def _step_weights(P, W, transposed, path, team):
     if _batched(path):
-        return lambda P, W, transposed, path, team: pack_weights(P, W, transposed, team)
+        return lambda P, W, transposed, path, team: P[:pack_weights(P, W, transposed,
+                                                                     team)]
     return lambda P, W, transposed, path, team: P[:0]
 
 

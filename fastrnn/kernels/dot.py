@@ -1,4 +1,5 @@
-"""One BLAS gemv on a part of 2-d arrays, as np.dot computes it, without making views.
+"""np.dot's BLAS calls, compiled into the caller: a gemv on a part of 2-d arrays without
+making views, and a matrix product into a given array.
 
 Each step of a single stream calls a gemv or two. Through np.dot every call costs
 Numba's reference counts (each an atomic increment and decrement of a shared count):
@@ -10,13 +11,18 @@ pointers and shapes np.dot hands to BLAS and call the same routine (Numba's
 numba_xxgemv, scipy's BLAS), so the results are the same to the bit, and as code
 compiled into the caller they count nothing.
 
-The arrays are 2-d and C-contiguous, of one dtype (float32 or float64); shapes are not
-checked: the callers' are right by construction.
+The kernels run without reference counts (kernels.jit), and there np.dot(a, b, out)
+does not compile at all (it returns out, an array that Numba's check does not see as
+one its function was given); gemm is its matrix product, the same code.
+
+The arrays are 2-d, of one dtype (float32 or float64): C-contiguous for the gemvs,
+and for gemm's out, C or F for gemm's operands (a C array or its transpose). Shapes are
+not checked: the callers' are right by construction.
 """
 from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
-from numba.np.linalg import call_xxgemv, ensure_blas
+from numba.np.linalg import call_xxdot, call_xxgemm, call_xxgemv, ensure_blas
 
 
 def _typed(out, W, X):
@@ -92,3 +98,57 @@ def gemv_cols(typingctx, out, o, W, k0, k1, X, x):
     """out[o, :R] = W[k0:k1].T @ X[x, k0:k1]; W: (K, R).
     np.dot(W[k0:k1].T, X[x, k0:k1], out[o, :R])."""
     return _cols(typingctx, out, o, W, k0, k1, X, x)
+
+
+@intrinsic
+def gemm(typingctx, out, A, B):
+    """out (M, N) = A (M, K) @ B (K, N); np.dot(A, B, out) (numba.np.linalg.dot_3_mm)
+    without its shape checks: out zeroed when a dimension is empty, a dot or a gemv
+    when A has one row or B one column, else BLAS's gemm."""
+    arrays = (out, A, B)
+    if not (all(isinstance(a, types.Array) and a.ndim == 2 for a in arrays)
+            and out.layout == "C" and A.layout in "CF" and B.layout in "CF"
+            and out.dtype == A.dtype == B.dtype
+            and out.dtype in (types.float32, types.float64)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        ensure_blas()
+        tout, tA, tB = sig.args
+        aout, aA, aB = (context.make_array(t)(context, builder, a)
+                        for t, a in zip(sig.args, args))
+        A_shapes = cgutils.unpack_tuple(builder, aA.shape)
+        B_shapes = cgutils.unpack_tuple(builder, aB.shape)
+        out_shapes = cgutils.unpack_tuple(builder, aout.shape)
+        (m, k), n = A_shapes, B_shapes[1]
+        zero = context.get_constant(types.intp, 0)
+        one = context.get_constant(types.intp, 1)
+        empty = builder.or_(builder.icmp_signed("==", k, zero),
+                            builder.or_(builder.icmp_signed("==", m, zero),
+                                        builder.icmp_signed("==", n, zero)))
+        with builder.if_else(empty, likely=False) as (then, otherwise):
+            with then:
+                cgutils.memset(builder, aout.data, builder.mul(aout.itemsize, aout.nitems),
+                               0)
+            with otherwise:
+                row = builder.icmp_signed("==", m, one)
+                with builder.if_else(builder.icmp_signed("==", n, one)) as (vec, mat):
+                    with vec:
+                        with builder.if_else(row) as (vv, mv):
+                            with vv:
+                                call_xxdot(context, builder, False, tA.dtype, k, aA.data,
+                                           aB.data, aout.data)
+                            with mv:
+                                call_xxgemv(context, builder, tA.layout == tout.layout,
+                                            tA, A_shapes, aA.data, aB.data, aout.data)
+                    with mat:
+                        with builder.if_else(row) as (vm, mm):
+                            with vm:
+                                call_xxgemv(context, builder, tB.layout != tout.layout,
+                                            tB, B_shapes, aB.data, aA.data, aout.data)
+                            with mm:
+                                call_xxgemm(context, builder, tA, A_shapes, aA.data, tB,
+                                            B_shapes, aB.data, tout, out_shapes, aout.data)
+        return context.get_dummy_value()
+
+    return types.void(out, A, B), codegen
