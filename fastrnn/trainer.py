@@ -19,7 +19,7 @@ from .kernels.optim import (BETA1, BETA2, CLIP, CLIP_NORM, DECAY, DECAY_EVERY, E
                             HYPER, KIND, LR, LR_SCALE, MIN_LR, OPTIMIZERS, SCHEDULE,
                             SCHEDULES, WARMUP, WEIGHT_DECAY, learning_rate)
 from .kernels.records import Batched, Exact, Masked, Net, OneStream, Paragraphs, Run
-from .models import FAMILIES, flat_params
+from .models import FAMILIES, flat_params, zeros
 
 
 class Trainer:
@@ -63,7 +63,7 @@ class Trainer:
         arrays = family.arrays(V, H, L)
         theta, P = flat_params(arrays, self.dtype)
         grad, G = flat_params(arrays, self.dtype)
-        memory = np.zeros((2, theta.size), self.dtype)  # the optimizer's
+        memory = zeros((2, theta.size), self.dtype)  # the optimizer's
         self.net = Net(P, G, theta, grad, memory)
         self._public = family.public(P, L)
         family.init(self._public, cfg.train.seed, H, cfg.model.init)
