@@ -137,6 +137,10 @@ class Trainer:
     def train_call(self, losses):
         """The kernels.team.Call that trains len(losses) iterations."""
         self._set_threads()
+        if self.paragraphs and self.run.data.steps.size < losses.size:
+            # (a window's steps for each iteration: kernels.paragraphs.start_paragraphs)
+            self.run = self.run._replace(data=self.run.data._replace(
+                steps=np.zeros(losses.size, np.int64)))
         B = self.config.train.batch_size
         return self.family.train_call(losses, self.net, self.run, self.buf, self.path(B),
                                       self.chunks, self.duo and self.chunks > 1)
@@ -153,7 +157,9 @@ class Trainer:
     def _paragraph_data(self, ids, starts, streams, rng=None):
         """A kernels.records.Paragraphs of the paragraphs ids[starts[i]:starts[i+1]] for
         `streams` streams: for training with rng, the shuffle's state (the first
-        iteration draws the first pass's order); without, to be read once in order."""
+        iteration draws the first pass's order; train_call sizes its steps for each
+        call); without, to be read once in order, with room for the steps of every
+        window (each scores a target, and the last none)."""
         P = len(starts) - 1
         T = self.config.train.seq_length
         return Paragraphs(np.ascontiguousarray(ids, np.int32), np.asarray(starts, np.int64),
@@ -161,7 +167,8 @@ class Trainer:
                           np.tile(np.array([-1, 0], np.int64), (streams, 1)),
                           np.array([P if rng is not None else 0, 0, 0], np.int64),
                           np.zeros(1, np.uint64) if rng is None else rng,
-                          Masked(np.zeros((T, streams), np.int32)))
+                          Masked(np.zeros((T, streams), np.int32)),
+                          np.zeros(1 if rng is not None else len(ids) + 1, np.int64))
 
     def loss_of(self, ids, streams=1, starts=None):
         """Mean nats per character of predicting ids[1:] from ids[:-1] without dropout,

@@ -172,6 +172,32 @@ def test_a_team_reads_the_paragraphs_when_its_threads_run_one_after_the_other():
     assert all(np.array_equal(v, in_turn.params()[k]) for k, v in together.params().items())
 
 
+def test_a_late_thread_counts_each_windows_own_steps():
+    """A thread that comes to a call after its partner has done all of it (the pool ran
+    them in turn) still counts each window's own steps (kernels.paragraphs: Paragraphs
+    .steps). Before, every thread read the steps of the newest window, so with the last
+    window of the call the longest, the late thread counted items past the call's and
+    ran them again; under load the same happened between two windows."""
+    from fastrnn.kernels import entries
+    from fastrnn.kernels.team import Call, Team, flag_count
+    big = dict(kind="lstm", B=3, hidden=64, text=TEXT * 3, train={"threads": 2})
+    probe = make(**big)
+    probe.train_iters(40)
+    steps = probe.run.data.steps[:40]
+    assert steps.min() >= 1 and steps.max() == T
+    K = next(k for k in range(2, 41) if steps[k - 1] > steps[:k - 1].min())
+    together, in_turn = make(**big), make(**big)
+    a, b = np.empty(K), np.empty(K)
+    Call(entries.train, together.train_call(a).args, 2)()
+    args = in_turn.train_call(b).args
+    flags = np.zeros(flag_count(2), np.int64)
+    for me in (0, 1):
+        entries.train(*args, Team(flags, me, 2))
+    assert np.array_equal(in_turn.run.data.steps[:K], steps[:K])
+    assert np.array_equal(a, b)
+    assert all(np.array_equal(v, in_turn.params()[k]) for k, v in together.params().items())
+
+
 def test_validation_reads_each_paragraph_from_a_zero_state():
     """evaluate() against a numpy forward pass over each held-out paragraph, its first
     character given and not scored, the loss per scored character."""

@@ -64,19 +64,19 @@ def _paragraphs(data):
     return isinstance(data, types.BaseNamedTuple) and data.instance_class is Paragraphs
 
 
-def begin(buf, run, T, team):
-    """The iteration's window into buf.xs: min-char-rnn's at the data pointer, or the
+def begin(buf, run, T, k, team):
+    """Iteration k's window into buf.xs: min-char-rnn's at the data pointer, or the
     streams' paragraphs (kernels.paragraphs). Returns its steps: T, or fewer where the
     paragraphs end."""
 
 
 @overload(begin)
-def _begin(buf, run, T, team):
+def _begin(buf, run, T, k, team):
     if _paragraphs(run):
-        return lambda buf, run, T, team: start_paragraphs(run.data, buf.xs, buf.hs,
-                                                          cells(buf), T, True, team)
+        return lambda buf, run, T, k, team: start_paragraphs(run.data, buf.xs, buf.hs,
+                                                             cells(buf), T, True, k, team)
 
-    def impl(buf, run, T, team):
+    def impl(buf, run, T, k, team):
         start_window(buf.xs, buf.hs, cells(buf), run.data, run.cursor, T, team)
         return T
     return impl
@@ -112,12 +112,12 @@ def train(losses, net, run, buf, path, team):
     """len(losses) iterations of min-char-rnn's loop: the window at the data pointer (or
     of the paragraphs), forward, loss, BPTT, the optimizer step; losses (K,) out, the
     mean nats per character (per target) of each. run.cursor advances; buf.hs[:, 0]
-    (and cs) carry the states. Called with a Solo on one thread, or on each thread of a
+    (and cs) carry the states; paragraphs need run.data.steps of len(losses) or more. Called with a Solo on one thread, or on each thread of a
     team with its Team (kernels.team.Call)."""
     L, T1, B, H = buf.hs.shape
     top = buf.hs[L - 1]
     for k in range(losses.size):
-        T = begin(buf, run, T1 - 1, team)
+        T = begin(buf, run, T1 - 1, k, team)
         new_masks(buf.masks, run.rng, run.drop, team)
         forward(net.P, buf, T, run.drop, path, team)
         n = output_forward(buf.ys, top, T, targets(buf, run.data), 1.0 / B, net.P.Why,
@@ -157,11 +157,12 @@ def paragraph_loss(pars, P, buf, path, team):
     """Summed loss in nats of the paragraphs of pars (kernels.records.Paragraphs), each
     read from a zero state with its first character given (not scored), the buffers' B
     streams taking them in pars.order, in windows of up to the buffers' T steps with the
-    states carried across windows; no dropout. The total is also left in
-    buf.sums[1, 0]."""
+    states carried across windows; no dropout (pars.steps: room for every window and
+    one more). The total is also left in buf.sums[1, 0]."""
     L, T1, B, H = buf.hs.shape
     start = True
-    n = start_paragraphs(pars, buf.xs, buf.hs, cells(buf), T1 - 1, False, team)
+    c = 0
+    n = start_paragraphs(pars, buf.xs, buf.hs, cells(buf), T1 - 1, False, c, team)
     while n > 0:
         forward(P, buf, n, None, path, team)
         m = output_forward(buf.ys, buf.hs[L - 1], n, pars.targets, 1.0, P.Why, P.by,
@@ -169,7 +170,8 @@ def paragraph_loss(pars, P, buf, path, team):
         add_loss(buf.sums[1], buf.sums[0], m, start, team)
         start = False
         next_paragraphs(pars, buf.hs, cells(buf), team)
-        n = start_paragraphs(pars, buf.xs, buf.hs, cells(buf), T1 - 1, False, team)
+        c += 1
+        n = start_paragraphs(pars, buf.xs, buf.hs, cells(buf), T1 - 1, False, c, team)
     return buf.sums[1, 0]
 
 

@@ -84,14 +84,20 @@ def next_windows(pars, xs, hs, cs, T, again):
 
 
 @jit
-def start_paragraphs(pars, xs, hs, cs, T, again, team):
-    """next_windows as one item of the team; returns the window's steps."""
+def start_paragraphs(pars, xs, hs, cs, T, again, c, team):
+    """next_windows, window c of the call, as one item of the team; returns its steps.
+
+    They are read from pars.steps[c], not from pars.window: a team's thread that has
+    finished an item leaves the phase without waiting for the others to leave it
+    (kernels.team), so it may take the next window's item, and rewrite pars.window,
+    before a slower thread has read this window's steps."""
     i = first(team, 1)
     if i >= 0:
         next_windows(pars, xs, hs, cs, T, again)
+        pars.steps[c] = pars.window[STEPS]
         after(team, 1, i)
     close(team, 1)
-    return pars.window[STEPS]
+    return pars.steps[c]
 
 
 @jit

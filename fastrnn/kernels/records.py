@@ -54,6 +54,9 @@ Paragraphs = namedtuple("Paragraphs", [
                 # targets]
     "rng",      # (1,) uint64 the shuffle's generator state (splitmix64)
     "targets",  # Masked: the window's targets
+    "steps",    # (K,) int64 the steps of each window of a call, by its number in the
+                # call (window's slot is rewritten by a thread that runs ahead of the
+                # others; these are not, so every thread reads its window's steps here)
 ])
 # Targets of which some are none, for the output layer: a type of its own, so that the
 # stream mode's output layer compiles without the test.

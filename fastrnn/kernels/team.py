@@ -17,7 +17,9 @@ for which each phase is one item and none of this code is compiled.
     close(team, n)
 
 Every thread calls every phase with the same n, worked out from shapes and the team's
-size only, and writes shared arrays only inside items.
+size only, and writes shared arrays only inside items. What a thread reads outside an
+item (a paragraph window's steps) must not be rewritten later in the same call: a thread
+may run the next phases' items alone before another has come to read it.
 """
 from collections import namedtuple
 from concurrent.futures import ThreadPoolExecutor
