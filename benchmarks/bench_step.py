@@ -13,6 +13,7 @@ layer and iteration in training, is timed apart).
 import argparse
 import time
 
+import numba
 import numpy as np
 
 from fastrnn import blas
@@ -30,10 +31,11 @@ def packed_steps(out, X, P, threads, team):
         packed_product(out, X, P, team, threads)
 
 
-@jit
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def blas_steps(out, X, WT, part, team):
     """out = X @ WT.T through np.dot, each thread a slice of WT's rows (the output
-    columns) into its own buffer, then copied into out."""
+    columns) into its own buffer, then copied into out. (Compiled with Numba's reference
+    counts, unlike the kernels: np.dot with an out argument and the copy need them.)"""
     B, R = out.shape
     n = items(team, R // 16, R, 1)
     for _ in range(STEPS):

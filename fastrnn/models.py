@@ -13,11 +13,14 @@ from .kernels.step import packed_size
 from .kernels.team import Call, flag_count
 
 
-# Every array the kernels borrow starts on a cache line (64 bytes, an AVX-512 vector).
-# np.zeros gives 16-byte alignment, so a process's addresses decided whether BLAS's
-# gemv read Whh's rows in whole lines or split each load across two: measured at gru
-# hidden 128, one stream, float32 (2-core Intel Xeon), 236-244 us an iteration with the
-# parameters aligned and 274-280 without, the same code in the same session.
+# Every array allocated for the kernels (the flat parameters, gradients and optimizer
+# memory, and each buffer) starts on a cache line (64 bytes, an AVX-512 vector), and so
+# does a weight inside the flat buffer when the ones before it fill whole lines (Whh at
+# gru hidden 128, not at rnn hidden 100). np.zeros gives 16-byte alignment, so a
+# process's addresses decided whether BLAS's gemv read Whh's rows in whole lines or
+# split each load across two: measured at gru hidden 128, one stream, float32 (2-core
+# Intel Xeon), 236-244 us an iteration with the parameters aligned and 274-280 without,
+# the same code in the same session.
 ALIGN = 64
 
 

@@ -168,7 +168,7 @@ class Trainer:
                           np.array([P if rng is not None else 0, 0, 0], np.int64),
                           np.zeros(1, np.uint64) if rng is None else rng,
                           Masked(np.zeros((T, streams), np.int32)),
-                          np.zeros(1 if rng is not None else len(ids) + 1, np.int64))
+                          np.zeros(1 if rng is not None else len(ids) - P + 1, np.int64))
 
     def loss_of(self, ids, streams=1, starts=None):
         """Mean nats per character of predicting ids[1:] from ids[:-1] without dropout,
@@ -187,6 +187,10 @@ class Trainer:
             P = len(starts) - 1
             if P < 1:
                 raise UserError("need at least one paragraph to measure a loss")
+            d = np.diff(np.asarray(starts, np.int64))
+            if starts[0] != 0 or starts[-1] != len(ids) or (d < 1).any():
+                raise UserError(f"paragraph starts must rise from 0 to {len(ids)} (the "
+                                f"ids' count), each paragraph at least one id long")
             return self._paragraph_data(ids, starts, max(1, min(streams, P))), len(ids) - P
         streams = max(1, min(streams, len(ids) // 2))
         S = len(ids) // streams

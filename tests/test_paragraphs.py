@@ -308,3 +308,11 @@ def test_bad_input_is_one_line_and_exit_2(workdir, capsys, args, says):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and says in err[0] and "Traceback" not in err[0], err
     assert not (workdir / "runs").exists()
+
+
+@pytest.mark.parametrize("starts", [[1, 5, 12], [0, 5, 11], [0, 5, 5, 12], [0, 7, 5, 12]])
+def test_a_loss_refuses_paragraph_starts_that_do_not_cut_the_ids(starts):
+    t = make()
+    ids = np.arange(12, dtype=np.int32) % len(t.vocab)
+    with pytest.raises(fastrnn.errors.UserError, match="paragraph starts must rise"):
+        t.loss_of(ids, 1, np.array(starts))
