@@ -13,11 +13,10 @@ layer and iteration in training, is timed apart).
 import argparse
 import time
 
-import numba
 import numpy as np
 
 from fastrnn import blas
-from fastrnn.kernels.jit import jit
+from fastrnn.kernels.jit import jit, jit_nrt
 from fastrnn.kernels.step import pack_weights, packed_product, packed_size
 from fastrnn.kernels.team import Call, after, close, first, items, span
 
@@ -31,7 +30,7 @@ def packed_steps(out, X, P, threads, team):
         packed_product(out, X, P, team, threads)
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
+@jit_nrt
 def blas_steps(out, X, WT, part, team):
     """out = X @ WT.T through np.dot, each thread a slice of WT's rows (the output
     columns) into its own buffer, then copied into out. (Compiled with Numba's reference

@@ -187,8 +187,8 @@ class Trainer:
             P = len(starts) - 1
             if P < 1:
                 raise UserError("need at least one paragraph to measure a loss")
-            d = np.diff(np.asarray(starts, np.int64))
-            if starts[0] != 0 or starts[-1] != len(ids) or (d < 1).any():
+            s = np.asarray(starts, np.int64)
+            if s[0] != 0 or s[-1] != len(ids) or (np.diff(s) < 1).any():
                 raise UserError(f"paragraph starts must rise from 0 to {len(ids)} (the "
                                 f"ids' count), each paragraph at least one id long")
             return self._paragraph_data(ids, starts, max(1, min(streams, P))), len(ids) - P

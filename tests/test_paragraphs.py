@@ -154,20 +154,31 @@ def test_the_order_is_shuffled_every_pass_and_follows_the_seed():
         assert o == expect
 
 
-def test_a_team_reads_the_paragraphs_when_its_threads_run_one_after_the_other():
-    """Every thread of a team takes the window's steps from the one that read the
-    paragraphs, so the call completes, with the same bits, even when its two threads
-    run in turn (a model large enough that the work is split between them)."""
+# A model large enough that a team of two splits its work.
+BIG = dict(kind="lstm", B=3, hidden=64, text=TEXT * 3, train={"threads": 2})
+
+
+def together_and_in_turn(K):
+    """Two trainers of BIG after K iterations in one call: the first on a team of two
+    threads running side by side, the second on the same team's two threads run one
+    after the other; and the losses of each."""
     from fastrnn.kernels import entries
     from fastrnn.kernels.team import Call, Team, flag_count
-    big = dict(kind="lstm", B=3, hidden=64, text=TEXT * 3, train={"threads": 2})
-    together, in_turn = make(**big), make(**big)
-    a, b = np.empty(25), np.empty(25)
+    together, in_turn = make(**BIG), make(**BIG)
+    a, b = np.empty(K), np.empty(K)
     Call(entries.train, together.train_call(a).args, 2)()
     args = in_turn.train_call(b).args
     flags = np.zeros(flag_count(2), np.int64)
     for me in (0, 1):
         entries.train(*args, Team(flags, me, 2))
+    return together, a, in_turn, b
+
+
+def test_a_team_reads_the_paragraphs_when_its_threads_run_one_after_the_other():
+    """Every thread of a team takes the window's steps from the one that read the
+    paragraphs, so the call completes, with the same bits, even when its two threads
+    run in turn."""
+    together, a, in_turn, b = together_and_in_turn(25)
     assert np.array_equal(a, b)
     assert all(np.array_equal(v, in_turn.params()[k]) for k, v in together.params().items())
 
@@ -178,21 +189,12 @@ def test_a_late_thread_counts_each_windows_own_steps():
     .steps). Before, every thread read the steps of the newest window, so with the last
     window of the call the longest, the late thread counted items past the call's and
     ran them again; under load the same happened between two windows."""
-    from fastrnn.kernels import entries
-    from fastrnn.kernels.team import Call, Team, flag_count
-    big = dict(kind="lstm", B=3, hidden=64, text=TEXT * 3, train={"threads": 2})
-    probe = make(**big)
+    probe = make(**BIG)
     probe.train_iters(40)
     steps = probe.run.data.steps[:40]
     assert steps.min() >= 1 and steps.max() == T
     K = next(k for k in range(2, 41) if steps[k - 1] > steps[:k - 1].min())
-    together, in_turn = make(**big), make(**big)
-    a, b = np.empty(K), np.empty(K)
-    Call(entries.train, together.train_call(a).args, 2)()
-    args = in_turn.train_call(b).args
-    flags = np.zeros(flag_count(2), np.int64)
-    for me in (0, 1):
-        entries.train(*args, Team(flags, me, 2))
+    together, a, in_turn, b = together_and_in_turn(K)
     assert np.array_equal(in_turn.run.data.steps[:K], steps[:K])
     assert np.array_equal(a, b)
     assert all(np.array_equal(v, in_turn.params()[k]) for k, v in together.params().items())

@@ -1,19 +1,12 @@
 """np.dot's BLAS calls, compiled into the caller: a gemv on a part of 2-d arrays without
 making views, and a matrix product into a given array.
 
-Each step of a single stream calls a gemv or two. Through np.dot every call costs
-Numba's reference counts (each an atomic increment and decrement of a shared count):
-one for each view made to pass (W[r0:r1], X[r], out[r]), one for each argument of
-np.dot's implementation and one for the array it returns. At hidden 100 in float32
-they were 600 of the 1,932 counts an iteration made (counted with a debugger's
-breakpoints on Numba's NRT_incref and NRT_decref). These intrinsics compute the
-pointers and shapes np.dot hands to BLAS and call the same routine (Numba's
-numba_xxgemv, scipy's BLAS), so the results are the same to the bit, and as code
-compiled into the caller they count nothing.
-
 The kernels run without reference counts (kernels.jit), and there np.dot(a, b, out)
-does not compile at all (it returns out, an array that Numba's check does not see as
-one its function was given); gemm is its matrix product, the same code.
+does not compile (it returns out, an array that Numba's check does not see as one its
+function was given). These intrinsics compute the pointers and shapes np.dot hands to
+BLAS and call the same routines (Numba's numba_xxgemv and the like, scipy's BLAS), so
+the results are the same to the bit. The gemvs take parts of their arrays by index
+rather than as views, as each step of a single stream needs: W[r0:r1], X[r], out[r].
 
 The arrays are 2-d, of one dtype (float32 or float64): C-contiguous for the gemvs,
 and for gemm's out, C or F for gemm's operands (a C array or its transpose). Shapes are
