@@ -5,8 +5,9 @@ A checkpoint holds everything needed to continue bit for bit: the resolved confi
 vocabulary, the parameters, the Adagrad memory, the carried hidden state, the data
 pointer and iteration, the smoothed loss, the plateau schedule's multiplier of lr
 (lr_scale) and the run's own state (best validation loss, the sampling RNG, the
-evaluations since the best, the minutes trained); with data.records: paragraphs, also
-the paragraphs' order, where each stream is in them, and their shuffle's generator.
+evaluations since the best, the minutes trained); and the reading mode's own state
+(reading.py: with paragraphs, their order, where each stream is in them, and their
+shuffle's generator).
 """
 import io
 import json
@@ -19,6 +20,7 @@ from .config import Config
 from .data import write_atomic
 from .errors import UserError
 from .models import FAMILIES
+from .reading import MODES
 
 FORMAT_VERSION = 1
 LATEST, BEST = "latest.npz", "best.npz"
@@ -42,8 +44,7 @@ KEYS = ("format_version", "config", "vocab", "theta", "optimizer", "state", "cur
         "next_input", "smooth_loss", "extra")
 # Keys a checkpoint may lack, written by an older fastrnn: lr_scale (1 then).
 OPTIONAL = ("lr_scale",)
-# Keys of data.records: paragraphs, and only of it (Trainer.state_dict).
-PARAGRAPH_KEYS = ("order", "at", "window", "shuffle_rng")
+# A reading mode's own keys (reading.Paragraphs.state_keys) are checked by the mode.
 ZIP_MAGIC = b"PK\x03\x04"
 
 
@@ -87,7 +88,8 @@ def validate(arrays, path="checkpoint"):
     missing = [k for k in KEYS if k not in arrays]
     if missing:
         raise bad(", ".join(missing), "is missing" if len(missing) == 1 else "are missing")
-    for key in KEYS + tuple(k for k in OPTIONAL + PARAGRAPH_KEYS if k in arrays):
+    mode_keys = tuple(k for m in MODES.values() for k in m.state_keys)
+    for key in KEYS + tuple(k for k in OPTIONAL + mode_keys if k in arrays):
         if not isinstance(arrays[key], np.ndarray):
             raise bad(key, "is not a numpy array")
 
@@ -143,16 +145,7 @@ def validate(arrays, path="checkpoint"):
     B = cfg.train.batch_size
     expect = dict(theta=(dtype, (P,)), optimizer=(dtype, (2, P)), state=(dtype, (S, L, B, H)),
                   cursor=(np.dtype(np.int64), (2,)), rng=(np.dtype(np.uint64), (1,)))
-    if cfg.data.records == "paragraphs":
-        missing = [k for k in PARAGRAPH_KEYS if k not in arrays]
-        if missing:
-            raise bad(", ".join(missing), "is missing (data.records is paragraphs)")
-        order = arrays["order"]
-        if order.dtype != np.int64 or order.ndim != 1:
-            raise bad("order", f"must be a 1-d array of int64 (an order of the "
-                      f"paragraphs), got {_describe(order)}")
-        expect.update(at=(np.dtype(np.int64), (B, 2)), window=(np.dtype(np.int64), (3,)),
-                      shuffle_rng=(np.dtype(np.uint64), (1,)))
+    expect.update(MODES[cfg.data.records].expect(arrays, B, bad))
     for key, (want_dtype, want_shape) in expect.items():
         a = arrays[key]
         if a.dtype != want_dtype or a.shape != want_shape:
@@ -187,35 +180,14 @@ def restore(trainer, arrays, path="checkpoint"):
         raise UserError(f"{path}: its vocabulary ({len(arrays['vocab'])} characters) "
                         f"differs from the data's ({len(trainer.vocab)}); train on the "
                         f"same text, or start a new run in another train.out_dir")
-    if trainer.paragraphs:
-        _check_paragraphs(trainer, arrays, path)
+    trainer.mode.check_restore(trainer.corpus, trainer.config.train.seq_length, arrays,
+                               path)
     S = len(trainer.corpus.train) // trainer.config.train.batch_size  # per stream
     if arrays["cursor"][0] >= S:
         raise UserError(f"{path}: its data pointer ({arrays['cursor'][0]}) lies beyond the "
                         f"training text's {S} characters per stream; train on the same "
                         f"text and data.val_fraction, or start a new run")
     trainer.load_state_dict(arrays, where=str(path))
-
-
-def _check_paragraphs(trainer, arrays, path):
-    """UserError unless the checkpoint's places in the paragraphs fit the training
-    text's paragraphs (read the same way: validate() has checked their shapes)."""
-    starts = trainer.corpus.starts["train"]
-    P, T = len(starts) - 1, trainer.config.train.seq_length
-    lengths = np.diff(starts)
-    order, at, window = arrays["order"], arrays["at"], arrays["window"]
-    fix = ("train on the same text and data.val_fraction, or start a new run in another "
-           "train.out_dir")
-    if not np.array_equal(np.sort(order), np.arange(P)):
-        raise UserError(f"{path}: its order of {len(order)} paragraphs is not an order of "
-                        f"the training text's {P} paragraphs; {fix}")
-    for p, place in at:
-        if not (p == -1 and place == 0 or 0 <= p < P and 0 <= place < lengths[p]):
-            raise UserError(f"{path}: its at holds [{p}, {place}], not a place in "
-                            f"the training text's {P} paragraphs; {fix}")
-    if not (0 <= window[0] <= P and 0 <= window[1] <= T and 0 <= window[2] <= T * len(at)):
-        raise UserError(f"{path}: its window {window.tolist()} is out of range "
-                        f"for {P} paragraphs and train.seq_length {T}; {fix}")
 
 
 def find(path):

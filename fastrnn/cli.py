@@ -37,7 +37,7 @@ def sample_main(argv=None, prog="python -m fastrnn.sample"):
     args = ap.parse_args(argv)
     from .data import write_atomic
     from .sampling import read_prime
-    from .trainer import load
+    from .model import load_model
     try:
         if args.length < 0:
             raise UserError(f"--length must be 0 or more, got {args.length}")
@@ -58,10 +58,10 @@ def sample_main(argv=None, prog="python -m fastrnn.sample"):
         if out_path is not None and not out_path.parent.is_dir():
             raise UserError(f"--output: folder {out_path.parent} does not exist; create "
                             f"it or choose another path")
-        trainer = load(args.checkpoint, data=False)
+        model = load_model(args.checkpoint)
         parts = []
         write = parts.append if out_path is not None else sys.stdout.write
-        for i, chars in enumerate(_sample_streams(trainer, prime, args)):
+        for i, chars in enumerate(_sample_streams(model, prime, args)):
             first = next(chars, "")  # bad input shows up here, before anything is written
             write((f"---- sample {i + 1} ----\n" if args.num_samples > 1 else "")
                   + prime + first)
@@ -85,18 +85,18 @@ def sample_main(argv=None, prog="python -m fastrnn.sample"):
     return 0
 
 
-def _sample_streams(trainer, prime, args):
+def _sample_streams(model, prime, args):
     """Each sample's characters after the prime, as an iterator (one random generator
     for all; beam search's texts come whole)."""
     from .sampling import beam_search, generate, new_rng
     if args.beam is not None:
-        for text in beam_search(trainer, prime, args.length, args.beam, args.num_samples,
+        for text in beam_search(model, prime, args.length, args.beam, args.num_samples,
                                 args.stop, args.paragraph):
             yield iter(text)
         return
     rng = new_rng(args.seed)
     for _ in range(args.num_samples):
-        yield generate(trainer, prime, args.length, args.temperature, args.top_k, None,
+        yield generate(model, prime, args.length, args.temperature, args.top_k, None,
                        args.top_p, args.stop, rng, args.paragraph)
 
 

@@ -59,7 +59,7 @@ def describe(trainer, threads=None):
     B = cfg.train.batch_size
     threads = trainer.chunks if threads is None else threads
     return (f"{cfg.model.kind} {cfg.train.dtype}, {B} stream{'s' * (B > 1)}"
-            f"{', paragraphs' if trainer.paragraphs else ''}"
+            f"{trainer.mode.label}"
             f"{', min-char-rnn exact' if trainer.exact else ''}, {threads} "
             f"thread{'s' * (threads > 1)}")
 
@@ -68,7 +68,7 @@ def calls(trainer):
     """What a run of this trainer compiles: (what, call) for training, validation and
     sampling."""
     out = [("training", trainer.train_call(np.empty(1)))]
-    if trainer.corpus is not None and len(trainer.corpus.val) >= 2:
+    if len(trainer.corpus.val) >= 2:
         out.append(("validation", trainer.loss_call(trainer.eval_rows())))
     out.append(("sampling", trainer.stepper().call))
     return out
@@ -84,8 +84,7 @@ def compile_trainer(trainer, say, one_thread=True):
     threads = trainer.threads
     try:
         for count in counts:
-            trainer.threads = count
-            trainer._set_threads()
+            trainer.use_threads(count)
             for part, call in calls(trainer):
                 took += compile_call(call, f"{describe(trainer)}: {part}", say)
     finally:

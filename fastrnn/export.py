@@ -22,23 +22,22 @@ from . import checkpoint
 from .config import Config
 from .data import write_atomic
 from .errors import UserError
+from .model import Model, load_model
+from .models import FAMILIES
 
 FORMATS = (".safetensors", ".npz")
-G = {"rnn": 1, "gru": 3, "lstm": 4}
 
 
 def to_torch(params, kind, layers, dtype):
     """fastrnn's parameters by name -> PyTorch's state_dict names, as dtype arrays."""
     out = {}
+    ih, hh = _biases(kind)
     for l in range(layers):
         out[f"rnn.weight_ih_l{l}"] = params[f"Wxh.{l}"]
         out[f"rnn.weight_hh_l{l}"] = params[f"Whh.{l}"]
-        if kind == "rnn":
-            out[f"rnn.bias_ih_l{l}"] = params[f"bh.{l}"]
-            out[f"rnn.bias_hh_l{l}"] = np.zeros_like(params[f"bh.{l}"])
-        else:
-            out[f"rnn.bias_ih_l{l}"] = params[f"bxh.{l}"]
-            out[f"rnn.bias_hh_l{l}"] = params[f"bhh.{l}"]
+        out[f"rnn.bias_ih_l{l}"] = params[f"{ih}.{l}"]
+        out[f"rnn.bias_hh_l{l}"] = (params[f"{hh}.{l}"] if hh else
+                                    np.zeros_like(params[f"{ih}.{l}"]))
     out["head.weight"], out["head.bias"] = params["Why"], params["by"]
     return {k: np.ascontiguousarray(v, dtype=dtype) for k, v in out.items()}
 
@@ -47,23 +46,30 @@ def from_torch(tensors, kind, layers):
     """PyTorch's state_dict names -> fastrnn's, as float64 (the vanilla RNN's bias is the
     sum of PyTorch's two)."""
     out = {}
+    ih, hh = _biases(kind)
     for l in range(layers):
         out[f"Wxh.{l}"] = tensors[f"rnn.weight_ih_l{l}"]
         out[f"Whh.{l}"] = tensors[f"rnn.weight_hh_l{l}"]
-        if kind == "rnn":
-            out[f"bh.{l}"] = tensors[f"rnn.bias_ih_l{l}"] + tensors[f"rnn.bias_hh_l{l}"]
+        if hh:
+            out[f"{ih}.{l}"] = tensors[f"rnn.bias_ih_l{l}"]
+            out[f"{hh}.{l}"] = tensors[f"rnn.bias_hh_l{l}"]
         else:
-            out[f"bxh.{l}"] = tensors[f"rnn.bias_ih_l{l}"]
-            out[f"bhh.{l}"] = tensors[f"rnn.bias_hh_l{l}"]
+            out[f"{ih}.{l}"] = tensors[f"rnn.bias_ih_l{l}"] + tensors[f"rnn.bias_hh_l{l}"]
     out["Why"], out["by"] = tensors["head.weight"], tensors["head.bias"]
     return out
+
+
+def _biases(kind):
+    """(the family's input-side bias name, its hidden-side one or None): a family with
+    one bias (min-char-rnn's bh) exports it as bias_ih and a zero bias_hh."""
+    biases = FAMILIES[kind].biases
+    return biases[0], (biases[1] if len(biases) > 1 else None)
 
 
 def export(source, out, force=False):
     """Write the weights of a run folder or checkpoint to out (.safetensors or .npz),
     atomically; UserError (nothing written) on a bad source, an unknown suffix, a missing
     safetensors package, or an out that exists unless force."""
-    from .trainer import load
     out = Path(out)
     kind = _format(out)
     if kind == ".safetensors":
@@ -76,10 +82,10 @@ def export(source, out, force=False):
     if not out.parent.is_dir():
         raise UserError(f"folder {out.parent} does not exist; create it or choose another "
                         f"path for the export")
-    trainer = load(source, data=False)
-    cfg = trainer.config
-    tensors = to_torch(trainer.params(), cfg.model.kind, cfg.model.layers, trainer.dtype)
-    meta = {"vocab": json.dumps(trainer.vocab), "config": json.dumps(cfg.to_dict())}
+    model = load_model(source)
+    cfg = model.config
+    tensors = to_torch(model.params(), cfg.model.kind, cfg.model.layers, model.dtype)
+    meta = {"vocab": json.dumps(model.vocab), "config": json.dumps(cfg.to_dict())}
     if kind == ".safetensors":
         blob = _safetensors().save(tensors, metadata=meta)
     else:
@@ -134,9 +140,31 @@ def read_weights(path):
 
 
 def _from_checkpoint(path):
-    from .trainer import load
-    trainer = load(path, data=False)
-    return trainer.params(), list(trainer.vocab), trainer.config.to_dict()
+    model = load_model(path)
+    return model.params(), list(model.vocab), model.config.to_dict()
+
+
+def read_model(path):
+    """A Model from an export (.safetensors, .npz), a checkpoint or a run folder (its
+    latest checkpoint); UserError if it is missing, unreadable or inconsistent."""
+    path = Path(path)
+    if path.is_dir() or _is_checkpoint(path):
+        return load_model(path)
+    params, vocab, raw = read_weights(path)
+    model = Model(Config.from_dict(raw, where=str(path)), vocab)
+    model.set_params(params)
+    return model
+
+
+def _is_checkpoint(path):
+    """Whether path is an .npz that holds a checkpoint rather than an export."""
+    if path.suffix != ".npz" or not path.is_file():
+        return False
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            return "theta" in f.files
+    except Exception:  # noqa: BLE001 -- read_weights says what is wrong with it
+        return False
 
 
 def _read_safetensors(path):
@@ -185,10 +213,11 @@ def _check_export(path, tensors, meta):
     cfg = Config.from_dict(raw, where=f"{path} (config metadata)")
     kind, H, L, V = cfg.model.kind, cfg.model.hidden, cfg.model.layers, len(vocab)
     shapes = {"head.weight": (V, H), "head.bias": (V,)}
+    G = FAMILIES[kind].G
     for l in range(L):
-        shapes[f"rnn.weight_ih_l{l}"] = (G[kind] * H, V if l == 0 else H)
-        shapes[f"rnn.weight_hh_l{l}"] = (G[kind] * H, H)
-        shapes[f"rnn.bias_ih_l{l}"] = shapes[f"rnn.bias_hh_l{l}"] = (G[kind] * H,)
+        shapes[f"rnn.weight_ih_l{l}"] = (G * H, V if l == 0 else H)
+        shapes[f"rnn.weight_hh_l{l}"] = (G * H, H)
+        shapes[f"rnn.bias_ih_l{l}"] = shapes[f"rnn.bias_hh_l{l}"] = (G * H,)
     missing = [k for k in shapes if k not in tensors]
     if missing:
         raise UserError(f"{path} lacks {', '.join(missing)} for its {L}-layer {kind}; {fix}")

@@ -8,7 +8,7 @@ import numba
 import numpy as np
 
 from .kernels import duo, entries
-from .kernels.records import GRUBuffers, LSTMBuffers, Paragraphs, Params, RNNBuffers
+from .kernels.records import GRUBuffers, LSTMBuffers, Params, RNNBuffers
 from .kernels.step import packed_size
 from .kernels.team import Call, flag_count
 
@@ -98,10 +98,6 @@ class Family:
     # --- which compiled entry point runs what (kernels.team.Call) ---------------------
     def train_call(self, losses, net, run, buf, path, threads, two_thread_rnn=False):
         return Call(entries.train, (losses, net, run, buf, path), threads)
-
-    def loss_call(self, ids, P, buf, path, threads):
-        loss = entries.paragraph_loss if isinstance(ids, Paragraphs) else entries.loss
-        return Call(loss, (ids, P, buf, path), threads)
 
     def gradients_call(self, net, buf, drop, path):
         return Call(entries.gradients, (net, buf, drop, path))

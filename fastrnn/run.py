@@ -22,7 +22,8 @@ from .config import load_yaml
 from .data import write_atomic
 from .errors import UserError
 from .sampling import generate
-from .trainer import Trainer, load
+from .model import load_model
+from .trainer import Trainer
 
 RUN_FILES = ("config.yaml", "metrics.csv", "samples.txt", "loss.png",
              checkpoint.LATEST, checkpoint.BEST, "test.json")
@@ -135,7 +136,7 @@ class Run:
             return 0
         self._summary()
         self._compile("training", lambda: t.train_call(np.empty(1)))
-        if t.corpus is not None and len(t.corpus.val) >= 2:
+        if len(t.corpus.val) >= 2:
             self._compile("validation", lambda: t.loss_call(t.eval_rows()))
         try:
             metrics = self._open_metrics()
@@ -155,79 +156,63 @@ class Run:
         summed, counted = 0.0, 0  # the training losses since the last metrics row
         stop = None
         try:
-            final = False
-            while not final:
-                n = _next_stop(t.iteration, cfg) - t.iteration
-                losses = self._train_chunk(n)
-                summed, counted = summed + float(losses.sum()), counted + len(losses)
-                if not np.all(np.isfinite(losses)):
-                    bad = t.iteration - n + int(np.argmax(~np.isfinite(losses))) + 1
-                    print(f"fastrnn: error: the loss became {losses[~np.isfinite(losses)][0]} "
-                          f"at iteration {bad}; the run stopped and {self._kept()}; lower "
-                          f"optim.lr or optim.clip and resume", file=self.err)
-                    progress.close()
-                    metrics.close()
-                    return 3
-                it = t.iteration
-                final = it >= cfg.max_iters or (cfg.max_minutes is not None and
-                                                time.perf_counter() - t0 >= 60 * cfg.max_minutes)
-                if follow_time and not final:
+            with _closing(progress, metrics):
+                final = False
+                while not final:
+                    n = _next_stop(t.iteration, cfg) - t.iteration
+                    losses = self._train_chunk(n)
+                    summed, counted = summed + float(losses.sum()), counted + len(losses)
+                    if not np.all(np.isfinite(losses)):
+                        bad = t.iteration - n + int(np.argmax(~np.isfinite(losses))) + 1
+                        raise _Diverged(losses[~np.isfinite(losses)][0], bad)
+                    it = t.iteration
+                    final = it >= cfg.max_iters or (
+                        cfg.max_minutes is not None
+                        and time.perf_counter() - t0 >= 60 * cfg.max_minutes)
+                    if follow_time and not final:
+                        now = time.perf_counter()
+                        spent = now - t0 - (self.compile_seconds - self.clock[1])
+                        rate = (it - start_iter) / max(spent, 1e-9)
+                        t.set_horizon(min(cfg.max_iters,
+                                          it + max(1, int(rate * (deadline - now)))))
+                    val = None
+                    if it % cfg.eval_every == 0 or final:
+                        val = self._evaluate()
+                        if val is not None and it % cfg.eval_every == 0:
+                            stop = self._watch(val, it)
+                            final = final or stop is not None
+                        if final:
+                            self.last_val = val
+                        if val is not None and val < self.best_val:
+                            self.best_val, self.best_iteration = val, it
+                            t.save(self.dir / checkpoint.BEST, self._extra())
+                        latest_val = val if val is not None else latest_val
+                    if cfg.sample_every and it % cfg.sample_every == 0:
+                        self._sample(it)
                     now = time.perf_counter()
-                    spent = now - t0 - (self.compile_seconds - self.clock[1])
-                    rate = (it - start_iter) / max(spent, 1e-9)
-                    t.set_horizon(min(cfg.max_iters, it + max(1, int(rate * (deadline - now)))))
-                val = None
-                if it % cfg.eval_every == 0 or final:
-                    val = self._evaluate()
-                    if val is not None and it % cfg.eval_every == 0:
-                        stop = self._watch(val, it)
-                        final = final or stop is not None
-                    if final:
-                        self.last_val = val
-                    if val is not None and val < self.best_val:
-                        self.best_val, self.best_iteration = val, it
-                        t.save(self.dir / checkpoint.BEST, self._extra())
-                    latest_val = val if val is not None else latest_val
-                if cfg.sample_every and it % cfg.sample_every == 0:
-                    self._sample(it)
-                now = time.perf_counter()
-                compiling = self.compile_seconds - compiled_before
-                rate = (it - last_iter) / max(now - last_time - compiling, 1e-9)
-                row = it % cfg.log_every == 0 or val is not None or final
-                if row:
-                    train_avg, interval, summed, counted = summed / counted, counted, 0.0, 0
-                progress.update(it, train_avg, rate, latest_val, line=row)
-                if row:
-                    _write_row(metrics, it, t.smooth_loss, T, val, rate, now - t0, train_avg,
-                               self._minutes(now))
-                    last_time, last_iter = now, it
-                    compiled_before = self.compile_seconds
-                if it % cfg.checkpoint_every == 0 or final:
-                    t.save(self.dir / checkpoint.LATEST, self._extra())
+                    compiling = self.compile_seconds - compiled_before
+                    rate = (it - last_iter) / max(now - last_time - compiling, 1e-9)
+                    row = it % cfg.log_every == 0 or val is not None or final
+                    if row:
+                        train_avg, interval, summed, counted = (summed / counted, counted,
+                                                                0.0, 0)
+                    progress.update(it, train_avg, rate, latest_val, line=row)
+                    if row:
+                        _write_row(metrics, it, t.smooth_loss, T, val, rate, now - t0,
+                                   train_avg, self._minutes(now))
+                        last_time, last_iter = now, it
+                        compiled_before = self.compile_seconds
+                    if it % cfg.checkpoint_every == 0 or final:
+                        t.save(self.dir / checkpoint.LATEST, self._extra())
+        except _Diverged as e:
+            print(f"fastrnn: error: the loss became {e.args[0]} at iteration {e.args[1]}; "
+                  f"the run stopped and {self._kept()}; lower optim.lr or optim.clip and "
+                  f"resume", file=self.err)
+            return 3
         except KeyboardInterrupt:
-            progress.close()
-            with contextlib.suppress(OSError):
-                metrics.close()
-            if not math.isfinite(t.smooth_loss):  # the last chunk's loss was never checked
-                print(f"\ninterrupted at iteration {t.iteration} after the loss became "
-                      f"{t.smooth_loss}; {self._kept()}", file=self.err)
-                return 3
-            try:
-                t.save(self.dir / checkpoint.LATEST, self._extra())
-            except OSError as e:
-                return self._write_failed(e)
-            self._plot()
-            print(f"\ninterrupted at iteration {t.iteration}; checkpoint written to "
-                  f"{self.dir / checkpoint.LATEST}; resume with train.resume=true",
-                  file=self.err)
-            return 130
+            return self._interrupted()
         except OSError as e:
-            progress.close()
-            with contextlib.suppress(OSError):
-                metrics.close()
             return self._write_failed(e)
-        progress.close()
-        metrics.close()
         self._plot()
         elapsed = time.perf_counter() - t0
         done = t.iteration - start_iter
@@ -247,19 +232,33 @@ class Run:
         self._test()
         return 0
 
+    def _interrupted(self):
+        """Ctrl-C in the loop: the checkpoint of the last finished iteration, written
+        (unless its loss was not finite); exit code 130."""
+        t = self.trainer
+        if not math.isfinite(t.smooth_loss):  # the last chunk's loss was never checked
+            print(f"\ninterrupted at iteration {t.iteration} after the loss became "
+                  f"{t.smooth_loss}; {self._kept()}", file=self.err)
+            return 3
+        try:
+            t.save(self.dir / checkpoint.LATEST, self._extra())
+        except OSError as e:
+            return self._write_failed(e)
+        self._plot()
+        print(f"\ninterrupted at iteration {t.iteration}; checkpoint written to "
+              f"{self.dir / checkpoint.LATEST}; resume with train.resume=true",
+              file=self.err)
+        return 130
+
     def _summary(self):
         """The size of the model and of the job, printed before training."""
         t, cfg = self.trainer, self.cfg.train
         n_params = sum(v.size for v in t.params().values())
-        chars = len(t.corpus.train)
-        text = f"{chars:,} characters"
-        if t.paragraphs:
-            text += (f" in {len(t.corpus.starts['train']) - 1:,} paragraphs (each with "
-                     f"its blank line)")
+        where, fewer = t.mode.text_summary(t.corpus)
+        text = f"{len(t.corpus.train):,} characters{where}"
         print(f"vocabulary {len(t.vocab)} characters; {n_params:,} parameters; training "
               f"text {text}, a pass every ~{t.pass_iterations():,.0f} "
-              f"iterations ({cfg.seq_length} x {cfg.batch_size} characters each"
-              f"{', or fewer at the ends of paragraphs' if t.paragraphs else ''})",
+              f"iterations ({cfg.seq_length} x {cfg.batch_size} characters each{fewer})",
               file=self.out, flush=True)
 
     def _train_chunk(self, n):
@@ -300,11 +299,10 @@ class Run:
             return
         best = self.dir / checkpoint.BEST
         if best.exists():
-            model, source = load(best, text=t.corpus.text), checkpoint.BEST
+            model, source = load_model(best), checkpoint.BEST
         else:
             model, source = t, "the final weights"
-        test = t.corpus.test  # this run's split, should the checkpoint's config differ
-        starts = t.corpus.starts["test"] if t.paragraphs else None
+        test, starts = t.split("test")  # this run's split, should the checkpoint differ
         if starts is not None and len(starts) < 2:
             print(f"note: data.test_fraction={self.cfg.data.test_fraction} holds no "
                   f"paragraph's start, so there is no test loss", file=self.err)
@@ -319,7 +317,7 @@ class Run:
 
     def _evaluate(self):
         t = self.trainer
-        if t.corpus is None or len(t.corpus.val) < 2:
+        if len(t.corpus.val) < 2:
             return None
         self._compile("validation", lambda: t.loss_call(t.eval_rows()))
         return t.evaluate()
@@ -340,13 +338,9 @@ class Run:
         t = self.trainer
         self._compile("sampling", lambda: t.stepper().call)
         seed = self.sample_seed + it
-        prime = ""
-        if t.paragraphs:
-            starts = t.corpus.starts["train"]
-            p = np.random.default_rng(seed).integers(len(starts) - 1)
-            prime = t.vocab[t.corpus.train[starts[p]]]
+        prime = t.mode.sample_prime(t.corpus, seed)
         text = prime + "".join(generate(t, prime, length=self.cfg.train.sample_length,
-                                        seed=seed, paragraph=t.paragraphs))
+                                        seed=seed, paragraph=t.mode.samples_end_paragraphs))
         block = f"---- sample at iteration {it} ----\n{text}\n----\n"
         self.out.write(block)
         self.out.flush()
@@ -477,6 +471,21 @@ class Run:
         finally:
             plt.close(fig)
             tmp.unlink(missing_ok=True)
+
+
+class _Diverged(Exception):
+    """The training loss became NaN or infinite: (the value, its iteration)."""
+
+
+@contextlib.contextmanager
+def _closing(progress, metrics):
+    """Close the progress bar and the metrics file however the loop ends."""
+    try:
+        yield
+    finally:
+        progress.close()
+        with contextlib.suppress(OSError):
+            metrics.close()
 
 
 class Progress:

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import UserError
-from .trainer import Trainer, load
+from .model import load_model
 
 
 def _check(trainer, prime, temperature, top_k, top_p):
@@ -207,8 +207,8 @@ def samples(trainer, prime="", length=200, temperature=1.0, top_k=None, seed=Non
 def sample(trainer_or_path, prime="", length=200, temperature=1.0, top_k=None, seed=None,
            *, top_p=None, num_samples=None, stop=None, prime_file=None, beam=None,
            paragraph=False):
-    """Sampled text, starting with the prime text. trainer_or_path: a Trainer, a
-    checkpoint file or a run folder. With num_samples, a list of that many texts.
+    """Sampled text, starting with the prime text. trainer_or_path: a Model or Trainer,
+    a checkpoint file or a run folder. With num_samples, a list of that many texts.
     prime_file: read the prime from this UTF-8 file instead. beam: beam search with this
     many candidates for the most likely text (temperature, top_k, top_p and seed do not
     apply). paragraph: end each sample with its paragraph (before a blank line)."""
@@ -219,8 +219,8 @@ def sample(trainer_or_path, prime="", length=200, temperature=1.0, top_k=None, s
     if num_samples is not None and num_samples < 1:
         raise UserError(f"num_samples must be at least 1, got {num_samples}")
     trainer = trainer_or_path
-    if not isinstance(trainer, Trainer):
-        trainer = load(trainer_or_path, data=False)
+    if isinstance(trainer, (str, Path)):
+        trainer = load_model(trainer_or_path)
     texts = samples(trainer, prime, length, temperature, top_k, seed, top_p,
                     num_samples or 1, stop, beam, paragraph)
     return texts if num_samples is not None else texts[0]

@@ -37,7 +37,9 @@ def behaviour(path):
     return dict(sample=fastrnn.sample(t, length=40, seed=3),
                 primed=fastrnn.sample(t, prime="Fir", length=20, seed=3),
                 params={k: v.tobytes() for k, v in t.params().items()},
-                cursor=t.cursor.tolist(), smooth=t.smooth_loss, extra=t.extra,
+                cursor=u.cursor.tolist(), smooth=u.smooth_loss, extra=t.extra,
+                iteration=t.iteration, carried=[np.asarray(t.carried[0]).tobytes(),
+                                                t.carried[1]],
                 vocab=t.vocab, extra_u=u.extra,
                 losses=u.train_iters(3).tobytes(),
                 after={k: v.tobytes() for k, v in u.params().items()})

@@ -31,7 +31,7 @@ def window(t):
 @pytest.mark.parametrize("layers,batch", [(1, 1), (2, 3)])
 def test_gradients_match_the_numpy_reference(kind, layers, batch):
     t = make(kind, layers, batch)
-    t.exact = False  # the matrix-product path, which every family uses
+    t.model.exact = False  # the matrix-product path, which every family uses
     xs = window(t)
     loss, grads = t.gradients(xs)
     ref_loss, ref_grads = model_loss_grads(kind, t.params(), xs)

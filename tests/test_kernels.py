@@ -13,7 +13,7 @@ import teams
 
 
 def loss_and_grads(trainer, xs, exact):
-    trainer.exact = exact
+    trainer.model.exact = exact
     return trainer.gradients(xs)
 
 
@@ -30,7 +30,7 @@ def test_gradients_match_finite_differences(layers, batch, exact):
     # larger weights than the 0.01 init, so that every term matters
     rs = np.random.RandomState(3)
     t.set_params({k: rs.randn(*v.shape) * 0.5 for k, v in t.params().items()})
-    t.exact = exact
+    t.model.exact = exact
     check_finite_differences(t, windows(t))
 
 
