@@ -35,7 +35,7 @@ def sample_main(argv=None, prog="python -m fastrnn.sample"):
     ap.add_argument("--output", default=None,
                     help="write the samples to this file (atomically) instead of stdout")
     args = ap.parse_args(argv)
-    from .data import write_atomic
+    from .files import write_atomic
     from .sampling import read_prime
     from .trainer import load
     try:

@@ -34,7 +34,8 @@ import numpy as np
 import yaml
 
 from .config import SECTIONS, Config, _lookup, merge, parse_overrides, read_yaml
-from .data import read_corpus, write_atomic
+from .data import read_corpus
+from .files import remove_stale_temporaries, write_atomic
 from .errors import UserError
 
 METRICS = {"val_loss": "final validation loss (nats/char)",
@@ -759,7 +760,6 @@ def _claim_folder(sweep):
     if sweep.search is not None:
         spec["search"] = dict(sweep.search, name="optuna")
     spec = yaml.safe_dump(spec, sort_keys=True)
-    from .run import remove_stale_temporaries
     marker = sweep.out_dir / "sweep.yaml"
     if sweep.out_dir.is_dir():  # a marker write cut short must not look like a stranger
         remove_stale_temporaries(sweep.out_dir)
