@@ -127,7 +127,7 @@ def main(argv=None):
         from .export import main as export_main
         return export_main(rest, prog="fastrnn export")
     if command == "sweep":
-        from .sweep import main as sweep_main
+        from .sweeps.cli import main as sweep_main
         return sweep_main(rest)
     if command == "compile":
         from .compile import main as compile_main

@@ -12,8 +12,8 @@ import yaml
 
 import fastrnn
 from conftest import SMALL_TEXT
-from fastrnn import sweep as S
-from fastrnn.sweep import main as sweep_main
+from fastrnn import sweeps as S
+from fastrnn.sweeps import main as sweep_main
 
 
 @pytest.fixture
@@ -128,7 +128,7 @@ def test_a_sweep_runs_records_ranks_and_resumes(sweepdir, capsys):
 def test_an_interrupted_trial_resumes_from_its_checkpoint(sweepdir, capsys):
     path = write_sweep(sweepdir, grid={"optim.lr": [0.1]}, out_dir="sw")
     sw = S.load_sweep(path)
-    S._claim_folder(sw)
+    S.claim_folder(sw)
     # trial t0 ran 100 of its 300 iterations before the sweep was stopped
     cfg = S.trial_config(sw, "t0", {"optim.lr": 0.1})
     cfg["train"]["max_iters"] = 100
@@ -154,7 +154,7 @@ def test_a_killed_worker_fails_its_trial_only(sweepdir):
     import sweep_helpers
     path = write_sweep(sweepdir, grid={"optim.lr": [0.05, 0.1, 0.2]}, out_dir="sw")
     sw = S.load_sweep(path)
-    S._claim_folder(sw)
+    S.claim_folder(sw)
     results = S.run_sweep(sw, lambda: S.local_executor(2), trial_fn=sweep_helpers.dies_on_t1)
     status = {n: r["status"] for n, r in results.rows.items()}
     assert status == {"t0": "ok", "t1": "failed", "t2": "ok"}
@@ -212,7 +212,7 @@ def test_a_killed_trial_keeps_its_log(sweepdir):
     path = write_sweep(sweepdir, grid={"optim.lr": [0.1]}, out_dir="sw")
     cfg = S.trial_config(S.load_sweep(path), "t0", {"optim.lr": 0.1})
     cfg["train"].update(max_iters=10**9, log_every=100, checkpoint_every=10**6)
-    code = f"from fastrnn.sweep import run_trial; run_trial('t0', {cfg!r})"
+    code = f"from fastrnn.sweeps import run_trial; run_trial('t0', {cfg!r})"
     env = dict(os.environ, PYTHONPATH=str(Path(fastrnn.__file__).parent.parent))
     p = subprocess.Popen([sys.executable, "-c", code], env=env)
     log = sweepdir / "sw" / "t0" / "log.txt"
@@ -287,7 +287,7 @@ def test_a_marker_write_cut_short_does_not_block_the_sweep(sweepdir):
     (sweepdir / "sw").mkdir()
     (sweepdir / "sw" / f".sweep.yaml.{dead}.tmp").write_text("half")
     path = write_sweep(sweepdir, grid={"optim.lr": [0.1]}, out_dir="sw")
-    S._claim_folder(S.load_sweep(path))
+    S.claim_folder(S.load_sweep(path))
     assert [p.name for p in (sweepdir / "sw").iterdir()] == ["sweep.yaml"]
 
 
@@ -304,7 +304,7 @@ def test_successive_halving_promotes_the_best_and_resumes_exactly(sweepdir, caps
                        halving={"min_iters": 30, "eta": 3})
     sw = S.load_sweep(path)
     assert S.rung_plan(sw.halving, 6) == [(30, 6), (90, 2), (300, 1)]
-    S._claim_folder(sw)
+    S.claim_folder(sw)
     results = S.run_sweep(sw, one_thread)
     rungs = results.rungs
     assert sorted(k for _, k in rungs) == [0] * 6 + [1] * 2 + [2]
@@ -380,7 +380,7 @@ def test_optuna_search_tells_its_study_and_a_rerun_goes_on(sweepdir, capsys):
     optuna = pytest.importorskip("optuna")
     sw = S.load_sweep(optuna_sweep(sweepdir))
     assert sw.trials == [] and sw.search["n_trials"] == 4
-    S._claim_folder(sw)
+    S.claim_folder(sw)
     # a sweep stopped while trial 0 ran: its study holds it as running
     study = optuna.create_study(study_name="fastrnn", direction="minimize",
                                 storage=f"sqlite:///{sweepdir / 'sw' / 'optuna.db'}")
@@ -401,7 +401,7 @@ def test_optuna_search_tells_its_study_and_a_rerun_goes_on(sweepdir, capsys):
     assert S.summary(results, sw, sys.stdout) == 0
     assert "4 of 4 trials ranked" in capsys.readouterr().out
     again = S.load_sweep(optuna_sweep(sweepdir))  # a rerun: all four are done
-    S._claim_folder(again)
+    S.claim_folder(again)
     S.run_sweep(again, one_thread)
     assert len((sweepdir / "sw" / "results.jsonl").read_text().splitlines()) == 4
     assert [n for n, _ in again.trials] == ["t0", "t1", "t2", "t3"]
