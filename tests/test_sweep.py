@@ -5,6 +5,7 @@ import json
 import os
 import socket
 import sys
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -161,16 +162,47 @@ def test_a_killed_worker_fails_its_trial_only(sweepdir):
     assert "worker died" in results.rows["t1"]["error"]
 
 
-def test_unreachable_dask_address_fails_fast(sweepdir, capsys):
+@pytest.fixture
+def bounded_waits(monkeypatch):
+    """The scheduler probe's connections, each wait checked to be at most 5 s (however
+    long the far end stays silent) and recorded: [timeout of the connect, of each recv]."""
+    waits = []
+
+    class Bounded:
+        def __init__(self, sock):
+            self.sock = sock
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.sock.close()
+
+        def settimeout(self, seconds):
+            self.sock.settimeout(seconds)
+
+        def recv(self, n):
+            waits.append(self.sock.gettimeout())
+            assert waits[-1] is not None and 0 < waits[-1] <= 5, waits
+            return self.sock.recv(n)
+
+    def connect(address, timeout=None):
+        waits.append(timeout)
+        assert timeout is not None and 0 < timeout <= 5, waits
+        return Bounded(socket.create_connection(address, timeout))
+
+    monkeypatch.setattr(S.executors, "socket", SimpleNamespace(create_connection=connect))
+    return waits
+
+
+def test_unreachable_dask_address_fails_fast(sweepdir, capsys, bounded_waits):
     pytest.importorskip("distributed")
     with socket.socket() as s:  # a port that nothing listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     path = write_sweep(sweepdir, grid={"optim.lr": [0.1]}, out_dir="sw")
-    import time
-    t0 = time.time()
     code = sweep_main([str(path), "--executor", "dask", "--address", f"tcp://127.0.0.1:{port}"])
-    assert code == 2 and time.time() - t0 < 30
+    assert code == 2 and bounded_waits == [5]  # refused: no wait past the connect
     assert "cannot reach the Dask scheduler" in capsys.readouterr().err
 
 
@@ -268,14 +300,13 @@ def chatty_port():
                                         ("http_port", "sent nothing in 5 s"),
                                         ("chatty_port", "answered with b'220 hell'")])
 def test_a_dask_address_that_is_not_a_scheduler_fails_within_10_s(sweepdir, capsys,
-                                                                 request, port, match):
+                                                                 request, port, match,
+                                                                 bounded_waits):
     pytest.importorskip("distributed")
-    import time
     port = request.getfixturevalue(port)
     path = write_sweep(sweepdir, grid={"optim.lr": [0.1]}, out_dir="sw")
-    t0 = time.time()
     code = sweep_main([str(path), "--executor", "dask", "--address", f"tcp://127.0.0.1:{port}"])
-    assert code == 2 and time.time() - t0 < 10
+    assert code == 2 and bounded_waits[0] == 5 and len(bounded_waits) >= 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and match in err[0] and "not a Dask scheduler" in err[0]
 
