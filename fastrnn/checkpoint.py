@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from .config import Config
-from .data import write_atomic
 from .errors import UserError
+from .files import write_atomic
 from .models import FAMILIES
 from .reading import MODES
 

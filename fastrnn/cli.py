@@ -35,7 +35,7 @@ def sample_main(argv=None, prog="python -m fastrnn.sample"):
     ap.add_argument("--output", default=None,
                     help="write the samples to this file (atomically) instead of stdout")
     args = ap.parse_args(argv)
-    from .data import write_atomic
+    from .files import write_atomic
     from .sampling import read_prime
     from .model import load_model
     try:
@@ -127,7 +127,7 @@ def main(argv=None):
         from .export import main as export_main
         return export_main(rest, prog="fastrnn export")
     if command == "sweep":
-        from .sweep import main as sweep_main
+        from .sweeps.cli import main as sweep_main
         return sweep_main(rest)
     if command == "compile":
         from .compile import main as compile_main

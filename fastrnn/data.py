@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import UserError
+from .files import write_atomic
 
 
 @dataclass(frozen=True)
@@ -134,22 +135,6 @@ def download(name, known, timeout=30):
     target.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(target, blob)
     return target
-
-
-def write_atomic(path, blob):
-    """Write bytes to path through a temporary file and a rename, so a reader never sees a
-    half-written file."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(blob)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def read_text(path):

@@ -20,8 +20,8 @@ import numpy as np
 
 from . import checkpoint
 from .config import Config
-from .data import write_atomic
 from .errors import UserError
+from .files import write_atomic
 from .model import Model, load_model
 from .models import FAMILIES
 

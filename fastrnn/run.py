@@ -7,8 +7,6 @@ import contextlib
 import csv
 import json
 import math
-import os
-import re
 import sys
 import time
 from pathlib import Path
@@ -19,8 +17,8 @@ import yaml
 from . import checkpoint
 from .compile import compile_call, describe
 from .config import load_yaml
-from .data import write_atomic
 from .errors import UserError
+from .files import atomic_file, make_writable, remove_stale_temporaries, write_atomic
 from .sampling import generate
 from .model import load_model
 from .trainer import Trainer
@@ -104,7 +102,7 @@ class Run:
                 from .export import init_from
                 print(init_from(trainer, cfg.train.init_from, cfg.train.init_vocab),
                       file=self.out)
-        _make_writable(self.dir)
+        make_writable(self.dir, "train.out_dir")
         remove_stale_temporaries(self.dir)
         try:
             if not cfg.train.resume:  # train.overwrite=true: the old run goes
@@ -462,15 +460,13 @@ class Run:
         ax.set_title(str(self.dir))
         ax.legend()
         ax.grid(alpha=0.3)
-        tmp = self.dir / f".loss.png.{os.getpid()}.tmp.png"
         try:
-            fig.savefig(tmp, dpi=100)
-            tmp.replace(self.dir / "loss.png")
+            with atomic_file(self.dir / "loss.png") as f:
+                fig.savefig(f, format="png", dpi=100)
         except OSError as e:
             print(f"note: no loss.png ({e.strerror or e})", file=self.err)
         finally:
             plt.close(fig)
-            tmp.unlink(missing_ok=True)
 
 
 class _Diverged(Exception):
@@ -584,27 +580,6 @@ def _check_resume(saved, cfg, path):
                             f"use the same value to resume, or a new train.out_dir")
 
 
-def remove_stale_temporaries(folder):
-    """Temporary files (.NAME.PID.tmp) left by a process that no longer runs, e.g. one
-    killed in the middle of writing a checkpoint."""
-    for path in folder.iterdir():
-        m = re.fullmatch(r"\..+\.(\d+)\.tmp(\.png)?", path.name)
-        if m and path.is_file() and not _alive(int(m.group(1))):
-            path.unlink(missing_ok=True)
-
-
-def _alive(pid):
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # it exists but belongs to someone else
-        return True
-    return True
-
-
 def _read_metrics(path):
     """The rows of metrics.csv that parse (a damaged line is skipped), as numbers."""
     rows = []
@@ -632,17 +607,6 @@ def _trim_metrics(path, iteration):
                         or int(ln.split(",", 1)[0]) <= iteration]
     if len(keep) < len(lines):
         write_atomic(path, "".join(keep).encode("utf-8"))
-
-
-def _make_writable(folder):
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / ".write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as e:
-        raise UserError(f"train.out_dir {folder} cannot be written ({e.strerror}); choose "
-                        f"another folder") from None
 
 
 def main(argv=None):

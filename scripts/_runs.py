@@ -15,8 +15,8 @@ from pathlib import Path
 
 import fastrnn
 from fastrnn import checkpoint
-from fastrnn.data import write_atomic
 from fastrnn.errors import UserError
+from fastrnn.files import atomic_file, write_atomic
 
 ROOT = Path(__file__).resolve().parent.parent  # the repository: configs/, runs/, docs/
 LEDGER = "invocations.json"  # [{from, to, wall_s, cpu_s, exit, ...}], one per invocation
@@ -279,17 +279,15 @@ def save_figure(plt, fig, path):
     """fig to path (a PNG) through a temporary file and a rename; UserError if it cannot
     be written."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.png")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(tmp, dpi=100)
-        tmp.replace(path)
+        with atomic_file(path) as f:
+            fig.savefig(f, format="png", dpi=100)
     except OSError as e:
         raise UserError(f"cannot write {path} ({e.strerror or e}); free space or fix the "
                         f"folder, then run the same command again") from None
     finally:
         plt.close(fig)
-        tmp.unlink(missing_ok=True)
 
 
 def bar(**kw):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from fastrnn import sweep as S
+from fastrnn import sweeps as S
 
 
 def main():  # (spawned workers import this file: keep work under main)
@@ -32,7 +32,7 @@ def main():  # (spawned workers import this file: keep work under main)
             path = Path(tmp) / "sweep.yaml"
             path.write_text(yaml.safe_dump(spec))
             sw = S.load_sweep(path)
-            S._claim_folder(sw)
+            S.claim_folder(sw)
             t0 = time.perf_counter()
             results = S.run_sweep(sw, lambda: S.local_executor(workers))
             took = time.perf_counter() - t0

@@ -2,7 +2,7 @@
 import them."""
 import os
 
-from fastrnn.sweep import run_trial
+from fastrnn.sweeps import run_trial
 
 
 def dies_on_t1(name, cfg):

@@ -246,7 +246,7 @@ def test_the_start_says_the_size_of_the_model_and_of_a_pass(tiny_run, capsys):
 
 def test_the_readme_s_first_sweep_runs_on_the_bundled_corpus(offline):
     from fastrnn.config import Config
-    from fastrnn.sweep import load_sweep, trial_config
+    from fastrnn.sweeps import load_sweep, trial_config
     readme = (ROOT / "README.md").read_text()
     first = next(line for line in readme.splitlines()
                  if line.startswith("python -m fastrnn.sweep configs/"))

@@ -5,6 +5,7 @@ import json
 import os
 import socket
 import sys
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -12,8 +13,8 @@ import yaml
 
 import fastrnn
 from conftest import SMALL_TEXT
-from fastrnn import sweep as S
-from fastrnn.sweep import main as sweep_main
+from fastrnn import sweeps as S
+from fastrnn.sweeps import main as sweep_main
 
 
 @pytest.fixture
@@ -128,7 +129,7 @@ def test_a_sweep_runs_records_ranks_and_resumes(sweepdir, capsys):
 def test_an_interrupted_trial_resumes_from_its_checkpoint(sweepdir, capsys):
     path = write_sweep(sweepdir, grid={"optim.lr": [0.1]}, out_dir="sw")
     sw = S.load_sweep(path)
-    S._claim_folder(sw)
+    S.claim_folder(sw)
     # trial t0 ran 100 of its 300 iterations before the sweep was stopped
     cfg = S.trial_config(sw, "t0", {"optim.lr": 0.1})
     cfg["train"]["max_iters"] = 100
@@ -154,23 +155,54 @@ def test_a_killed_worker_fails_its_trial_only(sweepdir):
     import sweep_helpers
     path = write_sweep(sweepdir, grid={"optim.lr": [0.05, 0.1, 0.2]}, out_dir="sw")
     sw = S.load_sweep(path)
-    S._claim_folder(sw)
+    S.claim_folder(sw)
     results = S.run_sweep(sw, lambda: S.local_executor(2), trial_fn=sweep_helpers.dies_on_t1)
     status = {n: r["status"] for n, r in results.rows.items()}
     assert status == {"t0": "ok", "t1": "failed", "t2": "ok"}
     assert "worker died" in results.rows["t1"]["error"]
 
 
-def test_unreachable_dask_address_fails_fast(sweepdir, capsys):
+@pytest.fixture
+def bounded_waits(monkeypatch):
+    """The scheduler probe's connections, each wait checked to be at most 5 s (however
+    long the far end stays silent) and recorded: [timeout of the connect, of each recv]."""
+    waits = []
+
+    class Bounded:
+        def __init__(self, sock):
+            self.sock = sock
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.sock.close()
+
+        def settimeout(self, seconds):
+            self.sock.settimeout(seconds)
+
+        def recv(self, n):
+            waits.append(self.sock.gettimeout())
+            assert waits[-1] is not None and 0 < waits[-1] <= 5, waits
+            return self.sock.recv(n)
+
+    def connect(address, timeout=None):
+        waits.append(timeout)
+        assert timeout is not None and 0 < timeout <= 5, waits
+        return Bounded(socket.create_connection(address, timeout))
+
+    monkeypatch.setattr(S.executors, "socket", SimpleNamespace(create_connection=connect))
+    return waits
+
+
+def test_unreachable_dask_address_fails_fast(sweepdir, capsys, bounded_waits):
     pytest.importorskip("distributed")
     with socket.socket() as s:  # a port that nothing listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     path = write_sweep(sweepdir, grid={"optim.lr": [0.1]}, out_dir="sw")
-    import time
-    t0 = time.time()
     code = sweep_main([str(path), "--executor", "dask", "--address", f"tcp://127.0.0.1:{port}"])
-    assert code == 2 and time.time() - t0 < 30
+    assert code == 2 and bounded_waits == [5]  # refused: no wait past the connect
     assert "cannot reach the Dask scheduler" in capsys.readouterr().err
 
 
@@ -212,7 +244,7 @@ def test_a_killed_trial_keeps_its_log(sweepdir):
     path = write_sweep(sweepdir, grid={"optim.lr": [0.1]}, out_dir="sw")
     cfg = S.trial_config(S.load_sweep(path), "t0", {"optim.lr": 0.1})
     cfg["train"].update(max_iters=10**9, log_every=100, checkpoint_every=10**6)
-    code = f"from fastrnn.sweep import run_trial; run_trial('t0', {cfg!r})"
+    code = f"from fastrnn.sweeps import run_trial; run_trial('t0', {cfg!r})"
     env = dict(os.environ, PYTHONPATH=str(Path(fastrnn.__file__).parent.parent))
     p = subprocess.Popen([sys.executable, "-c", code], env=env)
     log = sweepdir / "sw" / "t0" / "log.txt"
@@ -268,14 +300,13 @@ def chatty_port():
                                         ("http_port", "sent nothing in 5 s"),
                                         ("chatty_port", "answered with b'220 hell'")])
 def test_a_dask_address_that_is_not_a_scheduler_fails_within_10_s(sweepdir, capsys,
-                                                                 request, port, match):
+                                                                 request, port, match,
+                                                                 bounded_waits):
     pytest.importorskip("distributed")
-    import time
     port = request.getfixturevalue(port)
     path = write_sweep(sweepdir, grid={"optim.lr": [0.1]}, out_dir="sw")
-    t0 = time.time()
     code = sweep_main([str(path), "--executor", "dask", "--address", f"tcp://127.0.0.1:{port}"])
-    assert code == 2 and time.time() - t0 < 10
+    assert code == 2 and bounded_waits[0] == 5 and len(bounded_waits) >= 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and match in err[0] and "not a Dask scheduler" in err[0]
 
@@ -287,7 +318,7 @@ def test_a_marker_write_cut_short_does_not_block_the_sweep(sweepdir):
     (sweepdir / "sw").mkdir()
     (sweepdir / "sw" / f".sweep.yaml.{dead}.tmp").write_text("half")
     path = write_sweep(sweepdir, grid={"optim.lr": [0.1]}, out_dir="sw")
-    S._claim_folder(S.load_sweep(path))
+    S.claim_folder(S.load_sweep(path))
     assert [p.name for p in (sweepdir / "sw").iterdir()] == ["sweep.yaml"]
 
 
@@ -304,7 +335,7 @@ def test_successive_halving_promotes_the_best_and_resumes_exactly(sweepdir, caps
                        halving={"min_iters": 30, "eta": 3})
     sw = S.load_sweep(path)
     assert S.rung_plan(sw.halving, 6) == [(30, 6), (90, 2), (300, 1)]
-    S._claim_folder(sw)
+    S.claim_folder(sw)
     results = S.run_sweep(sw, one_thread)
     rungs = results.rungs
     assert sorted(k for _, k in rungs) == [0] * 6 + [1] * 2 + [2]
@@ -380,7 +411,7 @@ def test_optuna_search_tells_its_study_and_a_rerun_goes_on(sweepdir, capsys):
     optuna = pytest.importorskip("optuna")
     sw = S.load_sweep(optuna_sweep(sweepdir))
     assert sw.trials == [] and sw.search["n_trials"] == 4
-    S._claim_folder(sw)
+    S.claim_folder(sw)
     # a sweep stopped while trial 0 ran: its study holds it as running
     study = optuna.create_study(study_name="fastrnn", direction="minimize",
                                 storage=f"sqlite:///{sweepdir / 'sw' / 'optuna.db'}")
@@ -401,7 +432,7 @@ def test_optuna_search_tells_its_study_and_a_rerun_goes_on(sweepdir, capsys):
     assert S.summary(results, sw, sys.stdout) == 0
     assert "4 of 4 trials ranked" in capsys.readouterr().out
     again = S.load_sweep(optuna_sweep(sweepdir))  # a rerun: all four are done
-    S._claim_folder(again)
+    S.claim_folder(again)
     S.run_sweep(again, one_thread)
     assert len((sweepdir / "sw" / "results.jsonl").read_text().splitlines()) == 4
     assert [n for n, _ in again.trials] == ["t0", "t1", "t2", "t3"]

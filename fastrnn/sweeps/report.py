@@ -1,0 +1,58 @@
+"""A finished sweep's report: its trials ranked by the metric, its failures, and
+sweep.png (the metric against each axis, with matplotlib)."""
+from ..files import atomic_file
+from .spec import METRICS
+
+
+def summary(results, sweep, out):
+    rows = [results.rows[n] for n, _ in sweep.trials if n in results.rows]
+    # with halving, the trials that went furthest first (each row is its last rung's)
+    ok = sorted((r for r in rows if r["status"] == "ok" and r["metric"] is not None),
+                key=lambda r: (-r.get("rung", 0), r["metric"]))
+    failed = [r for r in rows if r["status"] != "ok"]
+    axes = list(sweep.trials[0][1]) if sweep.trials else []
+    if sweep.search is not None:
+        axes = list(sweep.search["space"])
+    halving = sweep.halving is not None
+    print(f"\n{len(ok)} of {len(sweep.trials)} trials ranked by {sweep.metric} "
+          f"({METRICS[sweep.metric]}), "
+          + ("the furthest rung first, then " if halving else "") + "best first:", file=out)
+    rung = f"{'rung':>4} {'budget':>8}  " if halving else ""
+    head = f"{'rank':>4}  {'trial':<6} {rung}{sweep.metric:>14}  " + "  ".join(axes)
+    print(head, file=out)
+    for i, r in enumerate(ok, 1):
+        vals = "  ".join(f"{r['params'][a]}" for a in axes)
+        rung = f"{r.get('rung', 0):>4} {r.get('budget', 0):>8g}  " if halving else ""
+        print(f"{i:>4}  {r['trial']:<6} {rung}{r['metric']:>14.4f}  {vals}", file=out)
+    for r in failed:
+        print(f"failed {r['trial']}: {r['error']}", file=out)
+    print(f"results: {results.csv} and {results.jsonl}", file=out)
+    _plot(ok, axes, sweep)
+    return len(failed)
+
+
+def _plot(ok, axes, sweep):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    if not ok or not axes:
+        return
+    fig, panes = plt.subplots(1, len(axes), figsize=(4 * len(axes), 3.5), squeeze=False)
+    for ax, key in zip(panes[0], axes):
+        xs = [r["params"][key] for r in ok]
+        numeric = all(isinstance(x, (int, float)) for x in xs)
+        ax.plot(xs if numeric else [str(x) for x in xs], [r["metric"] for r in ok], "o")
+        if key == "optim.lr" and numeric:
+            ax.set_xscale("log")
+        ax.set_xlabel(key)
+        ax.set_ylabel(sweep.metric)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    try:
+        with atomic_file(sweep.out_dir / "sweep.png") as f:
+            fig.savefig(f, format="png", dpi=100)
+    finally:
+        plt.close(fig)

@@ -1,0 +1,58 @@
+"""A sweep's results: results.csv and results.jsonl in its folder, appended as trials
+end and read back by a rerun."""
+import csv
+import json
+import os
+
+COLUMNS = ("trial", "status", "metric", "val_loss", "best_val_loss", "train_loss",
+           "iterations", "seconds", "it_per_s", "error")
+
+
+class Results:
+    """results.csv and results.jsonl in the sweep folder, appended as trials end."""
+
+    def __init__(self, sweep):
+        self.sweep = sweep
+        self.csv = sweep.out_dir / "results.csv"
+        self.jsonl = sweep.out_dir / "results.jsonl"
+        self.columns = COLUMNS + (("rung", "budget") if sweep.halving else ())
+        self.rows = {}
+        self.rungs = {}  # halving: {(trial, rung): its latest row}
+        if self.jsonl.exists():
+            text = self.jsonl.read_text(encoding="utf-8", errors="replace")
+            for line in text.splitlines():
+                try:
+                    row = json.loads(line)
+                except ValueError:  # a line cut short by a kill: that trial runs again
+                    continue
+                if isinstance(row, dict) and isinstance(row.get("trial"), str):
+                    self.rows[row["trial"]] = row  # the latest row of each trial wins
+                    if isinstance(row.get("rung"), int):
+                        self.rungs[row["trial"], row["rung"]] = row
+
+    def done(self, name, rung=None):
+        row = self.rows.get(name, {}) if rung is None else self.rungs.get((name, rung), {})
+        return row.get("status") == "ok"
+
+    def add(self, row, values):
+        key = {"val_loss": "val_loss", "best_val_loss": "best_val_loss",
+               "train_loss": "train_loss"}[self.sweep.metric]
+        row["metric"] = row[key]
+        row = dict(row, params=values)
+        self.rows[row["trial"]] = row
+        if "rung" in row:
+            self.rungs[row["trial"], row["rung"]] = row
+        new = not self.csv.exists()
+        with open(self.csv, "a", newline="", encoding="utf-8") as f:
+            w = csv.writer(f)
+            if new:
+                w.writerow(self.columns + tuple(values))
+            w.writerow([row.get(c) if row.get(c) is not None else "" for c in self.columns]
+                       + list(values.values()))
+        torn = False  # the last line was cut short (a kill): start on a new one
+        if self.jsonl.exists() and self.jsonl.stat().st_size:
+            with open(self.jsonl, "rb") as f:
+                f.seek(-1, os.SEEK_END)
+                torn = f.read(1) != b"\n"
+        with open(self.jsonl, "a", encoding="utf-8") as f:
+            f.write(("\n" if torn else "") + json.dumps(row) + "\n")
