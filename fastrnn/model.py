@@ -36,7 +36,7 @@ class Model:
         # everything else takes the faster path of matrix products over all steps
         # (kernels.rnn).
         self.exact = bool(cfg.train.exact and self.dtype == np.float64
-                          and cfg.model.kind == "rnn" and MODES[cfg.data.records].exact)
+                          and family.exact and MODES[cfg.data.records].exact)
         self.theta, self.P = flat_params(family.arrays(V, H, L), self.dtype)
         self._public = family.public(self.P, L)
         family.init(self._public, cfg.train.seed, H, cfg.model.init)

@@ -39,6 +39,7 @@ class Family:
     cell = False  # whether there is a cell state besides h
     biases = ("bxh", "bhh")  # per layer: PyTorch's two; min-char-rnn has one
     Buffers = None  # the kernels.records type of its buffers
+    exact = False  # whether min-char-rnn's arithmetic, op by op, exists for it
 
     def arrays(self, V, H, L):
         """The parameters' (name, shape) in the order of kernels.records.Params, which is
@@ -110,6 +111,7 @@ class RNN(Family):
     """min-char-rnn's tanh cell with its names: Wxh.{l}, Whh.{l}, bh.{l}, Why, by."""
     name = "rnn"
     biases = ("bh",)
+    exact = True
     Buffers = RNNBuffers
 
     default_init = "minchar"

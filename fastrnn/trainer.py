@@ -46,7 +46,7 @@ class Trainer:
         # min-char-rnn's own model, exact, runs its recurrence and its output layer on
         # two threads side by side (kernels.duo); it needs no other split
         # (weight decay is not min-char-rnn's: the duo has no place for it)
-        self.duo = (model.exact and cfg.model.kind == "rnn" and L == 1 and B == 1
+        self.duo = (model.exact and L == 1 and B == 1
                     and not cfg.optim.weight_decay)
         # A single stream of a small model runs faster on one thread: below hidden 256
         # (python -m fastrnn.bench), or below 48 for the duo, whose two threads wait on
