@@ -249,8 +249,8 @@ def test_the_readme_s_first_sweep_runs_on_the_bundled_corpus(offline):
     from fastrnn.sweeps import load_sweep, trial_config
     readme = (ROOT / "README.md").read_text()
     first = next(line for line in readme.splitlines()
-                 if line.startswith("python -m fastrnn.sweep configs/"))
-    sweep = load_sweep(ROOT / first.split()[3])
+                 if line.startswith("fastrnn sweep configs/"))
+    sweep = load_sweep(ROOT / first.split()[2])
     assert len(sweep.trials) >= 2
     for name, values in sweep.trials:
         cfg = Config.from_dict(trial_config(sweep, name, values))
