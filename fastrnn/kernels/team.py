@@ -30,7 +30,7 @@ from numba import types
 from numba.extending import overload
 
 from .jit import jit
-from .sync import compare_exchange, cpu_relax, fetch_add, load_acquire
+from .sync import compare_exchange, fetch_add, load_acquire, relax
 
 # flags: (flag_count(threads),) int64, zeroed before the region; me: this thread's
 # number; size: the threads in the team
@@ -115,8 +115,9 @@ def _done_and_claim(team, n):
 def _close_team(team, n):
     at = BASE + team.me * LINE
     end = team.flags[at] + n
+    spins = 0
     while load_acquire(team.flags, DONE) < end:
-        cpu_relax()
+        spins = relax(spins)
     team.flags[at] = end
 
 
