@@ -44,7 +44,7 @@ from .records import Net, whh_offset
 from .rnn import _rnn_cells, _rnn_cells_back
 from .simd import outer_sum_exact, outer_sum_exact_more
 from .sync import compare_exchange, cpu_relax, load_acquire, store_release, wait_until_above
-from .team import span
+from .team import Solo, span
 from .windows import next_window, set_states
 
 BLOCKS = 4  # of dWhh's rows, so that its sums and their optimizer steps overlap
@@ -224,7 +224,10 @@ def _run(u, k, losses, net, run, buf):
     elif u == E:
         embedding_columns(G.Wemb, G.bxh[0], dh, xs, T, 0, H)
     elif u == N:
-        flags[SCALE:SCALE + 1].view(np.float64)[0] = norm_scale(grad, hyper)
+        # (one item, as optimizer_step takes it on one thread; buf.sums is not the
+        # duo's otherwise)
+        flags[SCALE:SCALE + 1].view(np.float64)[0] = norm_scale(grad, hyper, buf.sums[1],
+                                                                1, Solo())
     elif u >= DWHH and u < N:
         draw, hprev = dh.reshape(-1, H), h.reshape(-1, H)[:T]
         j = u - DWHH
