@@ -44,7 +44,7 @@ from .records import Net, whh_offset
 from .rnn import _rnn_cells, _rnn_cells_back
 from .simd import outer_sum_exact, outer_sum_exact_more
 from .sync import compare_exchange, cpu_relax, load_acquire, store_release, wait_until_above
-from .team import Solo, span
+from .team import LINE, Solo, span
 from .windows import next_window, set_states
 
 BLOCKS = 4  # of dWhh's rows, so that its sums and their optimizer steps overlap
@@ -57,9 +57,8 @@ UNITS = UPHH + BLOCKS
 # `flags` holds a flag per unit, then STEPS, where F publishes how many steps it has
 # finished (over all iterations), SCALE, N's result as the bits of a float64, and BACK,
 # where R publishes how many steps it has finished (over all iterations); each
-# on a cache line of its own, so that a flag one thread writes does not move the
-# others away from the thread that reads them.
-LINE = 8
+# on a cache line of its own (LINE int64s), so that a flag one thread writes does not
+# move the others away from the thread that reads them.
 STEPS, SCALE, BACK = UNITS * LINE, (UNITS + 1) * LINE, (UNITS + 2) * LINE
 FLAGS = (UNITS + 3) * LINE
 # A unit's flag in iteration k of a chunk: 2k free, 2k+1 claimed, 2k+2 done (and so
