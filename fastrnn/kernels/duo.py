@@ -184,7 +184,8 @@ def _run(u, k, losses, net, run, buf):
     h = hs[0]  # (T+1, 1, H)
     T, H, V = dh.shape[0], dh.shape[2], ys.shape[2]
     # (loops and gemv_rows/gemv_cols, not array assignments and np.dot: no shape checks
-    # and error messages to compile, no reference counts per step)
+    # and error messages to compile, and np.dot with out does not compile without
+    # reference counts, kernels.dot)
     W0 = Whh[0]
     if u == F:
         if k > 0:

@@ -32,7 +32,8 @@ def lstm_forward(P, buf, T, drop, path, team):
         if l > 0:
             inputs = layer_input(buf.xin, hs, l, T, drop, buf.masks, team)
             input_projection(g, x, T, l, inputs, P, team)
-        # the layer's views once, not per step (each view is a reference count)
+        # the layer's views, made once for all its steps (their addresses and shapes
+        # worked out once, not at every step)
         tc, Whh, Wemb, bxh, bhh = buf.tc[l], P.Whh[l], P.Wemb, P.bxh[l], P.bhh[l]
         Wp = step_weights(buf.packs[l], Whh, False, path, team)
         for t in range(T):
