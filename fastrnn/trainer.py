@@ -18,7 +18,7 @@ from .errors import UserError
 from .kernels.optim import (BETA1, BETA2, CLIP, CLIP_NORM, DECAY, DECAY_EVERY, EPS, HORIZON,
                             HYPER, KIND, LR, LR_SCALE, MIN_LR, OPTIMIZERS, SCHEDULE,
                             SCHEDULES, WARMUP, WEIGHT_DECAY, learning_rate)
-from .kernels.records import Batched, Exact, Masked, Net, OneStream, Paragraphs, Run
+from .kernels.records import Batched, Exact, Masked, Net, OneStream, Paragraphs, Training
 from .models import FAMILIES, flat_params, zeros
 
 
@@ -87,7 +87,7 @@ class Trainer:
                                         shuffle)
         else:
             data = self.corpus.streams(B)
-        self.run = Run(data, self.cursor,
+        self.run = Training(data, self.cursor,
                        np.array([cfg.train.seed * 2654435761 + 1], np.uint64),  # dropout
                        hyper, drop)
         self.buf = family.buffers(L, T, B, H, V, self.dtype)
