@@ -15,9 +15,7 @@ from . import blas, checkpoint
 from .config import Config, load_yaml
 from .data import Corpus, read_corpus
 from .errors import UserError
-from .kernels.optim import (BETA1, BETA2, CLIP, CLIP_NORM, DECAY, DECAY_EVERY, EPS, HORIZON,
-                            HYPER, KIND, LR, LR_SCALE, MIN_LR, OPTIMIZERS, SCHEDULE,
-                            SCHEDULES, WARMUP, WEIGHT_DECAY, learning_rate)
+from .kernels.optim import HORIZON, LR_SCALE, learning_rate, settings
 from .kernels.records import Batched, Exact, Masked, Net, OneStream, Paragraphs, Training
 from .models import FAMILIES, flat_params, zeros
 
@@ -68,13 +66,12 @@ class Trainer:
         self._public = family.public(P, L)
         family.init(self._public, cfg.train.seed, H, cfg.model.init)
         o = cfg.optim
-        hyper = np.zeros(HYPER, self.dtype)
-        hyper[[LR, CLIP, CLIP_NORM, EPS, BETA1, BETA2, DECAY, DECAY_EVERY, KIND]] = (
-            o.lr, o.clip, o.clip_norm or 0.0, o.eps, o.beta1, o.beta2, o.lr_decay,
-            o.decay_every, OPTIMIZERS[o.name])
-        hyper[[SCHEDULE, WARMUP, MIN_LR, HORIZON, LR_SCALE, WEIGHT_DECAY]] = (
-            SCHEDULES[o.schedule], o.warmup, o.min_lr, o.decay_iters or cfg.train.max_iters,
-            1.0, o.weight_decay)
+        hyper = settings(lr=o.lr, clip=o.clip, clip_norm=o.clip_norm or 0.0, eps=o.eps,
+                         beta1=o.beta1, beta2=o.beta2, lr_decay=o.lr_decay,
+                         decay_every=o.decay_every, optimizer=o.name, schedule=o.schedule,
+                         warmup=o.warmup, min_lr=o.min_lr,
+                         horizon=o.decay_iters or cfg.train.max_iters,
+                         weight_decay=o.weight_decay, dtype=self.dtype)
         # the plateau schedule's multiplier of lr (kernels.optim), lowered by
         # lower_lr(); float64, and hyper[LR_SCALE] holds it in the model dtype
         self.lr_scale = np.ones((), np.float64)

@@ -26,14 +26,32 @@ ADAGRAD, RMSPROP, ADAM, SGD = (OPTIMIZERS[k] for k in ("adagrad", "rmsprop", "ad
 # hyper[SCHEDULE] (step is 0: lr_decay every decay_every, constant when lr_decay is 1).
 SCHEDULES = {"step": 0, "constant": 1, "cosine": 2, "plateau": 3}
 STEP, CONSTANT, COSINE, PLATEAU = (SCHEDULES[k] for k in SCHEDULES)
-# hyper: the optimizer's settings in the model dtype, in this order. LR_SCALE is the
-# plateau schedule's multiplier, set by the trainer between calls; HORIZON the
-# iteration at which the cosine reaches MIN_LR.
+# hyper: the optimizer's settings in the model dtype, in this order (made by settings(),
+# read by the kernels at these places). LR_SCALE is the plateau schedule's multiplier,
+# set by the trainer between calls; HORIZON the iteration at which the cosine reaches
+# MIN_LR.
 (LR, CLIP, CLIP_NORM, EPS, BETA1, BETA2, DECAY, DECAY_EVERY, KIND,
  SCHEDULE, WARMUP, MIN_LR, HORIZON, LR_SCALE, WEIGHT_DECAY) = range(15)
 HYPER = 15
 # Parameters per item of the update (a divide and a root per element).
 UPDATE_ITEM = 4096
+
+
+def settings(*, lr, clip=0.0, clip_norm=0.0, eps=1e-8, beta1=0.9, beta2=0.999,
+             lr_decay=1.0, decay_every=1, optimizer="adagrad", schedule="step", warmup=0,
+             min_lr=0.0, horizon=0, lr_scale=1.0, weight_decay=0.0, dtype=np.float64):
+    """The hyper array (HYPER,) in dtype (the model's) of these settings, the one place
+    that builds it: clip and clip_norm off at 0, the optimizer and schedule by name (keys
+    of OPTIMIZERS and SCHEDULES), horizon the iteration at which the cosine schedule
+    reaches min_lr, lr_scale the plateau schedule's multiplier."""
+    hyper = np.zeros(HYPER, dtype)
+    hyper[LR], hyper[CLIP], hyper[CLIP_NORM], hyper[EPS] = lr, clip, clip_norm, eps
+    hyper[BETA1], hyper[BETA2] = beta1, beta2
+    hyper[DECAY], hyper[DECAY_EVERY] = lr_decay, decay_every
+    hyper[KIND], hyper[SCHEDULE] = OPTIMIZERS[optimizer], SCHEDULES[schedule]
+    hyper[WARMUP], hyper[MIN_LR], hyper[HORIZON] = warmup, min_lr, horizon
+    hyper[LR_SCALE], hyper[WEIGHT_DECAY] = lr_scale, weight_decay
+    return hyper
 
 
 @jit
