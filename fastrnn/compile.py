@@ -84,12 +84,11 @@ def compile_trainer(trainer, say, one_thread=True):
     threads = trainer.threads
     try:
         for count in counts:
-            trainer.threads = count
-            trainer._set_threads()
+            trainer.use_threads(count)
             for part, call in calls(trainer):
                 took += compile_call(call, f"{describe(trainer)}: {part}", say)
     finally:
-        trainer.threads = threads
+        trainer.use_threads(threads)
     return took
 
 

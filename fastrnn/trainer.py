@@ -142,6 +142,12 @@ class Trainer:
         return self.family.train_call(losses, self.net, self.run, self.buf, self.path(B),
                                       self.chunks, self.duo and self.chunks > 1)
 
+    def use_threads(self, n):
+        """Run this trainer's kernels on n threads from now on (or fewer: at most
+        NUMBA_NUM_THREADS and the buffers' shares; self.chunks says how many)."""
+        self.threads = n
+        self._set_threads()
+
     def _set_threads(self):
         """Threads for this trainer's kernels (at most NUMBA_NUM_THREADS, which sweep
         workers set to 1), each taking its own share of the streams, rows or columns and
