@@ -88,7 +88,7 @@ def compile_trainer(trainer, say, one_thread=True):
             for part, call in calls(trainer):
                 took += compile_call(call, f"{describe(trainer)}: {part}", say)
     finally:
-        trainer.threads = threads
+        trainer.use_threads(threads)
     return took
 
 

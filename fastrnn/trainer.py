@@ -13,10 +13,8 @@ from . import checkpoint
 from .config import Config, load_yaml
 from .data import read_corpus
 from .errors import UserError
-from .kernels.optim import (BETA1, BETA2, CLIP, CLIP_NORM, DECAY, DECAY_EVERY, EPS, HORIZON,
-                            HYPER, KIND, LR, LR_SCALE, MIN_LR, OPTIMIZERS, SCHEDULE,
-                            SCHEDULES, WARMUP, WEIGHT_DECAY, learning_rate)
-from .kernels.records import Net, Run
+from .kernels.optim import HORIZON, LR_SCALE, learning_rate, settings
+from .kernels.records import Net, Training
 from .model import Model, load_model
 from .models import FAMILIES, flat_params, zeros
 from .reading import MODES
@@ -57,22 +55,21 @@ class Trainer:
         memory = zeros((2, model.size), dtype)  # the optimizer's
         self.net = Net(model.P, G, model.theta, grad, memory)
         o = cfg.optim
-        hyper = np.zeros(HYPER, dtype)
-        hyper[[LR, CLIP, CLIP_NORM, EPS, BETA1, BETA2, DECAY, DECAY_EVERY, KIND]] = (
-            o.lr, o.clip, o.clip_norm or 0.0, o.eps, o.beta1, o.beta2, o.lr_decay,
-            o.decay_every, OPTIMIZERS[o.name])
-        hyper[[SCHEDULE, WARMUP, MIN_LR, HORIZON, LR_SCALE, WEIGHT_DECAY]] = (
-            SCHEDULES[o.schedule], o.warmup, o.min_lr, o.decay_iters or cfg.train.max_iters,
-            1.0, o.weight_decay)
+        hyper = settings(lr=o.lr, clip=o.clip, clip_norm=o.clip_norm or 0.0, eps=o.eps,
+                         beta1=o.beta1, beta2=o.beta2, lr_decay=o.lr_decay,
+                         decay_every=o.decay_every, optimizer=o.name, schedule=o.schedule,
+                         warmup=o.warmup, min_lr=o.min_lr,
+                         horizon=o.decay_iters or cfg.train.max_iters,
+                         weight_decay=o.weight_decay, dtype=dtype)
         # the plateau schedule's multiplier of lr (kernels.optim), lowered by
         # lower_lr(); float64, and hyper[LR_SCALE] holds it in the model dtype
         self.lr_scale = np.ones((), np.float64)
         self.cursor = np.zeros(2, np.int64)  # [data pointer, iteration]
         # dropout between layers; None for none, so that its code is not compiled
         drop = float(cfg.model.dropout) if L > 1 and cfg.model.dropout > 0 else None
-        self.run = Run(mode.train_data(self.corpus, B, T, cfg.train.seed), self.cursor,
-                       np.array([cfg.train.seed * 2654435761 + 1], np.uint64),  # dropout
-                       hyper, drop)
+        self.run = Training(mode.train_data(self.corpus, B, T, cfg.train.seed), self.cursor,
+                            np.array([cfg.train.seed * 2654435761 + 1], np.uint64),  # dropout
+                            hyper, drop)
         self.buf = family.buffers(L, T, B, H, V, dtype)
         self.smooth_loss = -math.log(1.0 / V) * T  # min-char-rnn's smooth_loss at n = 0
         self.extra = {}  # the runner's state, kept in checkpoints
@@ -147,8 +144,9 @@ class Trainer:
                                       self.chunks, self.duo and self.chunks > 1)
 
     def use_threads(self, n):
-        """Run the kernels on n threads from now on (0: the trainer's own choice)."""
-        self.threads = n or self.threads
+        """Run this trainer's kernels on n threads from now on (or fewer: at most
+        NUMBA_NUM_THREADS and the cores; self.chunks says how many)."""
+        self.threads = n
         self.model.set_threads()
 
     def split(self, name):

@@ -76,9 +76,8 @@ def test_weight_decay_in_the_kernel_matches_adamw_on_two_threads():
     rs = np.random.RandomState(5)
     N, biases = 5000, (1000, 1500, 3000)  # biases [1000, 1500) and [3000, N)
     g, theta = rs.randn(N), rs.randn(N)
-    hyper = np.zeros(optim.HYPER)
-    hyper[[optim.LR, optim.EPS, optim.BETA1, optim.BETA2, optim.KIND,
-           optim.WEIGHT_DECAY]] = 0.01, 1e-8, 0.9, 0.999, optim.ADAM, 0.1
+    hyper = optim.settings(lr=0.01, eps=1e-8, beta1=0.9, beta2=0.999, optimizer="adam",
+                           weight_decay=0.1)
     state = np.zeros((2, N))
     th = theta.copy()
     weights = np.r_[0:1000, 1500:3000]

@@ -58,7 +58,7 @@ def _cells(buf):
 
 
 def _paragraphs(data):
-    """Whether the Numba type of the data, or of a Run's data, is a Paragraphs."""
+    """Whether the Numba type of the data, or of a Training's data, is a Paragraphs."""
     if isinstance(data, types.BaseNamedTuple) and "data" in data.fields:
         data = data.types[data.fields.index("data")]
     return isinstance(data, types.BaseNamedTuple) and data.instance_class is Paragraphs

@@ -29,7 +29,8 @@ def gru_forward(P, buf, T, drop, path, team):
     for l in range(L):
         inputs = layer_input(buf.xin, hs, l, T, drop, buf.masks, team) if l > 0 else hs[l, 0]
         input_projection(xa, buf.xs, T, l, inputs, P, team)
-        # the layer's views once, not per step (each view is a reference count)
+        # the layer's views, made once for all its steps (their addresses and shapes
+        # worked out once, not at every step)
         h, g, hn, Whh, bhh = hs[l], buf.gates[l], buf.hn[l], P.Whh[l], P.bhh[l]
         Wp = step_weights(buf.packs[l], Whh, False, path, team)
         for t in range(T):

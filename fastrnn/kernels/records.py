@@ -31,8 +31,8 @@ Net = namedtuple("Net", [
     "memory",  # (2, N) the optimizer's memory (Adagrad's, RMSprop's or Adam's two moments)
 ])
 
-# The run's data and settings.
-Run = namedtuple("Run", [
+# The training's data and settings.
+Training = namedtuple("Training", [
     "data",    # (B, S) int32 the training text as B streams
     "cursor",  # (2,) int64 [data pointer, iteration], advanced in place
     "rng",     # (1,) uint64 the dropout generator's state
@@ -40,7 +40,7 @@ Run = namedtuple("Run", [
     "drop",    # float: dropout probability between layers
 ])
 
-# data.records: paragraphs. Run.data is one of these instead of the (B, S) streams (so
+# data.records: paragraphs. Training.data is one of these instead of the (B, S) streams (so
 # that stream mode compiles none of its code): each paragraph is read from a zero state
 # in windows that never cross its end, a stream taking the next paragraph of the order
 # when its own has ended (kernels.paragraphs).

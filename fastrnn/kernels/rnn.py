@@ -47,7 +47,9 @@ def rnn_forward(P, buf, T, drop, path, team):
         else:
             inputs = layer_input(buf.xin, hs, l, T, drop, buf.masks, team)
             matmul_rows(h.reshape(-1, H)[B:(T + 1) * B], inputs, P.Wxh[l - 1], path, team)
-        Whh, bh = P.Whh[l], P.bxh[l]  # (once, not per step: each view is counted)
+        # the layer's views, made once for all its steps (their addresses and shapes
+        # worked out once, not at every step)
+        Whh, bh = P.Whh[l], P.bxh[l]
         Wp = step_weights(buf.packs[l], Whh, False, path, team)
         for t in range(T):
             step_matmul(tmp, h[t], Whh, Wp, path, team)
