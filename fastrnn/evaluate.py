@@ -177,6 +177,8 @@ def main(argv=None, prog="python -m fastrnn.evaluate"):
             raise UserError(f"--burn-in must be 0 or more, got {args.burn_in}")
         if args.block < 1:
             raise UserError(f"--block must be at least 1, got {args.block}")
+        if args.windows < 1:
+            raise UserError(f"--windows must be at least 1, got {args.windows}")
         model = read_model(args.source)
         ids, starts, before = split_of(model, args.split)
         if len(ids) < 2:
