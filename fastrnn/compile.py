@@ -69,7 +69,7 @@ def calls(trainer):
     sampling."""
     out = [("training", trainer.train_call(np.empty(1)))]
     if len(trainer.corpus.val) >= 2:
-        out.append(("validation", trainer.loss_call(trainer.eval_rows())))
+        out += trainer.eval_calls()
     out.append(("sampling", trainer.stepper().call))
     return out
 

@@ -101,8 +101,8 @@ class Trainer:
     def loss_of(self, ids, streams=1, starts=None):
         return self.model.loss_of(ids, streams, starts)
 
-    def loss_call(self, rows):
-        return self.model.loss_call(rows)
+    def loss_call(self, rows, states=None):
+        return self.model.loss_call(rows, states)
 
     def stepper(self, streams=1):
         return self.model.stepper(streams)
@@ -154,21 +154,38 @@ class Trainer:
         ids = getattr(self.corpus, name)
         return ids, None if self.corpus.starts is None else self.corpus.starts[name]
 
-    def evaluate(self):
+    def evaluate(self, protocol="headline", split="val"):
         """Mean nats per character on the validation split (data.val_fraction of the text,
-        before the test split), read as train.batch_size contiguous streams from a zero
-        state (one stream for a batch-1 model, as min-char-rnn would read it)."""
-        if len(self.corpus.val) < 2:
+        before the test split), or another split, under a protocol of
+        fastrnn.evaluate: by default the headline, train.batch_size contiguous streams
+        each read after a burn-in over the text before it from the state training
+        carries (its first stream's); "zero" reads them from a zero state instead. With
+        paragraphs both read each paragraph from a zero state."""
+        if split == "val" and len(self.corpus.val) < 2:
             raise UserError("no validation text: set data.val_fraction above 0 "
                             "(e.g. data.val_fraction=0.1)")
-        ids, starts = self.split("val")
-        return self.loss_of(ids, self.config.train.batch_size, starts)
+        from .evaluate import evaluate  # (not at the top: python -m fastrnn.evaluate)
+        ids, starts = self.split(split)
+        before = self.corpus.ids[:len(self.corpus.train) + (len(self.corpus.val)
+                                                             if split == "test" else 0)]
+        return evaluate(self.model, ids, protocol, starts=starts, before=before,
+                        state=self.carried_state()[0]).nats
 
     def eval_rows(self):
-        """The validation split as evaluate() reads it (its reading mode's rows)."""
+        """The validation split as evaluate(protocol="zero") reads it (its reading mode's
+        rows)."""
         ids, starts = self.split("val")
         cfg = self.config.train
         return self.mode.rows(ids, starts, cfg.batch_size, cfg.seq_length)[0]
+
+    def eval_calls(self):
+        """(what, kernels.team.Call) of each loss kernel evaluate() calls, to compile
+        them ahead: from a zero state, and (streams) from given states."""
+        calls = [("validation", self.loss_call(self.eval_rows()))]
+        if self.corpus.starts is None:
+            calls.append(("validation in context",
+                          self.loss_call(self.eval_rows(), self.carried_state()[0])))
+        return calls
 
     def gradients(self, xs):
         """(loss summed over the window's steps and averaged over streams, gradients by

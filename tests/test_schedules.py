@@ -115,8 +115,8 @@ def test_weight_decay_shrinks_the_weight_matrices_and_spares_the_biases():
 
 def test_resume_across_a_plateau_decay_is_bit_exact(workdir, capsys):
     common = ["tiny.yaml", "optim.schedule=plateau", "optim.plateau_patience=1",
-              "train.eval_every=100"]
-    assert run_main(common + ["train.max_iters=250", "train.out_dir=a"]) == 0
+              "train.eval_every=50"]  # (the headline validation stalls later than 100)
+    assert run_main(common + ["train.max_iters=240", "train.out_dir=a"]) == 0
     half = checkpoint.read("a/latest.npz")
     assert half["lr_scale"] < 1  # lowered before the stop (at an iteration off the
     # evaluation schedule, whose evaluation must not count)

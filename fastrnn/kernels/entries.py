@@ -1,5 +1,5 @@
 """The compiled entry points the trainer calls, for every family: training iterations,
-the loss of a text, one window's gradients and forward steps; the first two on one
+the loss of a text (from a zero state or from given states), one window's gradients and forward steps; the first two on one
 thread or on each thread of a team (kernels.team).
 
 Each is compiled for the types of its arguments: the family by its buffers' record
@@ -137,10 +137,25 @@ def loss(ids, P, buf, path, team):
     (B, S) being B streams read from a zero state, in windows of the buffers' T steps
     with the states carried across windows; no dropout. The total is also left in
     buf.sums[1, 0]."""
+    p = 0  # (a variable: see carry_states)
+    carry_states(buf.hs, cells(buf), p, team)
+    return read_rows(ids, P, buf, path, team)
+
+
+@jit
+def loss_from(ids, P, buf, path, team):
+    """loss, the rows read from the states the caller left in buf.hs[:, 0] (and cs)
+    instead of a zero state. The states after each row's last input (ids[:, -2]) are
+    left there, for a next call to go on from."""
+    return read_rows(ids, P, buf, path, team)
+
+
+@jit
+def read_rows(ids, P, buf, path, team):
+    """The loop of loss and loss_from, from the states in buf.hs[:, 0] (and cs)."""
     L, T1, B, H = buf.hs.shape
     T = T1 - 1
     p = 0
-    carry_states(buf.hs, cells(buf), p, team)
     while p + 1 < ids.shape[1]:
         n = window_of(ids, p, T)
         read_window(buf.xs, ids, p, n, team)
