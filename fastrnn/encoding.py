@@ -273,18 +273,18 @@ def _check(vocab, n, dtype, ids):
 
 
 def _store(folder, key, ids, tmp, vocab):
-    """The new ids file renamed into place with its .json; the cached Text."""
+    """The new ids file (a memory map) renamed into place with its .json; the cached
+    Text (the ids as they are, should the cache not take them)."""
     ids.flush()
     meta = dict(chars=len(ids), dtype=str(ids.dtype), vocab=[ord(c) for c in vocab],
                 sha256=_check(vocab, len(ids), ids.dtype, ids))
-    del ids
-    os.replace(tmp, folder / f"{key}.npy")
-    write_atomic(folder / f"{key}.json", json.dumps(meta).encode())
-    found = _cached(folder, key, checked=True)
-    if found is None:  # (replaced by another process in between, and damaged)
-        raise UserError(f"the ids cache {folder / key}.npy could not be read back; "
-                        f"delete it and run again")
-    return found
+    try:
+        os.replace(tmp, folder / f"{key}.npy")
+        write_atomic(folder / f"{key}.json", json.dumps(meta).encode())
+    except OSError:
+        return Text(ids.view(np.ndarray), vocab)
+    # (mapped anew, copy-on-write: nothing can write through to the cache)
+    return _cached(folder, key, checked=True) or Text(ids.view(np.ndarray), vocab)
 
 
 def _cached(folder, key, checked=False):

@@ -179,8 +179,8 @@ def test_an_unwritable_cache_reads_the_corpus_without_one(tmp_path, monkeypatch)
 
 def train_both(text, n=30, **sections):
     """(ids dtype, losses, parameters, validation loss, whether the loss on the end
-    of the training text fell) of a trainer on text, and the same of that trainer reading its
-    streams as int32, as every run did before uint8 and uint16 ids."""
+    of the training text fell) of a trainer on text, and the same of that trainer
+    reading its streams as int32, as every run did before uint8 and uint16 ids."""
     out = []
     for wide in (False, True):
         t = Trainer(tiny_config(**sections), text=text)
