@@ -122,7 +122,10 @@ def read_files(paths, cache=None):
         for text in _texts(paths, keys):
             if at + len(text) > n:
                 raise _changed(paths)
-            _encode_into(ids[at:at + len(text)], text, table)
+            try:
+                _encode_into(ids[at:at + len(text)], text, table)
+            except UserError:  # (a character the first reading did not see)
+                raise _changed(paths) from None
             at += len(text)
         if at != n or keys[1] != keys[0]:
             raise _changed(paths)
@@ -143,8 +146,9 @@ def _size(path):
 
 
 def _changed(paths):
-    return UserError(f"data.path: {', '.join(map(str, paths))} changed while it was read; "
-                     f"run again once it is written")
+    what = str(paths[0]) if len(paths) == 1 else f"one of its {len(paths)} files"
+    return UserError(f"data.path: {what} changed while it was read; run again once it "
+                     f"is written")
 
 
 def _key(paths):

@@ -246,3 +246,16 @@ def test_a_cut_validation_is_said_at_start(tmp_path, monkeypatch, capsys):
 def test_val_chars_is_checked():
     with pytest.raises(UserError, match="data.val_chars"):
         Trainer(tiny_config(data={"val_chars": 1}), text=SMALL_TEXT)
+
+
+def test_a_file_that_changes_while_it_is_read_is_one_line(tmp_path, monkeypatch):
+    path = tmp_path / "text.txt"
+    path.write_text(MIXED, encoding="utf-8")
+    real = encoding._decoded
+
+    def growing(p, h):  # the file grows between the two readings
+        yield from real(p, h)
+        p.write_text(MIXED + "\u00e9xtra", encoding="utf-8")
+    monkeypatch.setattr(encoding, "_decoded", growing)
+    with pytest.raises(UserError, match=f"data.path: {path} changed while it was read"):
+        data.load_corpus(path)
