@@ -40,6 +40,9 @@ class DataConfig:
     test_fraction: float = _key(0.0, "the last fraction of the text, held out for one "
                                 "test loss at the end of a run (from best.npz)",
                                 min=0.0, max_open=1.0)
+    val_chars: int = _key(None, "validation reads only the first this many characters of "
+                          "its split, for large corpora (null: all of it)", min=2,
+                          optional=True)
     records: str = _key("stream", "stream: the text is one long sequence (min-char-rnn); "
                         "paragraphs: each paragraph (split at blank lines) is a sequence "
                         "of its own from a zero state, shuffled every pass",

@@ -10,6 +10,7 @@ import numpy as np
 
 from . import blas, checkpoint
 from .config import Config
+from .encoding import as_ids
 from .errors import UserError
 from .kernels import entries
 from .kernels.records import Batched, Exact, OneStream
@@ -107,6 +108,7 @@ class Model:
         from a zero state with its first character given (not scored), by `streams`
         streams (reading.Paragraphs)."""
         mode = MODES["stream" if starts is None else "paragraphs"]
+        ids = as_ids(ids, len(self.vocab))  # (the dtype the kernels were compiled for)
         rows, scored = mode.rows(ids, starts, streams, self.config.train.seq_length)
         return self.loss_call(rows)() / scored
 

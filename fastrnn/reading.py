@@ -72,15 +72,14 @@ class Streams:
         return ""
 
     def rows(self, ids, starts, streams, T):
-        """(what the loss reads: ids cut into `streams` contiguous pieces (B, S),
-        each from a zero state, the last len(ids) % streams ids left out; how many
-        targets they score)."""
+        """(what the loss reads: ids (of encoding.id_dtype) cut into `streams`
+        contiguous pieces (B, S), each from a zero state, the last len(ids) % streams
+        ids left out; how many targets they score)."""
         streams = max(1, min(streams, len(ids) // 2))
         S = len(ids) // streams
         if S < 2:
             raise UserError("need at least 2 characters to measure a loss")
-        rows = np.ascontiguousarray(np.asarray(ids, np.int32)[:streams * S]
-                                    .reshape(streams, S))
+        rows = np.ascontiguousarray(np.asarray(ids)[:streams * S].reshape(streams, S))
         return rows, streams * (S - 1)
 
     def carried(self, data, cursor, states):
@@ -220,7 +219,7 @@ def record(ids, starts, streams, T, rng=None):
     without, to be read once in order, with room for the steps of every window (each
     scores a target, and the last none)."""
     P = len(starts) - 1
-    return kr.Paragraphs(np.ascontiguousarray(ids, np.int32), np.asarray(starts, np.int64),
+    return kr.Paragraphs(np.ascontiguousarray(ids), np.asarray(starts, np.int64),
                          np.arange(P, dtype=np.int64),
                          np.tile(np.array([-1, 0], np.int64), (streams, 1)),
                          np.array([P if rng is not None else 0, 0, 0], np.int64),

@@ -260,10 +260,13 @@ class Run:
         n_params = sum(v.size for v in t.params().values())
         where, fewer = t.mode.text_summary(t.corpus)
         text = f"{len(t.corpus.train):,} characters{where}"
+        read = len(t.split("val")[0])
+        cut = (f"; validation reads the first {read:,} of its {len(t.corpus.val):,} "
+               f"characters (data.val_chars)" if read < len(t.corpus.val) else "")
         print(f"vocabulary {len(t.vocab)} characters; {n_params:,} parameters; training "
               f"text {text}, a pass every ~{t.pass_iterations():,.0f} "
-              f"iterations ({cfg.seq_length} x {cfg.batch_size} characters each{fewer})",
-              file=self.out, flush=True)
+              f"iterations ({cfg.seq_length} x {cfg.batch_size} characters each{fewer})"
+              f"{cut}", file=self.out, flush=True)
 
     def _train_chunk(self, n):
         """trainer.train_iters(n); the first time, one iteration apart (it compiles or
@@ -586,10 +589,11 @@ def _clock(seconds):
 # (max_iters, max_minutes, lr and its schedule, weight decay, clipping, patience,
 # logging, threads, seed) may change; a changed schedule applies from the resumed
 # iteration on, and the plateau multiplier saved in the checkpoint is kept.
-RESUME_FIXED = ("data.path", "data.val_fraction", "data.test_fraction", "data.records",
-                "model.kind", "model.hidden", "model.layers", "model.dropout", "model.init",
-                "optim.name", "optim.eps", "optim.beta1", "optim.beta2", "train.seq_length",
-                "train.batch_size", "train.dtype", "train.exact")
+RESUME_FIXED = ("data.path", "data.val_fraction", "data.val_chars", "data.test_fraction",
+                "data.records", "model.kind", "model.hidden", "model.layers",
+                "model.dropout", "model.init", "optim.name", "optim.eps", "optim.beta1",
+                "optim.beta2", "train.seq_length", "train.batch_size", "train.dtype",
+                "train.exact")
 
 
 def _check_resume(saved, cfg, path):

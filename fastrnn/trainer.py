@@ -11,7 +11,7 @@ import numpy as np
 
 from . import checkpoint
 from .config import Config, load_yaml
-from .data import read_corpus
+from .data import load_corpus
 from .errors import UserError
 from .kernels.optim import HORIZON, LR_SCALE, learning_rate, settings
 from .kernels.records import Net, Training
@@ -30,14 +30,16 @@ class Trainer:
     """
 
     def __init__(self, config, text=None):
+        """text: the corpus as a str or an encoding.Text (data.load_corpus); by default
+        data.path's, read as ids a chunk at a time."""
         self.config = cfg = config if isinstance(config, Config) else Config.from_dict(config)
         if text is None:
-            text = read_corpus(cfg.data.path)
+            text = load_corpus(cfg.data.path)
         self.mode = mode = MODES[cfg.data.records]
         self.corpus = mode.corpus(text, cfg.data)
         V, H, L = len(self.corpus.vocab), cfg.model.hidden, cfg.model.layers
         T, B = cfg.train.seq_length, cfg.train.batch_size
-        mode.check_splits(cfg, self.corpus, len(text))
+        mode.check_splits(cfg, self.corpus, len(self.corpus.ids))
         _check_memory(cfg, V)
         self.model = model = Model(cfg, self.corpus.vocab)
         family, dtype = model.family, model.dtype
@@ -150,17 +152,28 @@ class Trainer:
         self.model.set_threads()
 
     def split(self, name):
-        """(ids, paragraph starts or None) of the split train, val or test."""
+        """(ids, paragraph starts or None) of the split train, val or test; val as
+        validation reads it: its first data.val_chars characters (with paragraphs, the
+        paragraphs that end within them, at least one), or all of it."""
         ids = getattr(self.corpus, name)
-        return ids, None if self.corpus.starts is None else self.corpus.starts[name]
+        starts = None if self.corpus.starts is None else self.corpus.starts[name]
+        cap = self.config.data.val_chars
+        if name == "val" and cap is not None and cap < len(ids):
+            if starts is None:
+                ids = ids[:cap]
+            else:
+                k = max(1, int(np.searchsorted(starts, cap, "right")) - 1)
+                starts = starts[:k + 1]
+                ids = ids[:starts[-1]]
+        return ids, starts
 
     def evaluate(self, protocol="headline", split="val"):
         """Mean nats per character on the validation split (data.val_fraction of the text,
-        before the test split), or another split, under a protocol of
-        fastrnn.evaluate: by default the headline, train.batch_size contiguous streams
-        each read after a burn-in over the text before it from the state training
-        carries (its first stream's); "zero" reads them from a zero state instead. With
-        paragraphs both read each paragraph from a zero state."""
+        before the test split; its first data.val_chars characters), or another split,
+        under a protocol of fastrnn.evaluate: by default the headline, train.batch_size
+        contiguous streams each read after a burn-in over the text before it from the
+        state training carries (its first stream's); "zero" reads them from a zero state
+        instead. With paragraphs both read each paragraph from a zero state."""
         if split == "val" and len(self.corpus.val) < 2:
             raise UserError("no validation text: set data.val_fraction above 0 "
                             "(e.g. data.val_fraction=0.1)")

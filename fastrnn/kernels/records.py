@@ -33,19 +33,21 @@ Net = namedtuple("Net", [
 
 # The training's data and settings.
 Training = namedtuple("Training", [
-    "data",    # (B, S) int32 the training text as B streams
+    "data",    # (B, S) the training text's ids as B streams: uint8, or uint16 for a
+               # vocabulary over 256 (encoding.id_dtype; compiled per dtype)
     "cursor",  # (2,) int64 [data pointer, iteration], advanced in place
     "rng",     # (1,) uint64 the dropout generator's state
     "hyper",   # (HYPER,) the optimizer's settings in the model dtype (kernels.optim)
     "drop",    # float: dropout probability between layers
 ])
 
-# data.records: paragraphs. Training.data is one of these instead of the (B, S) streams (so
-# that stream mode compiles none of its code): each paragraph is read from a zero state
+# data.records: paragraphs. Training.data is one of these instead of the (B, S) streams
+# (so that stream mode compiles none of its code): each paragraph is read from a zero state
 # in windows that never cross its end, a stream taking the next paragraph of the order
 # when its own has ended (kernels.paragraphs).
 Paragraphs = namedtuple("Paragraphs", [
-    "ids",      # (C,) int32 the paragraphs one after another, each ending in a blank line
+    "ids",      # (C,) the paragraphs' ids one after another, each ending in a blank
+                # line: uint8, or uint16 for a vocabulary over 256 (as Training.data)
     "starts",   # (P+1,) int64 paragraph i is ids[starts[i]:starts[i+1]]
     "order",    # (P,) int64 the order of this pass (in training, shuffled every pass)
     "at",       # (B, 2) int64 each stream's paragraph (-1: none yet) and the place of
