@@ -1,6 +1,8 @@
 """The compiled entry points the trainer calls, for every family: training iterations,
-the loss of a text (from a zero state or from given states), one window's gradients and forward steps; the first two on one
-thread or on each thread of a team (kernels.team).
+the loss of a text (from a zero state or from given states), one window's gradients and
+forward steps; the first two on one thread or on each thread of a team (kernels.team).
+The family's own steps come from the registry its kernel file fills
+(kernels.records.FAMILY_KERNELS).
 
 Each is compiled for the types of its arguments: the family by its buffers' record
 (kernels.records), the arithmetic by the path record, the dtype by the arrays', the
@@ -12,19 +14,12 @@ from numba import types
 from numba.extending import overload
 
 from .dropout import new_masks
-from .gru import gru_backward, gru_forward
 from .jit import jit, returns_view
-from .lstm import lstm_backward, lstm_forward
 from .optim import bias_span, optimizer_step
 from .output import add_loss, output_backward, output_forward
 from .paragraphs import end_paragraphs, next_paragraphs, start_paragraphs
-from .records import GRUBuffers, LSTMBuffers, Paragraphs, RNNBuffers
-from .rnn import rnn_backward, rnn_forward
+from .records import FAMILY_KERNELS, Paragraphs
 from .windows import carry_states, end_window, read_window, start_window, window_of
-
-_FORWARD = {RNNBuffers: rnn_forward, GRUBuffers: gru_forward, LSTMBuffers: lstm_forward}
-_BACKWARD = {RNNBuffers: rnn_backward, GRUBuffers: gru_backward, LSTMBuffers: lstm_backward}
-
 
 def forward(P, buf, T, drop, path, team):
     """The family's forward steps 0..T-1 from buf.xs and the carried-in states."""
@@ -32,7 +27,7 @@ def forward(P, buf, T, drop, path, team):
 
 @overload(forward)
 def _forward(P, buf, T, drop, path, team):
-    f = _FORWARD[buf.instance_class]
+    f = FAMILY_KERNELS[buf.instance_class][0]
     return lambda P, buf, T, drop, path, team: f(P, buf, T, drop, path, team)
 
 
@@ -42,7 +37,7 @@ def backward(G, P, buf, T, drop, path, team):
 
 @overload(backward)
 def _backward(G, P, buf, T, drop, path, team):
-    f = _BACKWARD[buf.instance_class]
+    f = FAMILY_KERNELS[buf.instance_class][1]
     return lambda G, P, buf, T, drop, path, team: f(G, P, buf, T, drop, path, team)
 
 
@@ -52,7 +47,7 @@ def cells(buf):
 
 @returns_view(cells)
 def _cells(buf):
-    if buf.instance_class is LSTMBuffers:
+    if "cs" in buf.fields:
         return lambda buf: buf.cs
     return lambda buf: buf.hs
 

@@ -14,9 +14,20 @@ from .dropout import layer_input, saved_layer_input
 from .inputs import embedding_backward, input_backward, input_projection
 from .jit import jit
 from .products import copy_vector, outer_sum
-from .records import OneStream
+from .records import OneStream, SHARED_BUFFERS, register_family
 from .step import step_matmul, step_matmul_t, step_weights
 from .team import after, close, first, items, span
+
+# Its buffers: the shared ones (kernels.records) and its own.
+LSTMBuffers = namedtuple("LSTMBuffers", SHARED_BUFFERS + [
+    "cs",     # (L, T+1, B, H) cell states; cs[:, 0] carried in
+    "gates",  # (L, T, B, 4H) pre-activations, then the i, f, g, o activations
+    "tc",     # (L, T, B, H) tanh(c')
+    "tmp",    # (B, 4H) Whh h of a step
+    "da",     # (T, B, 4H) gate pre-activation gradients
+    "dnext",  # (B, H) dLoss/dh carried to the step before
+    "dcnext",  # (B, H) dLoss/dc carried to the step before
+])
 
 # What a forward step of one layer reads and writes (layer l's views, made once for
 # all its steps: their addresses and shapes worked out once, not at every step).
@@ -163,3 +174,6 @@ def _lstm_cells_back(dh, da, dnext, dcnext, c, g, tc, t, b0, b1):
             do[k] = d[k] * tv[k] * og[k] * (1 - og[k])
         for k in range(H):
             dc[k] *= fg[k]
+
+
+register_family(LSTMBuffers, lstm_forward, lstm_backward)

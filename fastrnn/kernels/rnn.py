@@ -12,13 +12,24 @@ step by step.
 
 kernels.entries drives these through the iterations.
 """
+from collections import namedtuple
+
 from .activations import tanh
 from .dropout import layer_input, mask_gradient, saved_layer_input
 from .inputs import embedding_backward
 from .jit import jit
 from .products import SMALL, matmul_rows, matmul_rows_t, outer_sum, row_sum_rev
+from .records import SHARED_BUFFERS, register_family
 from .step import step_matmul, step_matmul_t, step_weights
 from .team import after, close, first, items, span
+
+
+# Its buffers: the shared ones (kernels.records) and its own.
+RNNBuffers = namedtuple("RNNBuffers", SHARED_BUFFERS + [
+    "tmp",    # (B, H) Whh h of a step
+    "dnext",  # (B, H) dLoss/dh carried to the step before
+    "duo",    # (kernels.duo.FLAGS,) int64 the two-thread kernel's flags
+])
 
 
 @jit
@@ -119,3 +130,6 @@ def _rnn_cells_back(dh, dnext, h, t, b0, b1):
         for i in range(d.size):
             # backprop through tanh: dhraw = (1 - h^2) * (dh + dhnext)
             d[i] = (1 - hv[i] * hv[i]) * (d[i] + dn[i])
+
+
+register_family(RNNBuffers, rnn_forward, rnn_backward)
