@@ -335,7 +335,7 @@ class Run:
             return None
         self._compile_validation()
         val = t.evaluate()
-        self.zero_val = val if t.corpus.starts is not None else t.evaluate("zero")
+        self.zero_val = t.evaluate("zero") if t.mode.in_context else val
         return val
 
     def _compile_validation(self):

@@ -155,16 +155,10 @@ class Trainer:
         """(ids, paragraph starts or None) of the split train, val or test; val as
         validation reads it: its first data.val_chars characters (with paragraphs, the
         paragraphs that end within them, at least one), or all of it."""
-        ids = getattr(self.corpus, name)
-        starts = None if self.corpus.starts is None else self.corpus.starts[name]
+        ids, starts = getattr(self.corpus, name), self.mode.starts(self.corpus, name)
         cap = self.config.data.val_chars
         if name == "val" and cap is not None and cap < len(ids):
-            if starts is None:
-                ids = ids[:cap]
-            else:
-                k = max(1, int(np.searchsorted(starts, cap, "right")) - 1)
-                starts = starts[:k + 1]
-                ids = ids[:starts[-1]]
+            ids, starts = self.mode.cut(ids, starts, cap)
         return ids, starts
 
     def evaluate(self, protocol="headline", split="val"):
@@ -195,7 +189,7 @@ class Trainer:
         """(what, kernels.team.Call) of each loss kernel evaluate() calls, to compile
         them ahead: from a zero state, and (streams) from given states."""
         calls = [("validation", self.loss_call(self.eval_rows()))]
-        if self.corpus.starts is None:
+        if self.mode.in_context:
             calls.append(("validation in context",
                           self.loss_call(self.eval_rows(), self.carried_state()[0])))
         return calls

@@ -73,7 +73,7 @@ def test_reproduce_report_quick_writes_its_table_and_plot_and_resumes(tmp_path, 
     table = [ln for ln in text.splitlines() if ln.startswith("| ")]
     assert [ln.split(" | ")[0] for ln in table[2:]] == ["| a", "| b", "| c"]
     assert all(ln.split(" | ")[2] == "400" for ln in table[2:])
-    smooth = a.smooth_loss
+    smooth = float(a["smooth_loss"])
     assert f"{smooth:.2f} at 400 (44.43 at 997,100)" in table[2]
     for point in ("44.15 at 421,000", "42.67 at 458,900", "42.90 at 468,200"):
         assert point in table[4]
