@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import Config
+from .config import Config, read_json
 from .errors import UserError
 from .files import write_atomic
 from .models import FAMILIES
@@ -107,9 +107,9 @@ def validate(arrays, path="checkpoint"):
     meta = {}
     for key in ("config", "vocab", "extra"):
         try:
-            meta[key] = json.loads(str(scalar(key, "U")))
-        except (json.JSONDecodeError, RecursionError):
-            raise bad(key, "is not valid JSON") from None
+            meta[key] = read_json(str(scalar(key, "U")))
+        except ValueError as e:
+            raise bad(key, f"is not valid JSON or holds too much ({e})") from None
     if not isinstance(meta["config"], dict):
         raise bad("config", f"must be a mapping, got {type(meta['config']).__name__}")
     cfg = Config.from_dict(meta["config"], where=f"checkpoint {path}: config")

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from . import checkpoint
-from .config import Config
+from .config import Config, read_json
 from .errors import UserError
 from .files import write_atomic
 from .model import Model, load_model
@@ -202,10 +202,11 @@ def _check_export(path, tensors, meta):
     if "vocab" not in meta or "config" not in meta:
         raise UserError(f"{path} has no fastrnn metadata (vocab and config); {fix}")
     try:
-        vocab = json.loads(meta["vocab"])
-        raw = json.loads(meta["config"])
-    except json.JSONDecodeError:
-        raise UserError(f"{path}: its vocab or config metadata is not JSON; {fix}") from None
+        vocab = read_json(meta["vocab"])
+        raw = read_json(meta["config"])
+    except ValueError as e:
+        raise UserError(f"{path}: its vocab or config metadata is not JSON or holds too "
+                        f"much ({e}); {fix}") from None
     if (not isinstance(vocab, list) or not vocab or len(set(vocab)) != len(vocab)
             or not all(isinstance(c, str) and len(c) == 1 for c in vocab)):
         raise UserError(f"{path}: its vocab metadata is not a list of distinct characters; "
