@@ -109,12 +109,33 @@ def resolve(path_or_name):
         return BUNDLED / (known.filename + ".gz")
     for candidate in candidates:
         if (cache_dir() / candidate).is_file():
-            return cache_dir() / candidate
+            return _verified(cache_dir() / candidate, name, known)
     if known:
         return download(name, known)
     where = " or ".join(str(d) for d in (data_dir(), cache_dir()) if d is not None)
     raise UserError(f"data.path: file '{name}' not found (nor {name}.txt in {where}); "
                     f"give the path of a text file, a folder or a glob")
+
+
+def _verified(path, name, known):
+    """path, a copy of a known corpus in the cache, checked against its pinned sha256
+    every time it is used (a download cut short or changed since is refused)."""
+    if known is None:
+        return path
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as e:
+        raise UserError(f"data.path: cannot read the cached copy of '{name}' at {path} "
+                        f"({e.strerror or e}); delete it and it is downloaded again") \
+            from None
+    if digest.hexdigest() != known.sha256:
+        raise UserError(f"data.path: the cached copy of '{name}' at {path} has sha256 "
+                        f"{digest.hexdigest()[:12]}..., expected {known.sha256[:12]}... "
+                        f"(changed or cut short); delete it and it is downloaded again")
+    return path
 
 
 def download(name, known, timeout=30):
