@@ -36,7 +36,7 @@ def sample_main(argv=None, prog="python -m fastrnn.sample"):
                     help="write the samples to this file (atomically) instead of stdout")
     args = ap.parse_args(argv)
     from .files import write_atomic
-    from .sampling import read_prime
+    from .sampling import check_sizes, read_prime
     from .model import load_model
     try:
         if args.length < 0:
@@ -45,6 +45,7 @@ def sample_main(argv=None, prog="python -m fastrnn.sample"):
             raise UserError(f"--num-samples must be at least 1, got {args.num_samples}")
         if args.beam is not None and args.beam < 1:
             raise UserError(f"--beam must be at least 1, got {args.beam}")
+        check_sizes(args.beam, args.length, args.num_samples)
         if args.top_p is not None and not 0 < args.top_p <= 1:
             raise UserError(f"--top-p must be in (0, 1], got {args.top_p}")
         if args.stop == "":

@@ -183,15 +183,9 @@ def _read_safetensors(path):
 
 def _read_npz(path):
     """(tensors, metadata) of an exported .npz; (None, None) for a checkpoint."""
-    import zipfile
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            if "__vocab__" not in f.files and "format_version" in f.files:
-                return None, None
-            arrays = {k: f[k] for k in f.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as e:
-        raise UserError(f"{path} is corrupt or not an .npz file ({e}); export it "
-                        f"again") from None
+    arrays = checkpoint.read_npz(path, str(path), "export it again")
+    if "__vocab__" not in arrays and "format_version" in arrays:
+        return None, None  # (read again, and validated, as a checkpoint)
     meta = {k.strip("_"): str(arrays.pop(k)) for k in ("__vocab__", "__config__")
             if k in arrays}
     return arrays, meta

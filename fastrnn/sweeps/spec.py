@@ -15,6 +15,7 @@ METRICS = {"val_loss": "final validation loss (nats/char)",
            "best_val_loss": "best validation loss (nats/char)",
            "train_loss": "final smoothed training loss (nats/char)"}
 DISTRIBUTIONS = ("uniform", "loguniform", "choice", "randint")
+MAX_TRIALS = 100_000  # a sweep's trials, each a run folder: far more is a mistake
 
 
 @dataclasses.dataclass
@@ -90,12 +91,19 @@ def load_sweep(path, out_dir=None):
             if not isinstance(values, list) or not values:
                 raise UserError(f"{path}: grid axis '{key}' must be a non-empty list of "
                                 f"values")
+        count = math.prod(len(values) for values in axes.values())
+        if count > MAX_TRIALS:
+            raise UserError(f"{path}: the grid makes {count:,} trials, more than "
+                            f"{MAX_TRIALS:,}; sweep fewer values (or draw random ones)")
         combos = list(itertools.product(*axes.values()))
         trials = [dict(zip(axes, combo)) for combo in combos]
     else:
         n = raw.get("n_trials")
         if n is None or n < 1:
             raise UserError(f"{path}: random axes need n_trials, a whole number >= 1")
+        if n > MAX_TRIALS:
+            raise UserError(f"{path}: n_trials is {n:,}, more than {MAX_TRIALS:,}; ask "
+                            f"for fewer trials")
         seed = raw.get("seed", 0)
         if seed < 0:
             raise UserError(f"{path}: 'seed' must be a whole number >= 0, got {seed}")
