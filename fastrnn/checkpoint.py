@@ -187,8 +187,9 @@ def validate(arrays, path="checkpoint"):
     for key in ("sample_seed", "best_iteration", "since_best", "plateau_wait",
                 "watched_at"):
         value = extra.get(key, 0)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise bad(f"extra.{key}", f"must be a whole number >= 0, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
+            raise bad(f"extra.{key}", f"must be a whole number in [0, 2**63), got "
+                      f"{value!r}")
     watch = extra.get("watch_best", math.inf)
     if isinstance(watch, bool) or not isinstance(watch, (int, float)) or math.isnan(watch):
         raise bad("extra.watch_best", f"must be a number, got {watch!r}")

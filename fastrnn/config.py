@@ -105,7 +105,8 @@ class TrainConfig:
     threads: int = _key(0, "threads in the kernels; 0: all cores, but one for a single "
                          "stream below hidden 256 (below 48 for min-char-rnn's exact "
                          "model; faster there)", min=0)
-    seed: int = _key(0, "seed of the initial weights and of sampling", min=0)
+    seed: int = _key(0, "seed of the initial weights and of sampling (numpy's "
+                     "RandomState takes 0 to 2**32 - 1)", min=0, max=2**32 - 1)
     out_dir: str = _key("", "run folder; empty means runs/<config file name>")
     log_every: int = _key(1000, "iterations between progress lines", min=1)
     eval_every: int = _key(10_000, "iterations between validation losses", min=1)

@@ -100,7 +100,13 @@ def generate(trainer, prime="", length=200, temperature=1.0, top_k=None, seed=No
 def _pick(y, temperature, top_k, top_p, rng):
     if temperature == 0:
         return int(np.argmax(y))
-    y = y / temperature
+    with np.errstate(over="ignore"):
+        scaled = y / temperature
+        if not np.all(np.isfinite(scaled)):  # a tiny temperature: y / t overflows
+            # the same distribution, from the largest logit down: that one is 0, the
+            # rest -inf or finite, so it is sharp but never NaN (argmax, ties shared)
+            scaled = (y - y.max()) / temperature
+    y = scaled
     if top_k is not None and top_k < y.size:
         cut = np.partition(y, -top_k)[-top_k]
         y = np.where(y >= cut, y, -np.inf)
