@@ -4,7 +4,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .errors import UserError
+from .errors import UserError, path_error
 
 
 def sample_main(argv=None, prog="python -m fastrnn.sample"):
@@ -82,6 +82,9 @@ def sample_main(argv=None, prog="python -m fastrnn.sample"):
         print(f"wrote {args.num_samples} sample(s) to {out_path}", file=sys.stderr)
     except UserError as e:
         print(f"fastrnn: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a path the OS refuses (a name too long, not a folder)
+        print(f"fastrnn: error: {path_error(e)}", file=sys.stderr)
         return 2
     return 0
 

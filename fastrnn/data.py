@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import UserError
+from .errors import UserError, path_error
 from .files import write_atomic
 
 
@@ -70,8 +70,15 @@ def join(texts):
 
 
 def files(path_or_name):
-    """The files behind data.path, sorted; UserError for a folder without *.txt files or
-    a glob that matches no file."""
+    """The files behind data.path, sorted; UserError for a folder without *.txt files, a
+    glob that matches no file, or a path the OS refuses (a name too long, ~nosuchuser)."""
+    try:
+        return _files(path_or_name)
+    except (OSError, RuntimeError) as e:
+        raise path_error(e, "data.path") from None
+
+
+def _files(path_or_name):
     given = Path(path_or_name).expanduser()
     if given.is_dir():
         found = sorted(Path(f) for f in glob.glob(glob.escape(str(given)) + "/*.txt")

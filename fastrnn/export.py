@@ -20,7 +20,7 @@ import numpy as np
 
 from . import checkpoint
 from .config import Config, read_json
-from .errors import UserError
+from .errors import UserError, path_error
 from .files import write_atomic
 from .model import Model, load_model
 from .models import FAMILIES
@@ -293,6 +293,9 @@ def main(argv=None, prog="python -m fastrnn.export"):
         out = export(args.source, args.out, args.force)
     except UserError as e:
         print(f"fastrnn: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a path the OS refuses (a name too long, not a folder)
+        print(f"fastrnn: error: {path_error(e)}", file=sys.stderr)
         return 2
     print(f"wrote {out}")
     return 0

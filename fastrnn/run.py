@@ -17,7 +17,7 @@ import yaml
 from . import checkpoint
 from .compile import compile_call, describe
 from .config import load_yaml
-from .errors import UserError
+from .errors import UserError, path_error
 from .files import atomic_file, make_writable, remove_stale_temporaries, write_atomic
 from .lock import lock
 from .sampling import generate
@@ -65,14 +65,16 @@ class Run:
         bad input, raised before anything in the folder is touched. A folder that
         exists is locked before it is read (a new one once it is made), so a second
         command on it is refused however far the first has got."""
-        if self.dir.is_dir():
-            self.folder_lock = lock(self.dir)
         try:
+            if self.dir.is_dir():
+                self.folder_lock = lock(self.dir)
             self._prepare()
-        except BaseException:
+        except BaseException as e:
             if self.folder_lock is not None:  # (a lock file it made goes with it)
                 self.folder_lock.release(remove=True)
                 self.folder_lock = None
+            if isinstance(e, OSError):  # a path the OS refuses (name too long, ...)
+                raise path_error(e) from None
             raise
 
     def release(self):

@@ -21,7 +21,7 @@ import yaml
 
 from ..config import Config
 from ..data import read_corpus
-from ..errors import UserError
+from ..errors import UserError, path_error
 from ..files import remove_stale_temporaries, write_atomic
 from .executors import dask_executor, local_executor
 from .report import summary
@@ -126,6 +126,9 @@ def main(argv=None):
         claim_folder(sweep)
     except UserError as e:
         print(f"fastrnn: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a path the OS refuses (a name too long, not a folder)
+        print(f"fastrnn: error: {path_error(e)}", file=sys.stderr)
         return 2
     total = len(sweep.trials)
     if sweep.search is not None:
