@@ -7,6 +7,7 @@ import contextlib
 import csv
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -91,6 +92,14 @@ class Run:
                             f"({', '.join(existing)}); continue it with "
                             f"train.resume=true, replace it with train.overwrite=true, "
                             f"or choose another train.out_dir")
+        if cfg.train.resume:  # what a resume writes or appends to must be a plain file
+            odd = [f for f in RUN_FILES if os.path.islink(self.dir / f)
+                   or (f in existing and not (self.dir / f).is_file())]
+            if odd:
+                raise UserError(f"train.out_dir {self.dir}: {odd[0]} is not a file (a "
+                                f"folder, a link or a device), so the resumed run cannot "
+                                f"write it (nothing was changed); remove it by hand or "
+                                f"choose another train.out_dir")
         source = None  # the checkpoint to resume from: latest.npz, else best.npz
         if cfg.train.resume:
             source = next((self.dir / f for f in (checkpoint.LATEST, checkpoint.BEST)
