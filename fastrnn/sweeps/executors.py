@@ -98,6 +98,9 @@ def probe_scheduler(address, timeout=5):
         sock = socket.create_connection((host.strip("[]"), port), timeout=timeout)
     except (OSError, OverflowError) as e:  # OverflowError: a port above 65535
         raise unreachable(e) from None
+    except UnicodeError:  # an empty or over-long host label (IDNA)
+        raise UserError(f"--address {address}: the host name is not a valid one (each "
+                        f"dot-separated part 1 to 63 characters); {fix}") from None
     head = b""
     with sock:
         try:
