@@ -59,6 +59,7 @@ def sample_main(argv=None, prog="python -m fastrnn.sample"):
         if out_path is not None and not out_path.parent.is_dir():
             raise UserError(f"--output: folder {out_path.parent} does not exist; create "
                             f"it or choose another path")
+        through = out_path is not None and _written_through(out_path)
         model = load_model(args.checkpoint)
         parts = []
         write = parts.append if out_path is not None else sys.stdout.write
@@ -75,7 +76,11 @@ def sample_main(argv=None, prog="python -m fastrnn.sample"):
             sys.stdout.flush()
             return 0
         try:
-            write_atomic(out_path, "".join(parts).encode("utf-8"))
+            if through:  # a device or a pipe (/dev/stdout): written into, never replaced
+                with open(out_path, "wb") as f:
+                    f.write("".join(parts).encode("utf-8"))
+            else:
+                write_atomic(out_path, "".join(parts).encode("utf-8"))
         except OSError as e:
             raise UserError(f"--output: cannot write {out_path} ({e.strerror}); choose "
                             f"another path") from None
@@ -87,6 +92,26 @@ def sample_main(argv=None, prog="python -m fastrnn.sample"):
         print(f"fastrnn: error: {path_error(e)}", file=sys.stderr)
         return 2
     return 0
+
+
+def _written_through(path):
+    """Whether --output names a device or a pipe (or a link to one, /dev/stdout), which
+    is written into; a regular file is written atomically (False). A link to anything
+    else, or a folder, is refused: it would be replaced."""
+    import os
+    import stat
+    if not path.is_symlink() and not path.exists():
+        return False
+    if not path.is_symlink() and path.is_file():
+        return False
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        mode = 0
+    if stat.S_ISCHR(mode) or stat.S_ISFIFO(mode):
+        return True
+    raise UserError(f"--output {path} is a link or a folder, which would be replaced; "
+                    f"give the file itself, or a device such as /dev/stdout")
 
 
 def _sample_streams(model, prime, args):

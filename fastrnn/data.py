@@ -89,6 +89,8 @@ def _files(path_or_name):
                             f"'{given}/*.md'")
         return found
     if not given.is_file() and glob.has_magic(str(given)):
+        if "**" in str(given):
+            _refuse_link_loops(given)
         found = sorted(Path(f) for f in glob.glob(str(given), recursive=True)
                        if Path(f).is_file())
         if not found:
@@ -96,6 +98,26 @@ def _files(path_or_name):
                             f"the pattern (it is relative to {Path.cwd()})")
         return found
     return [resolve(path_or_name)]
+
+
+def _refuse_link_loops(pattern):
+    """UserError if a recursive glob (**) would follow a link to a folder back into
+    the folder that holds it (or above it): glob follows links, and two such links make
+    it run for ever."""
+    parts = pattern.parts
+    fixed = next((i for i, p in enumerate(parts) if glob.has_magic(p)), len(parts))
+    root = Path(*parts[:fixed]) if fixed else Path(".")
+    for folder, dirs, _ in os.walk(root, followlinks=False):
+        here = os.path.realpath(folder)
+        for name in dirs:
+            link = os.path.join(folder, name)
+            if not os.path.islink(link):
+                continue
+            target = os.path.realpath(link)
+            if here == target or here.startswith(target.rstrip(os.sep) + os.sep):
+                raise UserError(f"data.path: the glob '{pattern}' would follow the link "
+                                f"{link} back into {target}, for ever; remove the link "
+                                f"or narrow the glob")
 
 
 def resolve(path_or_name):
