@@ -12,11 +12,12 @@ shuffle's generator).
 import io
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
 
-from .config import Config
+from .config import Config, read_json
 from .errors import UserError
 from .files import write_atomic
 from .models import FAMILIES
@@ -65,14 +66,72 @@ def read(path):
     if magic != ZIP_MAGIC:
         raise UserError(f"checkpoint {path} is not an .npz file (it does not start as a zip "
                         f"archive does); {fix}")
+    return validate(read_npz(path, f"checkpoint {path}", fix), path)
+
+
+# zipfile's methods: stored, deflated, bzip2, lzma (np.savez writes the first two)
+_METHODS = (0, 8, 12, 14)
+
+
+def read_npz(path, what, fix):
+    """The arrays of an .npz file (a checkpoint or an export), each member's header
+    (dtype and shape) read and its size checked against the archive and this machine's
+    memory before anything is allocated; UserError '{what} ...; {fix}' for a file that
+    is not an .npz, a compression method zipfile cannot read, a member whose declared
+    size exceeds what it holds, or anything else damaged."""
+    import zipfile
     try:
+        with open(path, "rb") as f:
+            magic = f.read(6)
+    except OSError as e:
+        raise UserError(f"cannot read {what} ({e.strerror or e}); {fix}") from None
+    if magic == b"\x93NUMPY":
+        raise UserError(f"{what} is a single .npy array, not an .npz archive; {fix}")
+    if magic[:4] != ZIP_MAGIC:
+        raise UserError(f"{what} is not an .npz file (it does not start as a zip archive "
+                        f"does); {fix}")
+    try:
+        with zipfile.ZipFile(path) as z:
+            total = 0
+            for info in z.infolist():
+                if info.compress_type not in _METHODS:
+                    raise UserError(f"{what}: member {info.filename} uses compression "
+                                    f"method {info.compress_type}, which cannot be read; "
+                                    f"{fix}")
+                with z.open(info) as member:
+                    version = np.lib.format.read_magic(member)
+                    header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                              else np.lib.format.read_array_header_2_0)
+                    shape, _, dtype = header(member, max_header_size=10_000)
+                nbytes = math.prod(shape) * dtype.itemsize
+                if nbytes > info.file_size:
+                    raise UserError(f"{what}: member {info.filename} declares {dtype} "
+                                    f"of shape {shape} ({_size(nbytes)}) but holds "
+                                    f"{_size(info.file_size)}; {fix}")
+                total += nbytes
+        if total > _memory():
+            raise UserError(f"{what} would take {_size(total)} of memory, more than this "
+                            f"machine has; {fix}")
         with np.load(path, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in f.files}
+            return {k: f[k] for k in f.files}
+    except UserError:
+        raise
     except Exception as e:  # noqa: BLE001 -- whatever a damaged archive raises, it is damaged
-        why = " ".join(str(e).split())
-        raise UserError(f"checkpoint {path} is corrupt or truncated "
-                        f"({type(e).__name__}: {why}); {fix}") from None
-    return validate(arrays, path)
+        why = " ".join(str(e).split())[:200]
+        raise UserError(f"{what} is corrupt or truncated ({type(e).__name__}: {why}); "
+                        f"{fix}") from None
+
+
+def _size(nbytes):
+    return f"{nbytes / 2**30:,.1f} GiB" if nbytes >= 2**30 else f"{nbytes:,} bytes"
+
+
+def _memory():
+    """This machine's memory in bytes (unbounded where it cannot be told)."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return math.inf
 
 
 def validate(arrays, path="checkpoint"):
@@ -107,9 +166,9 @@ def validate(arrays, path="checkpoint"):
     meta = {}
     for key in ("config", "vocab", "extra"):
         try:
-            meta[key] = json.loads(str(scalar(key, "U")))
-        except (json.JSONDecodeError, RecursionError):
-            raise bad(key, "is not valid JSON") from None
+            meta[key] = read_json(str(scalar(key, "U")))
+        except ValueError as e:
+            raise bad(key, f"is not valid JSON or holds too much ({e})") from None
     if not isinstance(meta["config"], dict):
         raise bad("config", f"must be a mapping, got {type(meta['config']).__name__}")
     cfg = Config.from_dict(meta["config"], where=f"checkpoint {path}: config")
@@ -128,8 +187,9 @@ def validate(arrays, path="checkpoint"):
     for key in ("sample_seed", "best_iteration", "since_best", "plateau_wait",
                 "watched_at"):
         value = extra.get(key, 0)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise bad(f"extra.{key}", f"must be a whole number >= 0, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
+            raise bad(f"extra.{key}", f"must be a whole number in [0, 2**63), got "
+                      f"{value!r}")
     watch = extra.get("watch_best", math.inf)
     if isinstance(watch, bool) or not isinstance(watch, (int, float)) or math.isnan(watch):
         raise bad("extra.watch_best", f"must be a number, got {watch!r}")

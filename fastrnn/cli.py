@@ -4,7 +4,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .errors import UserError
+from .errors import UserError, path_error
 
 
 def sample_main(argv=None, prog="python -m fastrnn.sample"):
@@ -36,7 +36,7 @@ def sample_main(argv=None, prog="python -m fastrnn.sample"):
                     help="write the samples to this file (atomically) instead of stdout")
     args = ap.parse_args(argv)
     from .files import write_atomic
-    from .sampling import read_prime
+    from .sampling import check_sizes, read_prime
     from .model import load_model
     try:
         if args.length < 0:
@@ -45,6 +45,7 @@ def sample_main(argv=None, prog="python -m fastrnn.sample"):
             raise UserError(f"--num-samples must be at least 1, got {args.num_samples}")
         if args.beam is not None and args.beam < 1:
             raise UserError(f"--beam must be at least 1, got {args.beam}")
+        check_sizes(args.beam, args.length, args.num_samples)
         if args.top_p is not None and not 0 < args.top_p <= 1:
             raise UserError(f"--top-p must be in (0, 1], got {args.top_p}")
         if args.stop == "":
@@ -58,6 +59,7 @@ def sample_main(argv=None, prog="python -m fastrnn.sample"):
         if out_path is not None and not out_path.parent.is_dir():
             raise UserError(f"--output: folder {out_path.parent} does not exist; create "
                             f"it or choose another path")
+        through = out_path is not None and _written_through(out_path)
         model = load_model(args.checkpoint)
         parts = []
         write = parts.append if out_path is not None else sys.stdout.write
@@ -74,7 +76,11 @@ def sample_main(argv=None, prog="python -m fastrnn.sample"):
             sys.stdout.flush()
             return 0
         try:
-            write_atomic(out_path, "".join(parts).encode("utf-8"))
+            if through:  # a device or a pipe (/dev/stdout): written into, never replaced
+                with open(out_path, "wb") as f:
+                    f.write("".join(parts).encode("utf-8"))
+            else:
+                write_atomic(out_path, "".join(parts).encode("utf-8"))
         except OSError as e:
             raise UserError(f"--output: cannot write {out_path} ({e.strerror}); choose "
                             f"another path") from None
@@ -82,7 +88,30 @@ def sample_main(argv=None, prog="python -m fastrnn.sample"):
     except UserError as e:
         print(f"fastrnn: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # a path the OS refuses (a name too long, not a folder)
+        print(f"fastrnn: error: {path_error(e)}", file=sys.stderr)
+        return 2
     return 0
+
+
+def _written_through(path):
+    """Whether --output names a device or a pipe (or a link to one, /dev/stdout), which
+    is written into; a regular file is written atomically (False). A link to anything
+    else, or a folder, is refused: it would be replaced."""
+    import os
+    import stat
+    if not path.is_symlink() and not path.exists():
+        return False
+    if not path.is_symlink() and path.is_file():
+        return False
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        mode = 0
+    if stat.S_ISCHR(mode) or stat.S_ISFIFO(mode):
+        return True
+    raise UserError(f"--output {path} is a link or a folder, which would be replaced; "
+                    f"give the file itself, or a device such as /dev/stdout")
 
 
 def _sample_streams(model, prime, args):

@@ -5,6 +5,7 @@ to change (with a did-you-mean for a misspelt key).
 """
 import dataclasses
 import difflib
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,7 +112,8 @@ class TrainConfig:
     threads: int = _key(0, "threads in the kernels; 0: all cores, but one for a single "
                          "stream below hidden 256 (below 48 for min-char-rnn's exact "
                          "model; faster there)", min=0)
-    seed: int = _key(0, "seed of the initial weights and of sampling", min=0)
+    seed: int = _key(0, "seed of the initial weights and of sampling (numpy's "
+                     "RandomState takes 0 to 2**32 - 1)", min=0, max=2**32 - 1)
     out_dir: str = _key("", "run folder; empty means runs/<config file name>")
     log_every: int = _key(1000, "iterations between progress lines", min=1)
     eval_every: int = _key(10_000, "iterations between validation losses", min=1)
@@ -274,6 +276,16 @@ def parse_overrides(overrides, where="command line"):
                             f"section.key=value (e.g. train.max_iters=1000)")
         try:
             value = yaml.load(text, Loader=_StrictLoader) if text.strip() else ""
+        except _Bounded as e:
+            if e.alias:  # not YAML, then: the text as it is (e.g. a glob, *txt)
+                value = text
+            else:
+                shown = item if len(item) <= 60 else item[:57] + "..."
+                raise UserError(f"{where}: override '{shown}': its value {e.what}; "
+                                f"give a plain value") from None
+        except RecursionError:
+            raise UserError(f"{where}: override '{item[:60]}' is nested too deep "
+                            f"(at most {MAX_DEPTH} levels)") from None
         except yaml.YAMLError:
             value = text
         out.setdefault(section, {})[name] = value
@@ -297,9 +309,62 @@ class _DuplicateKey(yaml.YAMLError):
         self.key, self.first, self.again = key, first, again
 
 
+# What a config or sweep file may hold: no value nested deeper, no more values in all,
+# no whole number of more digits (or beyond a 64-bit integer). Far beyond any real file,
+# and small enough that reading a hostile one costs nothing.
+MAX_DEPTH, MAX_NODES, MAX_DIGITS = 32, 100_000, 30
+MAX_INT = 2**63
+
+
+class _Bounded(yaml.YAMLError):
+    """Something a config may not hold: what, the key (a dotted path) and the mark."""
+
+    def __init__(self, what, path, mark, alias=False):
+        super().__init__(what)
+        self.what, self.path, self.mark, self.alias = what, path, mark, alias
+
+    def where(self):
+        key = "".join(p if p.startswith("[") else "." + p for p in self.path).lstrip(".")
+        key = (key if len(key) <= 60 else key[:57] + "...") or "the document"
+        return f"{key} (line {self.mark.line + 1})" if self.mark else key
+
+
 class _StrictLoader(yaml.SafeLoader):
     """YAML's safe loader, but a key given twice in one mapping is an error rather than
-    the last one silently winning."""
+    the last one silently winning, and what it reads is bounded: no aliases (a
+    billion-laughs file), nesting to MAX_DEPTH, MAX_NODES values, whole numbers below
+    MAX_INT."""
+
+    def compose_node(self, parent, index):
+        path = getattr(self, "_path", [])
+        self._path = path
+        if isinstance(index, yaml.ScalarNode):
+            path.append(str(index.value))
+        elif isinstance(index, int):
+            path.append(f"[{index}]")
+        else:
+            path.append("")  # the document, or a key
+        label = [p for p in path if p]
+        try:
+            mark = self.peek_event().start_mark
+            if self.check_event(yaml.AliasEvent):
+                raise _Bounded("uses an alias (*name); anchors and aliases are not "
+                               "accepted: write the value out", label, mark, alias=True)
+            if len(path) > MAX_DEPTH:
+                raise _Bounded(f"is nested more than {MAX_DEPTH} deep", label, mark)
+            self._nodes = getattr(self, "_nodes", 0) + 1
+            if self._nodes > MAX_NODES:
+                raise _Bounded(f"is one value too many (a file holds at most "
+                               f"{MAX_NODES:,})", label, mark)
+            node = super().compose_node(parent, index)
+            if node.tag == "tag:yaml.org,2002:int":
+                digits = node.value.replace("_", "").lstrip("+-")
+                if len(digits) > MAX_DIGITS or abs(self.construct_yaml_int(node)) >= MAX_INT:
+                    raise _Bounded(f"is a whole number too large ({len(digits)} digits; at "
+                                   f"most {MAX_INT - 1})", label, mark)
+            return node
+        finally:
+            path.pop()
 
     def construct_mapping(self, node, deep=False):
         seen = {}
@@ -316,11 +381,39 @@ class _StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep)
 
 
+def read_json(text):
+    """JSON text (a checkpoint's or an export's metadata) bounded as a config file is:
+    nesting to MAX_DEPTH, whole numbers of at most MAX_DIGITS digits; ValueError
+    otherwise."""
+    def whole(digits):
+        if len(digits.lstrip("-")) > MAX_DIGITS:
+            raise ValueError(f"a whole number of {len(digits)} digits")
+        return int(digits)
+
+    try:
+        value = json.loads(text, parse_int=whole)
+    except RecursionError:
+        raise ValueError("nested too deep") from None
+    level, depth = [value], 0
+    while level:
+        depth += 1
+        if depth > MAX_DEPTH:
+            raise ValueError(f"nested more than {MAX_DEPTH} deep")
+        level = [v for x in level if isinstance(x, (list, dict))
+                 for v in (x.values() if isinstance(x, dict) else x)]
+    return value
+
+
 def read_yaml(text, where):
     """Parse YAML text; UserError naming where (a file) and the line of a syntax error
     or of a key given twice."""
     try:
         return yaml.load(text, Loader=_StrictLoader)
+    except _Bounded as e:
+        raise UserError(f"{where}: {e.where()} {e.what}") from None
+    except RecursionError:
+        raise UserError(f"{where}: nested too deep to read (at most {MAX_DEPTH} "
+                        f"levels)") from None
     except _DuplicateKey as e:
         raise UserError(f"{where}: key '{e.key}' is given twice (lines {e.first.line + 1} "
                         f"and {e.again.line + 1}); keep one") from None

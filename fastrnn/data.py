@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from .encoding import Text, as_ids, decode, encode, id_dtype, read_files
-from .errors import UserError
+from .errors import UserError, path_error
 from .files import write_atomic
 
 
@@ -78,8 +78,15 @@ def join(texts):
 
 
 def files(path_or_name):
-    """The files behind data.path, sorted; UserError for a folder without *.txt files or
-    a glob that matches no file."""
+    """The files behind data.path, sorted; UserError for a folder without *.txt files, a
+    glob that matches no file, or a path the OS refuses (a name too long, ~nosuchuser)."""
+    try:
+        return _files(path_or_name)
+    except (OSError, RuntimeError) as e:
+        raise path_error(e, "data.path") from None
+
+
+def _files(path_or_name):
     given = Path(path_or_name).expanduser()
     if given.is_dir():
         found = sorted(Path(f) for f in glob.glob(glob.escape(str(given)) + "/*.txt")
@@ -90,6 +97,8 @@ def files(path_or_name):
                             f"'{given}/*.md'")
         return found
     if not given.is_file() and glob.has_magic(str(given)):
+        if "**" in str(given):
+            _refuse_link_loops(given)
         found = sorted(Path(f) for f in glob.glob(str(given), recursive=True)
                        if Path(f).is_file())
         if not found:
@@ -97,6 +106,26 @@ def files(path_or_name):
                             f"the pattern (it is relative to {Path.cwd()})")
         return found
     return [resolve(path_or_name)]
+
+
+def _refuse_link_loops(pattern):
+    """UserError if a recursive glob (**) would follow a link to a folder back into
+    the folder that holds it (or above it): glob follows links, and two such links make
+    it run for ever."""
+    parts = pattern.parts
+    fixed = next((i for i, p in enumerate(parts) if glob.has_magic(p)), len(parts))
+    root = Path(*parts[:fixed]) if fixed else Path(".")
+    for folder, dirs, _ in os.walk(root, followlinks=False):
+        here = os.path.realpath(folder)
+        for name in dirs:
+            link = os.path.join(folder, name)
+            if not os.path.islink(link):
+                continue
+            target = os.path.realpath(link)
+            if here == target or here.startswith(target.rstrip(os.sep) + os.sep):
+                raise UserError(f"data.path: the glob '{pattern}' would follow the link "
+                                f"{link} back into {target}, for ever; remove the link "
+                                f"or narrow the glob")
 
 
 def resolve(path_or_name):
@@ -117,12 +146,33 @@ def resolve(path_or_name):
         return BUNDLED / (known.filename + ".gz")
     for candidate in candidates:
         if (cache_dir() / candidate).is_file():
-            return cache_dir() / candidate
+            return _verified(cache_dir() / candidate, name, known)
     if known:
         return download(name, known)
     where = " or ".join(str(d) for d in (data_dir(), cache_dir()) if d is not None)
     raise UserError(f"data.path: file '{name}' not found (nor {name}.txt in {where}); "
                     f"give the path of a text file, a folder or a glob")
+
+
+def _verified(path, name, known):
+    """path, a copy of a known corpus in the cache, checked against its pinned sha256
+    every time it is used (a download cut short or changed since is refused)."""
+    if known is None:
+        return path
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as e:
+        raise UserError(f"data.path: cannot read the cached copy of '{name}' at {path} "
+                        f"({e.strerror or e}); delete it and it is downloaded again") \
+            from None
+    if digest.hexdigest() != known.sha256:
+        raise UserError(f"data.path: the cached copy of '{name}' at {path} has sha256 "
+                        f"{digest.hexdigest()[:12]}..., expected {known.sha256[:12]}... "
+                        f"(changed or cut short); delete it and it is downloaded again")
+    return path
 
 
 def download(name, known, timeout=30):

@@ -3,3 +3,17 @@
 
 class UserError(ValueError):
     """Bad input: the message says what is wrong, where (the key, the file) and what to do."""
+
+
+def path_error(e, key=""):
+    """The UserError for an OSError of a path operation (a name too long, not a
+    folder, no permission) or the RuntimeError of ~user with no such user: the key
+    that gave the path, the path (shortened) and the reason."""
+    if isinstance(e, RuntimeError):  # Path.expanduser
+        why, name = "its ~user is no user of this machine", ""
+    else:
+        why, name = e.strerror or str(e), "" if e.filename is None else str(e.filename)
+    if len(name) > 80:
+        name = name[:40] + "..." + name[-20:]
+    where = ": ".join(x for x in (key, name) if x)
+    return UserError(f"{where or 'a path'}: {why}; give another path")

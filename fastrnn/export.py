@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from . import checkpoint
-from .config import Config
-from .errors import UserError
+from .config import Config, read_json
+from .errors import UserError, path_error
 from .files import write_atomic
 from .model import Model, load_model
 from .models import FAMILIES
@@ -183,15 +183,9 @@ def _read_safetensors(path):
 
 def _read_npz(path):
     """(tensors, metadata) of an exported .npz; (None, None) for a checkpoint."""
-    import zipfile
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            if "__vocab__" not in f.files and "format_version" in f.files:
-                return None, None
-            arrays = {k: f[k] for k in f.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as e:
-        raise UserError(f"{path} is corrupt or not an .npz file ({e}); export it "
-                        f"again") from None
+    arrays = checkpoint.read_npz(path, str(path), "export it again")
+    if "__vocab__" not in arrays and "format_version" in arrays:
+        return None, None  # (read again, and validated, as a checkpoint)
     meta = {k.strip("_"): str(arrays.pop(k)) for k in ("__vocab__", "__config__")
             if k in arrays}
     return arrays, meta
@@ -202,10 +196,11 @@ def _check_export(path, tensors, meta):
     if "vocab" not in meta or "config" not in meta:
         raise UserError(f"{path} has no fastrnn metadata (vocab and config); {fix}")
     try:
-        vocab = json.loads(meta["vocab"])
-        raw = json.loads(meta["config"])
-    except json.JSONDecodeError:
-        raise UserError(f"{path}: its vocab or config metadata is not JSON; {fix}") from None
+        vocab = read_json(meta["vocab"])
+        raw = read_json(meta["config"])
+    except ValueError as e:
+        raise UserError(f"{path}: its vocab or config metadata is not JSON or holds too "
+                        f"much ({e}); {fix}") from None
     if (not isinstance(vocab, list) or not vocab or len(set(vocab)) != len(vocab)
             or not all(isinstance(c, str) and len(c) == 1 for c in vocab)):
         raise UserError(f"{path}: its vocab metadata is not a list of distinct characters; "
@@ -298,6 +293,9 @@ def main(argv=None, prog="python -m fastrnn.export"):
         out = export(args.source, args.out, args.force)
     except UserError as e:
         print(f"fastrnn: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a path the OS refuses (a name too long, not a folder)
+        print(f"fastrnn: error: {path_error(e)}", file=sys.stderr)
         return 2
     print(f"wrote {out}")
     return 0

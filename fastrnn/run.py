@@ -7,6 +7,7 @@ import contextlib
 import csv
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -17,9 +18,10 @@ import yaml
 from . import checkpoint
 from .compile import compile_call, describe
 from .config import load_yaml
-from .errors import UserError
+from .errors import UserError, path_error
 from .evaluate import evaluate
 from .files import atomic_file, make_writable, remove_stale_temporaries, write_atomic
+from .lock import lock
 from .sampling import generate
 from .model import load_model
 from .trainer import Trainer
@@ -61,11 +63,33 @@ class Run:
         # start and compile_seconds then.
         self.minutes = 0.0
         self.clock = None
+        self.folder_lock = None  # the run folder's, from prepare() to release()
 
     # --- setting up -----------------------------------------------------------------
     def prepare(self):
-        """Check the run folder and build (or resume) the trainer; UserError on bad
-        input, raised before anything in the folder is touched."""
+        """Lock the run folder, check it and build (or resume) the trainer; UserError on
+        bad input, raised before anything in the folder is touched. A folder that
+        exists is locked before it is read (a new one once it is made), so a second
+        command on it is refused however far the first has got."""
+        try:
+            if self.dir.is_dir():
+                self.folder_lock = lock(self.dir)
+            self._prepare()
+        except BaseException as e:
+            if self.folder_lock is not None:  # (a lock file it made goes with it)
+                self.folder_lock.release(remove=True)
+                self.folder_lock = None
+            if isinstance(e, OSError):  # a path the OS refuses (name too long, ...)
+                raise path_error(e) from None
+            raise
+
+    def release(self):
+        """Give the run folder's lock back (the end of the process does too)."""
+        if self.folder_lock is not None:
+            self.folder_lock.release()
+            self.folder_lock = None
+
+    def _prepare(self):
         cfg = self.cfg
         existing = [f for f in RUN_FILES if (self.dir / f).exists()]
         if existing and not cfg.train.resume and not cfg.train.overwrite:
@@ -73,6 +97,14 @@ class Run:
                             f"({', '.join(existing)}); continue it with "
                             f"train.resume=true, replace it with train.overwrite=true, "
                             f"or choose another train.out_dir")
+        if cfg.train.resume:  # what a resume writes or appends to must be a plain file
+            odd = [f for f in RUN_FILES if os.path.islink(self.dir / f)
+                   or (f in existing and not (self.dir / f).is_file())]
+            if odd:
+                raise UserError(f"train.out_dir {self.dir}: {odd[0]} is not a file (a "
+                                f"folder, a link or a device), so the resumed run cannot "
+                                f"write it (nothing was changed); remove it by hand or "
+                                f"choose another train.out_dir")
         source = None  # the checkpoint to resume from: latest.npz, else best.npz
         if cfg.train.resume:
             source = next((self.dir / f for f in (checkpoint.LATEST, checkpoint.BEST)
@@ -108,6 +140,11 @@ class Run:
                 print(init_from(trainer, cfg.train.init_from, cfg.train.init_vocab),
                       file=self.out)
         make_writable(self.dir, "train.out_dir")
+        if self.folder_lock is None:  # a new folder: another command may have made it too
+            self.folder_lock = lock(self.dir)
+            if not cfg.train.resume and any((self.dir / f).exists() for f in RUN_FILES):
+                raise UserError(f"train.out_dir {self.dir}: another run started in it "
+                                f"meanwhile; choose another train.out_dir")
         remove_stale_temporaries(self.dir)
         try:
             if not cfg.train.resume:  # train.overwrite=true: the old run goes
@@ -653,7 +690,10 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("\ninterrupted before training started", file=sys.stderr)
         return 130
-    return run.train()
+    try:
+        return run.train()
+    finally:
+        run.release()
 
 
 def _indent(text):

@@ -100,7 +100,13 @@ def generate(trainer, prime="", length=200, temperature=1.0, top_k=None, seed=No
 def _pick(y, temperature, top_k, top_p, rng):
     if temperature == 0:
         return int(np.argmax(y))
-    y = y / temperature
+    with np.errstate(over="ignore"):
+        scaled = y / temperature
+        if not np.all(np.isfinite(scaled)):  # a tiny temperature: y / t overflows
+            # the same distribution, from the largest logit down: that one is 0, the
+            # rest -inf or finite, so it is sharp but never NaN (argmax, ties shared)
+            scaled = (y - y.max()) / temperature
+    y = scaled
     if top_k is not None and top_k < y.size:
         cut = np.partition(y, -top_k)[-top_k]
         y = np.where(y >= cut, y, -np.inf)
@@ -128,6 +134,7 @@ def beam_search(trainer, prime="", length=200, beam=5, n=1, stop=None, paragraph
         raise UserError("the stop string is empty; give one or more characters")
     if beam < 1:
         raise UserError(f"beam must be at least 1, got {beam}")
+    check_sizes(beam, length)
     if not 1 <= n <= beam:
         raise UserError(f"beam search gives at most {beam} (the beam width) samples, "
                         f"asked for {n}; raise the beam or ask for fewer")
@@ -169,15 +176,52 @@ def _log_softmax(y):
     return y - np.log(np.exp(y).sum(axis=1, keepdims=True))
 
 
+# The most a prime file may hold, and the sizes a command may ask of the sampler: a
+# beam's candidates, the characters its back-pointers keep (beam x length), samples.
+MAX_PRIME_BYTES = 1 << 20
+MAX_BEAM, MAX_BEAM_STEPS, MAX_SAMPLES = 10_000, 10**8, 1_000_000
+
+
+def check_sizes(beam=None, length=0, num_samples=1):
+    """UserError for a size the sampler cannot meet in memory (before anything is
+    allocated): a beam over MAX_BEAM, a beam that would keep more than MAX_BEAM_STEPS
+    back-pointers, more than MAX_SAMPLES samples."""
+    if beam is not None and beam > MAX_BEAM:
+        raise UserError(f"beam must be at most {MAX_BEAM:,}, got {beam:,}; a wider beam "
+                        f"rarely finds a likelier text")
+    if beam is not None and beam * length > MAX_BEAM_STEPS:
+        raise UserError(f"beam search of {length:,} characters with beam {beam:,} would "
+                        f"keep {16 * beam * length / 2**30:,.1f} GiB of back-pointers; "
+                        f"keep beam x length at most {MAX_BEAM_STEPS:,}")
+    if num_samples > MAX_SAMPLES:
+        raise UserError(f"num_samples must be at most {MAX_SAMPLES:,}, got "
+                        f"{num_samples:,}")
+
+
 def read_prime(path):
-    """The text of a prime file (UTF-8, not empty); UserError otherwise."""
+    """The text of a prime file (a regular file, UTF-8, not empty, at most
+    MAX_PRIME_BYTES); UserError otherwise. A FIFO or a device (/dev/zero) is refused
+    before it is read, so it can neither hang nor fill memory."""
+    import os
+    import stat
     path = Path(path)
     try:
-        blob = path.read_bytes()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         raise UserError(f"prime file not found: {path}") from None
     except OSError as e:
-        raise UserError(f"cannot read prime file {path}: {e.strerror}") from None
+        raise UserError(f"cannot read prime file {path}: {e.strerror or e}") from None
+    try:
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise UserError(f"prime file {path} is not a regular file (a folder, a "
+                                f"pipe or a device); give a text file")
+            blob = f.read(MAX_PRIME_BYTES + 1)
+    except OSError as e:
+        raise UserError(f"cannot read prime file {path}: {e.strerror or e}") from None
+    if len(blob) > MAX_PRIME_BYTES:
+        raise UserError(f"prime file {path} is over {MAX_PRIME_BYTES:,} bytes; a prime "
+                        f"is the start of a text: give a shorter one")
     try:
         text = blob.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -195,6 +239,7 @@ def samples(trainer, prime="", length=200, temperature=1.0, top_k=None, seed=Non
     single sample with the same seed gives."""
     if num_samples < 1:
         raise UserError(f"num_samples must be at least 1, got {num_samples}")
+    check_sizes(None, length, num_samples)
     if beam is not None:
         return [prime + text for text in beam_search(trainer, prime, length, beam,
                                                      num_samples, stop, paragraph)]

@@ -21,7 +21,10 @@ A run's config is the defaults below, then the YAML file, then `section.key=valu
 overrides on the command line (values read as YAML, e.g. `optim.lr=3e-3`,
 `optim.clip_norm=null`). Every key is checked on load: an unknown key (with a
 did-you-mean), a value of the wrong type or out of range, or a key given twice in a
-file is one line naming it, and exit code 2. The resolved config is written to the run
+file is one line naming it, and exit code 2. What a file (or an override, or the JSON
+inside a checkpoint or export) may hold is bounded: no anchors or aliases (`&a`, `*a`),
+nesting at most 32 deep, at most 100,000 values, whole numbers below 2^63. The resolved
+config is written to the run
 folder as `config.yaml`. How the keys work together: [training](training.md) (resume,
 schedules, early stopping), [data](data.md), [models](models.md).
 """

@@ -21,7 +21,7 @@ import yaml
 
 from ..config import Config
 from ..data import load_corpus
-from ..errors import UserError
+from ..errors import UserError, path_error
 from ..files import remove_stale_temporaries, write_atomic
 from .executors import dask_executor, local_executor
 from .report import summary
@@ -124,8 +124,12 @@ def main(argv=None):
             if sweep.threads > 1:
                 where += f" of {sweep.threads} threads"
         claim_folder(sweep)
+        Results(sweep)  # results files damaged since the last run: refused here
     except UserError as e:
         print(f"fastrnn: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a path the OS refuses (a name too long, not a folder)
+        print(f"fastrnn: error: {path_error(e)}", file=sys.stderr)
         return 2
     total = len(sweep.trials)
     if sweep.search is not None:
@@ -137,9 +141,13 @@ def main(argv=None):
         total = sum(n for _, n in rung_plan(sweep.halving, total))
     if args.executor == "local" and args.workers > 1:
         compile_trials(sweep, sweep.threads, lambda line: print(line, flush=True))
-    results = run_sweep(sweep, executor, progress=_printer(total),
-                        slots=args.workers if args.executor == "local" else None,
-                        say=lambda line: print(line, flush=True))
+    try:
+        results = run_sweep(sweep, executor, progress=_printer(total),
+                            slots=args.workers if args.executor == "local" else None,
+                            say=lambda line: print(line, flush=True))
+    except UserError as e:
+        print(f"fastrnn: error: {e}", file=sys.stderr)
+        return 2
     failed = summary(results, sweep, sys.stdout)
     return 1 if failed else 0
 

@@ -35,8 +35,33 @@ class IsolatedPool:
 
 def _in_own_process(fn, *args):
     ctx = multiprocessing.get_context("spawn")
-    with cf.ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
+    with cf.ProcessPoolExecutor(max_workers=1, mp_context=ctx, initializer=die_with_parent,
+                                initargs=(os.getpid(),)) as pool:
         return pool.submit(fn, *args).result()
+
+
+def die_with_parent(parent):
+    """A trial worker's initializer: end this process when the sweep's (parent) ends,
+    however it ends (SIGKILL too), so that no trial trains on alone and a rerun never
+    meets it in its folder. On Linux the kernel sends SIGKILL (PR_SET_PDEATHSIG);
+    everywhere a thread also watches the parent's pid."""
+    import signal
+    import threading
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: the watching thread alone
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(1)
+
+    if os.getppid() != parent:  # the parent ended before the signal was asked for
+        os._exit(1)
+    threading.Thread(target=watch, daemon=True, name="die-with-parent").start()
 
 
 @contextlib.contextmanager
@@ -98,6 +123,9 @@ def probe_scheduler(address, timeout=5):
         sock = socket.create_connection((host.strip("[]"), port), timeout=timeout)
     except (OSError, OverflowError) as e:  # OverflowError: a port above 65535
         raise unreachable(e) from None
+    except UnicodeError:  # an empty or over-long host label (IDNA)
+        raise UserError(f"--address {address}: the host name is not a valid one (each "
+                        f"dot-separated part 1 to 63 characters); {fix}") from None
     head = b""
     with sock:
         try:

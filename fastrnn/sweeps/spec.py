@@ -15,6 +15,8 @@ METRICS = {"val_loss": "final validation loss (nats/char)",
            "best_val_loss": "best validation loss (nats/char)",
            "train_loss": "final smoothed training loss (nats/char)"}
 DISTRIBUTIONS = ("uniform", "loguniform", "choice", "randint")
+MAX_TRIALS = 100_000  # a sweep's trials, each a run folder: far more is a mistake
+MAX_BOUND = 1e15  # a distribution's bounds, halving's eta: beyond this, not a config value
 
 
 @dataclasses.dataclass
@@ -90,12 +92,19 @@ def load_sweep(path, out_dir=None):
             if not isinstance(values, list) or not values:
                 raise UserError(f"{path}: grid axis '{key}' must be a non-empty list of "
                                 f"values")
+        count = math.prod(len(values) for values in axes.values())
+        if count > MAX_TRIALS:
+            raise UserError(f"{path}: the grid makes {count:,} trials, more than "
+                            f"{MAX_TRIALS:,}; sweep fewer values (or draw random ones)")
         combos = list(itertools.product(*axes.values()))
         trials = [dict(zip(axes, combo)) for combo in combos]
     else:
         n = raw.get("n_trials")
         if n is None or n < 1:
             raise UserError(f"{path}: random axes need n_trials, a whole number >= 1")
+        if n > MAX_TRIALS:
+            raise UserError(f"{path}: n_trials is {n:,}, more than {MAX_TRIALS:,}; ask "
+                            f"for fewer trials")
         seed = raw.get("seed", 0)
         if seed < 0:
             raise UserError(f"{path}: 'seed' must be a whole number >= 0, got {seed}")
@@ -146,10 +155,11 @@ def load_halving(spec, path, base, base_cfg, metric, trials):
         raise UserError(f"{where} needs one of min_iters (the first rung's iterations) or "
                         f"min_minutes, e.g. halving: {{min_iters: 500, eta: 3}}")
     eta = spec.get("eta", 3)
-    if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not eta >= 2:
+    if (isinstance(eta, bool) or not isinstance(eta, (int, float))
+            or not 2 <= eta <= MAX_BOUND):
         raise UserError(f"{where}: eta must be a number of at least 2 (the rung to rung "
-                        f"growth of the budget, and the fraction 1/eta that goes on), got "
-                        f"{eta!r}")
+                        f"growth of the budget, and the fraction 1/eta that goes on) and "
+                        f"finite, got {eta!r}")
     if metric not in ("val_loss", "best_val_loss"):
         raise UserError(f"{where} ranks trials by validation loss; metric {metric} cannot "
                         f"rank them (set metric: val_loss or best_val_loss)")
@@ -222,6 +232,9 @@ def _draw(key, spec, n, rng, path):
         low, high = (float(a) for a in args)
     except (TypeError, ValueError):
         raise UserError(bad) from None
+    if not -MAX_BOUND <= low <= MAX_BOUND or not -MAX_BOUND <= high <= MAX_BOUND:
+        raise UserError(f"{path}: axis '{key}': {kind} needs finite bounds within "
+                        f"+-{MAX_BOUND:g}, got [{args[0]}, {args[1]}]")
     if not low < high or (kind == "loguniform" and low <= 0):
         raise UserError(f"{path}: axis '{key}': {kind} needs low < high"
                         + (" and low > 0" if kind == "loguniform" else "")

@@ -2,6 +2,8 @@
 successive halving in rungs, or as Optuna's sampler draws them."""
 import concurrent.futures as cf
 
+from ..errors import UserError
+
 from .results import Results
 from .spec import import_optuna, rung_config, rung_plan, trial_config
 from .trial import run_trial
@@ -73,10 +75,17 @@ def _run_optuna(sweep, results, executor, progress, trial_fn, slots):
                       IntDistribution(int(args[0]), int(args[1])) if kind == "randint" else
                       FloatDistribution(float(args[0]), float(args[1]),
                                         log=kind == "loguniform"))
-    study = optuna.create_study(
-        study_name="fastrnn", direction="minimize", load_if_exists=True,
-        storage=f"sqlite:///{(sweep.out_dir / 'optuna.db').resolve()}",
-        sampler=optuna.samplers.TPESampler(seed=sweep.search["seed"]))
+    from sqlalchemy.engine import URL
+    db = (sweep.out_dir / "optuna.db").resolve()
+    # the path escaped, so that a ? or % in out_dir stays part of the file's name
+    storage = URL.create("sqlite", database=str(db)).render_as_string(hide_password=False)
+    try:
+        study = optuna.create_study(
+            study_name="fastrnn", direction="minimize", load_if_exists=True,
+            storage=storage, sampler=optuna.samplers.TPESampler(seed=sweep.search["seed"]))
+    except Exception as e:  # noqa: BLE001 -- whatever a damaged database raises
+        raise UserError(f"{db} is not a readable Optuna study ({type(e).__name__}); "
+                        f"delete it to start the search afresh") from None
     n_trials = sweep.search["n_trials"]
     width = len(str(n_trials - 1))
     old = study.get_trials(deepcopy=False)

@@ -17,7 +17,7 @@ def run_trial(name, cfg):
     row = dict(trial=name, status="failed", metric=None, val_loss=None, best_val_loss=None,
                train_loss=None, iterations=0, seconds=0.0, it_per_s=0.0, error="")
     t0 = time.perf_counter()
-    log = None
+    log = run = None
     try:
         config = Config.from_dict(cfg, where=f"trial {name}")
         run_dir = Path(config.train.out_dir)
@@ -46,6 +46,8 @@ def run_trial(name, cfg):
             log.write(f"fastrnn: error: {row['error']}\n")
     finally:
         row["seconds"] = round(time.perf_counter() - t0, 2)
+        if run is not None:
+            run.release()
         if log is not None:
             log.close()
     return row

@@ -1,0 +1,73 @@
+"""The checks every hostile case makes: the exit code, exactly one line on stderr that
+starts `fastrnn: error:`, no traceback, and (on failure) no change to any file."""
+import contextlib
+import hashlib
+import io
+import os
+import stat
+import traceback
+from pathlib import Path
+
+COMMANDS = {
+    "run": lambda: __import__("fastrnn.run", fromlist=["main"]).main,
+    "sample": lambda: __import__("fastrnn.cli", fromlist=["sample_main"]).sample_main,
+    "export": lambda: __import__("fastrnn.export", fromlist=["main"]).main,
+    "sweep": lambda: __import__("fastrnn.sweeps.cli", fromlist=["main"]).main,
+}
+
+
+def invoke(command, argv):
+    """(exit code, stdout, stderr) of a command run in this process; an exception that
+    escapes it is a traceback on stderr and code 'traceback'."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = COMMANDS[command]()(list(argv))
+        except SystemExit as e:
+            code = e.code
+        except BaseException:  # noqa: BLE001 -- what the case is there to catch
+            traceback.print_exc(file=err)
+            code = "traceback"
+    return code, out.getvalue(), err.getvalue()
+
+
+def snapshot(root):
+    """Every entry under root, not following links: {relative path: (kind, content)}."""
+    root = Path(root)
+    seen = {}
+    for folder, dirs, files in os.walk(root, followlinks=False):
+        for name in dirs + files:
+            p = Path(folder) / name
+            st = p.lstat()
+            rel = str(p.relative_to(root))
+            if stat.S_ISLNK(st.st_mode):
+                seen[rel] = ("link", os.readlink(p))
+            elif stat.S_ISREG(st.st_mode):
+                seen[rel] = ("file", hashlib.sha256(p.read_bytes()).hexdigest(),
+                             st.st_mtime_ns)
+            elif stat.S_ISDIR(st.st_mode):
+                seen[rel] = ("dir",)
+            else:
+                seen[rel] = ("other", stat.S_IFMT(st.st_mode))
+    return seen
+
+
+def assert_one_line(code, err, want=2):
+    """The command exited with `want`, and said why in one `fastrnn: error:` line."""
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert "Traceback" not in err, err
+    assert code == want, (code, err)
+    assert len(lines) == 1 and lines[0].startswith("fastrnn: error:"), err
+    return lines[0]
+
+
+def check_refused(command, argv, root, match=None, want=2):
+    """Run a case that must be refused: one line, exit `want`, nothing under root
+    changed. Returns the line."""
+    before = snapshot(root)
+    code, _, err = invoke(command, argv)
+    line = assert_one_line(code, err, want)
+    assert snapshot(root) == before, "files changed on a failed command"
+    if match is not None:
+        assert match in line, line
+    return line

@@ -1,0 +1,110 @@
+"""Sizes are checked before anything is allocated: an .npz member whose header declares
+a huge shape, a beam or sample count beyond reason, a sweep of 10^12 trials, a model
+beyond this machine's memory, a prime file that is a device, a FIFO or too big."""
+import io
+import os
+import zipfile
+
+import numpy as np
+import pytest
+
+from conftest import SMALL_TEXT, tiny_config
+from fastrnn import checkpoint
+from fastrnn.config import Config
+from fastrnn.trainer import Trainer
+from hostile import check_refused
+
+BASE = ("data:\n  path: text.txt\n  val_fraction: 0.2\nmodel:\n  hidden: 8\n"
+        "train:\n  seq_length: 10\n  max_iters: 10\n  dtype: float64\n")
+
+
+def _huge_member(src, dst, name, shape):
+    """src's arrays, with member `name` replaced by a header declaring `shape` and a few
+    bytes of data."""
+    with np.load(src, allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files}
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    out = io.BytesIO()
+    with zipfile.ZipFile(buf) as zin, zipfile.ZipFile(out, "w") as zout:
+        for info in zin.infolist():
+            blob = zin.read(info)
+            if info.filename == name + ".npy":
+                head = io.BytesIO()
+                np.lib.format.write_array_header_1_0(
+                    head, {"descr": "<f8", "fortran_order": False, "shape": shape})
+                blob = head.getvalue() + b"\0" * 64
+            zout.writestr(info.filename, blob)
+    dst.write_bytes(out.getvalue())
+
+
+HUGE_SHAPES = [(10**12,), (10**6, 10**6), (2**62,)]
+# (the command, its arguments, a word the line must hold): good.npz is a checkpoint
+SAMPLE_CASES = [
+    (["good.npz", "--beam", "1000000000"], "beam"),
+    (["good.npz", "--beam", "5000", "--length", "1000000"], "back-pointers"),
+    (["good.npz", "--num-samples", "1000000000"], "num_samples"),
+    (["good.npz", "--prime-file", "/dev/zero"], "not a regular file"),
+    (["good.npz", "--prime-file", "fifo"], "not a regular file"),
+    (["good.npz", "--prime-file", "big.txt"], "over"),
+    (["good.npz", "--prime-file", "."], "prime file"),
+]
+RUN_CASES = [
+    (["base.yaml", "model.hidden=30000"], "memory"),
+    (["base.yaml", "model.hidden=1e300"], "model.hidden"),
+    (["base.yaml", "model.hidden=100000", "model.layers=4"], "memory"),
+]
+SWEEP_CASES = [
+    ("base: base.yaml\ngrid:\n" + "".join(f"  {k}: {list(range(1, 1001))}\n" for k in (
+        "model.hidden", "train.seq_length", "train.batch_size", "train.max_iters")),
+     "trials"),
+    ("base: base.yaml\nn_trials: 1000000000000\nrandom:\n  optim.lr: {uniform: [0.01, 0.1]}\n",
+     "n_trials"),
+    ("base: base.yaml\nn_trials: 100001\nrandom:\n  optim.lr: {uniform: [0.01, 0.1]}\n",
+     "n_trials"),
+]
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "text.txt").write_text(SMALL_TEXT * 4, encoding="utf-8")
+    (tmp_path / "base.yaml").write_text(BASE)
+    trainer = Trainer(Config.from_dict(tiny_config()), text=SMALL_TEXT)
+    checkpoint.save(trainer, tmp_path / "good.npz")
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "big.txt").write_text("a" * (2 << 20))
+    return tmp_path
+
+
+@pytest.mark.parametrize("shape", HUGE_SHAPES)
+@pytest.mark.parametrize("member", ["theta", "optimizer"])
+def test_a_checkpoint_member_of_a_huge_declared_shape_is_one_line(workdir, shape, member):
+    _huge_member(workdir / "good.npz", workdir / "huge.npz", member, shape)
+    check_refused("sample", ["huge.npz", "--length", "5"], workdir, match="huge.npz")
+
+
+@pytest.mark.parametrize("shape", HUGE_SHAPES)
+def test_an_export_member_of_a_huge_declared_shape_is_one_line(workdir, shape):
+    from fastrnn.export import export
+    export(workdir / "good.npz", workdir / "export.npz")
+    _huge_member(workdir / "export.npz", workdir / "huge.npz", "head.weight", shape)
+    for command, argv in (("run", ["base.yaml", "train.init_from=huge.npz"]),
+                          ("export", ["huge.npz", "again.npz"])):
+        check_refused(command, argv, workdir, match="huge.npz")
+
+
+@pytest.mark.parametrize("argv,match", SAMPLE_CASES)
+def test_a_sampler_size_beyond_reason_is_one_line(workdir, argv, match):
+    check_refused("sample", argv, workdir, match=match)
+
+
+@pytest.mark.parametrize("argv,match", RUN_CASES)
+def test_a_model_beyond_memory_is_one_line(workdir, argv, match):
+    check_refused("run", argv, workdir, match=match)
+
+
+@pytest.mark.parametrize("text,match", SWEEP_CASES)
+def test_a_sweep_of_too_many_trials_is_one_line(workdir, text, match):
+    (workdir / "sweep.yaml").write_text(text)
+    check_refused("sweep", ["sweep.yaml", "--workers", "1"], workdir, match=match)
