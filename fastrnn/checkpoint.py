@@ -174,6 +174,14 @@ def _describe(a):
     return f"{a.dtype} of shape {a.shape}"
 
 
+def vocab_for(arrays, text):
+    """The vocabulary a trainer resuming from the checkpoint reads text with: the
+    checkpoint's own when it holds every character of text (a run started from an
+    export's weights keeps the export's characters, used or not), else None (the text's
+    own, which restore() then refuses)."""
+    return arrays["vocab"] if set(text) <= set(arrays["vocab"]) else None
+
+
 def restore(trainer, arrays, path="checkpoint"):
     """Copy a checkpoint's state into a trainer built for the same model and text."""
     if arrays["vocab"] != trainer.vocab:

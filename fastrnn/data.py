@@ -185,7 +185,8 @@ def paragraphs(text):
 
 
 class Corpus:
-    """A text as ids over its vocabulary sorted(set(text)), split in this order into
+    """A text as ids over its vocabulary (sorted(set(text)), or a given sorted list that
+    holds every character of the text), split in this order into
     train | val | test: the test split is the last test_fraction of the text, the
     validation split the val_fraction before it (the last one when there is no test).
 

@@ -17,6 +17,7 @@ import yaml
 from . import checkpoint
 from .compile import compile_call, describe
 from .config import load_yaml
+from .data import read_corpus
 from .errors import UserError
 from .files import atomic_file, make_writable, remove_stale_temporaries, write_atomic
 from .sampling import generate
@@ -83,7 +84,16 @@ class Run:
                                 f"train.overwrite=true cannot replace it (nothing was "
                                 f"deleted); remove it by hand or choose another "
                                 f"train.out_dir")
-        trainer = Trainer(cfg)
+        text = read_corpus(cfg.data.path)
+        vocab = weights = None  # the model's vocabulary, when it is not the text's own
+        if arrays is not None:
+            vocab = checkpoint.vocab_for(arrays, text)
+        elif cfg.train.init_from:
+            from .export import init_vocab, read_init
+            weights = read_init(cfg.train.init_from)
+            vocab = init_vocab(weights, text, cfg.train.init_vocab == "grow",
+                               cfg.train.init_from)
+        trainer = Trainer(cfg, text=text, vocab=vocab)
         if arrays is not None:
             checkpoint.restore(trainer, arrays, source)
             extra = arrays["extra"]
@@ -100,8 +110,8 @@ class Run:
                       f"starting at iteration 0 and keeping its files", file=self.out)
             if cfg.train.init_from:
                 from .export import init_from
-                print(init_from(trainer, cfg.train.init_from, cfg.train.init_vocab),
-                      file=self.out)
+                print(init_from(trainer, cfg.train.init_from, cfg.train.init_vocab,
+                                weights), file=self.out)
         make_writable(self.dir, "train.out_dir")
         remove_stale_temporaries(self.dir)
         try:

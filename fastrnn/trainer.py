@@ -31,12 +31,14 @@ class Trainer:
     >>> losses = t.train_iters(1000)   # nats per character of each iteration
     """
 
-    def __init__(self, config, text=None):
+    def __init__(self, config, text=None, vocab=None):
+        """vocab: the characters the model has, sorted (default: the text's own); it may
+        hold characters the text lacks (a checkpoint's or an export's), never fewer."""
         self.config = cfg = config if isinstance(config, Config) else Config.from_dict(config)
         if text is None:
             text = read_corpus(cfg.data.path)
         self.mode = mode = MODES[cfg.data.records]
-        self.corpus = mode.corpus(text, cfg.data)
+        self.corpus = mode.corpus(text, cfg.data, vocab)
         V, H, L = len(self.corpus.vocab), cfg.model.hidden, cfg.model.layers
         T, B = cfg.train.seq_length, cfg.train.batch_size
         mode.check_splits(cfg, self.corpus, len(text))
@@ -302,15 +304,17 @@ def _check_memory(cfg, V):
 def load(path, text=None, data=True):
     """A Trainer from a checkpoint file or a run folder (its latest checkpoint).
 
-    The training text is read from the checkpoint's data.path (or given as text) and
-    must have the checkpoint's vocabulary. With data=False no text is read and the
+    The training text is read from the checkpoint's data.path (or given as text); its
+    characters must be in the checkpoint's vocabulary. With data=False no text is read and the
     result is the checkpoint's Model (model.load_model): it samples, exports and
     evaluates, and does not train."""
     if text is None and not data:
         return load_model(path)
     path = checkpoint.find(path)
     arrays = checkpoint.read(path)
-    trainer = Trainer(arrays["config"], text=text)
+    if text is None:
+        text = read_corpus(arrays["config"].data.path)
+    trainer = Trainer(arrays["config"], text=text, vocab=checkpoint.vocab_for(arrays, text))
     checkpoint.restore(trainer, arrays, path)
     trainer.extra = arrays["extra"]
     return trainer
