@@ -119,8 +119,12 @@ def main(argv=None):
         return 0 if argv and argv[0] in ("-h", "--help") else 2
     command, rest = argv[0], argv[1:]
     if command == "train":
-        from .run import main as run_main
-        return run_main(rest)
+        try:  # (the import loads Numba: seconds in which Ctrl-C may come)
+            from .run import main as run_main
+        except KeyboardInterrupt:
+            print("\ninterrupted before training started", file=sys.stderr)
+            return 130
+        return run_main(rest, prog="fastrnn train")
     if command == "sample":
         return sample_main(rest, prog="fastrnn sample")
     if command == "export":

@@ -57,6 +57,7 @@ class Run:
         # start and compile_seconds then.
         self.minutes = 0.0
         self.clock = None
+        self.progress = None  # the bar or lines of the loop, while it runs
 
     # --- setting up -----------------------------------------------------------------
     def prepare(self):
@@ -64,7 +65,7 @@ class Run:
         input, raised before anything in the folder is touched."""
         cfg = self.cfg
         existing = [f for f in RUN_FILES if (self.dir / f).exists()]
-        if existing and not cfg.train.resume and not cfg.train.overwrite:
+        if _started(self.dir, existing) and not cfg.train.resume and not cfg.train.overwrite:
             raise UserError(f"train.out_dir {self.dir} already holds a run "
                             f"({', '.join(existing)}); continue it with "
                             f"train.resume=true, replace it with train.overwrite=true, "
@@ -105,9 +106,12 @@ class Run:
                 self.watch[key] = extra.get(key, self.watch[key])
             print(f"resuming {source} at iteration {trainer.iteration}", file=self.out)
         else:
-            if cfg.train.resume and existing:
+            if cfg.train.resume and _started(self.dir, existing):
                 print(f"no checkpoint in {self.dir} (its run stopped before the first); "
                       f"starting at iteration 0 and keeping its files", file=self.out)
+            elif cfg.train.resume:
+                print(f"note: train.resume=true, but {self.dir} holds no run to resume; "
+                      f"starting a new one there", file=self.err)
             if cfg.train.init_from:
                 from .export import init_from
                 print(init_from(trainer, cfg.train.init_from, cfg.train.init_vocab,
@@ -129,6 +133,21 @@ class Run:
 
     # --- the loop -------------------------------------------------------------------
     def train(self):
+        start_iter = self.trainer.iteration
+        try:
+            return self._train()
+        except KeyboardInterrupt:  # outside the loop: compiling, or after it
+            t = self.trainer
+            if t.iteration == start_iter:
+                what = ("the same command starts it again" if start_iter == 0 else
+                        self._kept())
+                print(f"\ninterrupted before training started; {what}", file=self.err)
+            else:
+                print(f"\ninterrupted at iteration {t.iteration}; {self._kept()}",
+                      file=self.err)
+            return 130
+
+    def _train(self):
         cfg, t = self.cfg.train, self.trainer
         T = cfg.seq_length
         start_iter = t.iteration
@@ -153,7 +172,7 @@ class Run:
         t0 = time.perf_counter()
         self.clock = (t0, self.compile_seconds)
         deadline = None if cfg.max_minutes is None else t0 + 60 * cfg.max_minutes
-        progress = Progress(start_iter, cfg.max_iters, self.err, deadline)
+        progress = self.progress = Progress(start_iter, cfg.max_iters, self.err, deadline)
         last_time, last_iter = t0, start_iter
         compiled_before = self.compile_seconds  # (compiling is left out of the rates)
         # a cosine with no decay_iters in a time-limited run ends with the time: its
@@ -162,6 +181,7 @@ class Run:
                        and self.cfg.optim.decay_iters is None)
         val = latest_val = train_avg = None
         summed, counted = 0.0, 0  # the training losses since the last metrics row
+        accounted = start_iter  # the iteration up to which they are summed
         stop = None
         try:
             with _closing(progress, metrics):
@@ -170,6 +190,7 @@ class Run:
                     n = _next_stop(t.iteration, cfg) - t.iteration
                     losses = self._train_chunk(n)
                     summed, counted = summed + float(losses.sum()), counted + len(losses)
+                    accounted = t.iteration
                     if not np.all(np.isfinite(losses)):
                         bad = t.iteration - n + int(np.argmax(~np.isfinite(losses))) + 1
                         raise _Diverged(losses[~np.isfinite(losses)][0], bad)
@@ -218,7 +239,17 @@ class Run:
                   f"resume", file=self.err)
             return 3
         except KeyboardInterrupt:
-            return self._interrupted()
+            row = None  # the metrics row of the iteration it stopped at, if not written
+            losses = self._unaccounted(t.iteration - accounted)
+            if t.iteration > last_iter and counted + len(losses) and np.all(
+                    np.isfinite(losses)):
+                now = time.perf_counter()
+                compiling = self.compile_seconds - compiled_before
+                rate = (t.iteration - last_iter) / max(now - last_time - compiling, 1e-9)
+                mean = (summed + float(losses.sum())) / (counted + len(losses))
+                row = (t.iteration, t.smooth_loss, T, None, rate, now - t0, mean,
+                       self._minutes(now))
+            return self._interrupted(row)
         except OSError as e:
             return self._write_failed(e)
         self._plot()
@@ -240,9 +271,10 @@ class Run:
         self._test()
         return 0
 
-    def _interrupted(self):
+    def _interrupted(self, row=None):
         """Ctrl-C in the loop: the checkpoint of the last finished iteration, written
-        (unless its loss was not finite); exit code 130."""
+        (unless its loss was not finite), and its metrics row (the arguments of
+        _write_row, or None when it is written already); exit code 130."""
         t = self.trainer
         if not math.isfinite(t.smooth_loss):  # the last chunk's loss was never checked
             print(f"\ninterrupted at iteration {t.iteration} after the loss became "
@@ -250,6 +282,9 @@ class Run:
             return 3
         try:
             t.save(self.dir / checkpoint.LATEST, self._extra())
+            if row is not None:
+                with self._open_metrics() as metrics:
+                    _write_row(metrics, *row)
         except OSError as e:
             return self._write_failed(e)
         self._plot()
@@ -273,14 +308,28 @@ class Run:
         """trainer.train_iters(n); the first time, one iteration apart (it compiles or
         loads the kernels) and the rest timed to estimate the time of a pass."""
         t = self.trainer
+        self.parts = []  # the losses of this chunk's calls that returned
         if self.timed or n < 2:
             return t.train_iters(n)
         first = t.train_iters(1)
+        self.parts.append(first)
         started = time.perf_counter()
         rest = t.train_iters(n - 1)
+        self.parts.append(rest)
         self._pass_time(n - 1, time.perf_counter() - started)
         self.timed = True
         return np.concatenate([first, rest])
+
+    def _unaccounted(self, n):
+        """The losses of the last n iterations, trained in the chunk that an interrupt
+        stopped before the loop counted them (one arrives as train_iters returns, which
+        keeps them in trainer.last_losses)."""
+        parts = list(getattr(self, "parts", []))
+        last = self.trainer.last_losses
+        if last is not None and not any(p is last for p in parts):
+            parts.append(last)
+        losses = np.concatenate(parts) if parts else np.zeros(0)
+        return losses[len(losses) - n:] if n > 0 else np.zeros(0)
 
     def _pass_time(self, n, seconds):
         """How long a pass over the training text takes at the rate of the last n
@@ -290,9 +339,9 @@ class Run:
         rate = n / max(seconds, 1e-9)
         took = per_pass / rate
         took = f"{took:.1f} s" if took < 60 else _clock(took)
-        print(f"a pass over the training text takes ~{took} at "
-              f"{rate:,.0f} it/s (the rate of iterations {it - n + 1}-{it}, training "
-              f"alone)", file=self.out, flush=True)
+        self._say(f"a pass over the training text takes ~{took} at "
+                  f"{rate:,.0f} it/s (the rate of iterations {it - n + 1}-{it}, training "
+                  f"alone)")
 
     def _test(self):
         """The loss on the test split, once, from best.npz (the final weights when there
@@ -337,7 +386,7 @@ class Run:
             self.compiled.add(part)
             self.compile_seconds += compile_call(
                 call(), f"{describe(self.trainer)}: {part}",
-                lambda line: print(line, file=self.err, flush=True))
+                lambda line: self._say(line, file=self.err))
 
     def _sample(self, it):
         """A sample of train.sample_length characters from where training is; with
@@ -350,10 +399,18 @@ class Run:
         text = prime + "".join(generate(t, prime, length=self.cfg.train.sample_length,
                                         seed=seed, paragraph=t.mode.samples_end_paragraphs))
         block = f"---- sample at iteration {it} ----\n{text}\n----\n"
-        self.out.write(block)
-        self.out.flush()
+        self._say(block, end="")
         with open(self.dir / "samples.txt", "a", encoding="utf-8") as f:
             f.write(block)
+
+    def _say(self, text, file=None, end="\n"):
+        """Print text (to self.out by default) apart from the progress bar's line."""
+        file = file or self.out
+        if self.progress is not None:
+            self.progress.write(text + end, file)
+        else:
+            file.write(text + end)
+            file.flush()
 
     def _extra(self):
         """The runner's own state, kept in each checkpoint."""
@@ -387,9 +444,8 @@ class Run:
         if o.schedule == "plateau" and w["plateau_wait"] >= o.plateau_patience:
             w["plateau_wait"] = 0
             scale = self.trainer.lower_lr(o.factor)
-            print(f"lr lowered to {o.lr * scale:.4g} at iteration {it}: validation has not "
-                  f"improved for {_evaluations(o.plateau_patience)}", file=self.out,
-                  flush=True)
+            self._say(f"lr lowered to {o.lr * scale:.4g} at iteration {it}: validation has "
+                      f"not improved for {_evaluations(o.plateau_patience)}")
         return self._stale()
 
     def _catch_up(self):
@@ -538,6 +594,16 @@ class Progress:
                   f"| eta {_clock(eta)}", file=self.err, flush=True)
         self.last = it
 
+    def write(self, text, file):
+        """Write text to file, apart from the bar's line: the bar is cleared first and
+        drawn again after, as both may be on the same terminal."""
+        if self.bar is not None:
+            self.bar.clear()
+        file.write(text)
+        file.flush()
+        if self.bar is not None:
+            self.bar.refresh()
+
     def close(self):
         if self.bar is not None:
             self.bar.close()
@@ -581,6 +647,26 @@ RESUME_FIXED = ("data.path", "data.val_fraction", "data.test_fraction", "data.re
                 "train.batch_size", "train.dtype", "train.exact")
 
 
+def _started(folder, existing):
+    """Whether the run files found in folder hold a run: a run stopped before its
+    first checkpoint or metrics row (Ctrl-C while compiling) leaves only config.yaml
+    and the header of metrics.csv, which the same command replaces."""
+    for f in existing:
+        if f == "config.yaml" or (f == "metrics.csv" and _header_only(folder / f)):
+            continue
+        return True
+    return False
+
+
+def _header_only(path):
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            f.readline()
+            return not f.read().strip()
+    except OSError:
+        return False
+
+
 def _check_resume(saved, cfg, path):
     for key in RESUME_FIXED:
         section, name = key.split(".")
@@ -619,26 +705,31 @@ def _trim_metrics(path, iteration):
         write_atomic(path, "".join(keep).encode("utf-8"))
 
 
-def main(argv=None):
+def main(argv=None, prog="python -m fastrnn.run"):
     import argparse
-    ap = argparse.ArgumentParser(prog="python -m fastrnn.run",
+    ap = argparse.ArgumentParser(prog=prog,
                                  description="Train a char-RNN from a YAML config.")
     ap.add_argument("config", help="YAML config file, e.g. configs/shakespeare.yaml")
-    ap.add_argument("overrides", nargs="*", help="section.key=value, e.g. train.max_iters=1000")
+    ap.add_argument("overrides", nargs="*", default=[],
+                    help="section.key=value, e.g. train.max_iters=1000")
     args = ap.parse_args(argv)
-    try:
+    run = None
+    try:  # Ctrl-C anywhere is one line and exit code 130
         cfg = load_yaml(args.config, args.overrides)
         print("config:\n" + _indent(yaml.safe_dump(cfg.to_dict(), sort_keys=False)),
               flush=True)
         run = Run(cfg)
         run.prepare()
+        return run.train()  # (which says where an interrupt in it left the run)
     except UserError as e:
         print(f"fastrnn: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("\ninterrupted before training started", file=sys.stderr)
+        if run is None or run.trainer is None:
+            print("\ninterrupted before training started", file=sys.stderr)
+        else:
+            print("\ninterrupted", file=sys.stderr)
         return 130
-    return run.train()
 
 
 def _indent(text):

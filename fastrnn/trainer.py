@@ -78,6 +78,7 @@ class Trainer:
         self.buf = family.buffers(L, T, B, H, V, dtype)
         self.smooth_loss = -math.log(1.0 / V) * T  # min-char-rnn's smooth_loss at n = 0
         self.extra = {}  # the runner's state, kept in checkpoints
+        self.last_losses = None  # those of the last train_iters call
 
     # --- the model's facts, for the runner and the kernels' callers -----------------
     vocab = property(lambda self: self.model.vocab)
@@ -133,6 +134,7 @@ class Trainer:
             return losses
         with _interrupts_deferred():  # the state stays that of a finished iteration
             self.train_call(losses)()
+            self.last_losses = losses  # for a Ctrl-C raised as this returns
             T = self.config.train.seq_length
             smooth = self.smooth_loss
             for loss in losses:  # min-char-rnn's running average of the loss per sequence
