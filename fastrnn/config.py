@@ -39,6 +39,9 @@ class DataConfig:
                         "paragraphs: each paragraph (split at blank lines) is a sequence "
                         "of its own from a zero state, shuffled every pass",
                         choices=("stream", "paragraphs"))
+    newlines: str = _key("normalize", "normalize: drop a leading UTF-8 byte-order mark and "
+                         "read CRLF line ends as LF (said at start-up); keep: read the "
+                         "text as it is", choices=("normalize", "keep"))
 
 
 @dataclass

@@ -56,10 +56,38 @@ def cache_dir():
     return Path(base) / "fastrnn"
 
 
-def read_corpus(path_or_name):
+def read_corpus(path_or_name, newlines="normalize", say=None):
     """The text behind data.path: a file, a folder (its *.txt files), a glob of files, or
-    a corpus name (see resolve); several files are joined by join()."""
-    return join([read_text(f) for f in files(path_or_name)])
+    a corpus name (see resolve); several files are joined by join(). newlines
+    (data.newlines): "normalize" reads each file with normalize(), and say(line) is told
+    once what that changed; "keep" reads the files as they are."""
+    texts, changed = [], []
+    for f in files(path_or_name):
+        text = read_text(f)
+        if newlines == "normalize":
+            text, what = normalize(text)
+            if what:
+                changed.append((f, what))
+        texts.append(text)
+    if changed and say is not None:
+        f, what = changed[0]
+        more = f" (and in {len(changed) - 1} more file(s))" if len(changed) > 1 else ""
+        say(f"note: data.path: {f}: {' and '.join(what)}{more}; data.newlines=keep "
+            f"keeps them")
+    return join(texts)
+
+
+def normalize(text):
+    """(text without a leading byte-order mark and with CRLF line ends as LF, the list
+    of what that changed): an editor's marks that would be characters of the model."""
+    what = []
+    if text.startswith("\ufeff"):
+        text = text[1:]
+        what.append("its byte-order mark dropped")
+    if "\r\n" in text:
+        text = text.replace("\r\n", "\n")
+        what.append("CRLF line ends read as LF")
+    return text, what
 
 
 def join(texts):
@@ -196,7 +224,12 @@ class Corpus:
     def __init__(self, text, val_fraction=0.0, vocab=None, test_fraction=0.0,
                  records="stream"):
         self.text = text
-        self.vocab = sorted(set(text)) if vocab is None else list(vocab)
+        chars = sorted(set(text))
+        if len(chars) < 2:
+            raise UserError(f"data.path: the text has {len(chars)} distinct character(s) "
+                            f"{''.join(chars)!r}; a model predicts one character from "
+                            f"another, so it needs at least 2: give another text")
+        self.vocab = chars if vocab is None else list(vocab)
         self.ids = encode(text, self.vocab)
         N = len(text)
         n_test = int(N * test_fraction)

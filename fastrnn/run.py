@@ -85,7 +85,8 @@ class Run:
                                 f"train.overwrite=true cannot replace it (nothing was "
                                 f"deleted); remove it by hand or choose another "
                                 f"train.out_dir")
-        text = read_corpus(cfg.data.path)
+        text = read_corpus(cfg.data.path, cfg.data.newlines,
+                           lambda line: print(line, file=self.err))
         vocab = weights = None  # the model's vocabulary, when it is not the text's own
         if arrays is not None:
             vocab = checkpoint.vocab_for(arrays, text)
@@ -642,9 +643,10 @@ def _clock(seconds):
 # logging, threads, seed) may change; a changed schedule applies from the resumed
 # iteration on, and the plateau multiplier saved in the checkpoint is kept.
 RESUME_FIXED = ("data.path", "data.val_fraction", "data.test_fraction", "data.records",
-                "model.kind", "model.hidden", "model.layers", "model.dropout", "model.init",
-                "optim.name", "optim.eps", "optim.beta1", "optim.beta2", "train.seq_length",
-                "train.batch_size", "train.dtype", "train.exact")
+                "data.newlines", "model.kind", "model.hidden", "model.layers",
+                "model.dropout", "model.init", "optim.name", "optim.eps", "optim.beta1",
+                "optim.beta2", "train.seq_length", "train.batch_size", "train.dtype",
+                "train.exact")
 
 
 def _started(folder, existing):

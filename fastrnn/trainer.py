@@ -36,7 +36,7 @@ class Trainer:
         hold characters the text lacks (a checkpoint's or an export's), never fewer."""
         self.config = cfg = config if isinstance(config, Config) else Config.from_dict(config)
         if text is None:
-            text = read_corpus(cfg.data.path)
+            text = read_corpus(cfg.data.path, cfg.data.newlines)
         self.mode = mode = MODES[cfg.data.records]
         self.corpus = mode.corpus(text, cfg.data, vocab)
         V, H, L = len(self.corpus.vocab), cfg.model.hidden, cfg.model.layers
@@ -315,7 +315,8 @@ def load(path, text=None, data=True):
     path = checkpoint.find(path)
     arrays = checkpoint.read(path)
     if text is None:
-        text = read_corpus(arrays["config"].data.path)
+        data = arrays["config"].data
+        text = read_corpus(data.path, data.newlines)
     trainer = Trainer(arrays["config"], text=text, vocab=checkpoint.vocab_for(arrays, text))
     checkpoint.restore(trainer, arrays, path)
     trainer.extra = arrays["extra"]

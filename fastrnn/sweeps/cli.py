@@ -48,9 +48,9 @@ def compile_trials(sweep, threads, say):
         try:
             config = Config.from_dict(trial_config(sweep, name, values),
                                       where=f"trial {name}")
-            path = config.data.path
+            path = config.data.path, config.data.newlines
             if path not in texts:  # (read once, not per trial)
-                texts[path] = read_corpus(path)
+                texts[path] = read_corpus(*path)
             trainer = Trainer(config, text=texts[path])
         except UserError:
             continue
