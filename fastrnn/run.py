@@ -58,6 +58,7 @@ class Run:
         self.minutes = 0.0
         self.clock = None
         self.progress = None  # the bar or lines of the loop, while it runs
+        self.parts = []  # the losses of the calls of the chunk being trained
 
     # --- setting up -----------------------------------------------------------------
     def prepare(self):
@@ -309,7 +310,7 @@ class Run:
         """trainer.train_iters(n); the first time, one iteration apart (it compiles or
         loads the kernels) and the rest timed to estimate the time of a pass."""
         t = self.trainer
-        self.parts = []  # the losses of this chunk's calls that returned
+        self.parts = []  # (_unaccounted: the calls that returned)
         if self.timed or n < 2:
             return t.train_iters(n)
         first = t.train_iters(1)
@@ -325,7 +326,7 @@ class Run:
         """The losses of the last n iterations, trained in the chunk that an interrupt
         stopped before the loop counted them (one arrives as train_iters returns, which
         keeps them in trainer.last_losses)."""
-        parts = list(getattr(self, "parts", []))
+        parts = list(self.parts)
         last = self.trainer.last_losses
         if last is not None and not any(p is last for p in parts):
             parts.append(last)
