@@ -294,7 +294,7 @@ def test_a_text_of_one_character_is_one_line_and_exit_2(tmp_path):
                           capture_output=True, text=True, timeout=120,
                           env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert done.returncode == 2, done.stderr
-    assert done.stderr.strip().splitlines() == [
+    assert done.stderr.strip().splitlines() == [(
         "fastrnn: error: data.path: the text has 1 distinct character(s) 'a'; a model "
-        "predicts one character from another, so it needs at least 2: give another text"]
+        "predicts one character from another, so it needs at least 2: give another text")]
     assert not (tmp_path / "runs").exists()

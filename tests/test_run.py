@@ -520,7 +520,7 @@ def test_ctrl_c_while_compiling_is_one_line_and_the_same_command_runs_again(work
     else:
         pytest.fail(f"no compile line; exit {p.wait()}")
     p.send_signal(signal.SIGINT)
-    out, err = p.communicate(timeout=300)
+    _, err = p.communicate(timeout=300)
     assert p.returncode == 130, err
     assert "Traceback" not in err and err.strip().splitlines() == [
         "interrupted before training started; the same command starts it again"], err
