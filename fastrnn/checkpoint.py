@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import Config
+from .encoding import characters
 from .errors import UserError
 from .files import write_atomic
 from .models import FAMILIES
@@ -179,7 +180,7 @@ def vocab_for(arrays, text):
     checkpoint's own when it holds every character of text (a run started from an
     export's weights keeps the export's characters, used or not), else None (the text's
     own, which restore() then refuses)."""
-    return arrays["vocab"] if set(text) <= set(arrays["vocab"]) else None
+    return arrays["vocab"] if characters(text) <= set(arrays["vocab"]) else None
 
 
 def restore(trainer, arrays, path="checkpoint"):

@@ -1,4 +1,4 @@
-"""The `fastrnn` command: `fastrnn train|sample|export|bench ...`, and the sampler's own
+"""The `fastrnn` command: `fastrnn train|sample|export|eval|bench ...`, and the sampler's own
 command line (`python -m fastrnn.sample`)."""
 import argparse
 import sys
@@ -109,6 +109,8 @@ def main(argv=None):
     commands = {"train": "train from a YAML config (python -m fastrnn.run)",
                 "sample": "sample text from a run folder or checkpoint",
                 "export": "write a model's weights for PyTorch (python -m fastrnn.export)",
+                "eval": "the loss of a model on its validation or test split (python -m "
+                        "fastrnn.evaluate)",
                 "bench": "benchmark against the numpy min-char-rnn",
                 "sweep": "run a hyperparameter sweep (python -m fastrnn.sweep)",
                 "compile": "compile the kernels of configs ahead of time (python -m "
@@ -133,6 +135,9 @@ def main(argv=None):
     if command == "export":
         from .export import main as export_main
         return export_main(rest, prog="fastrnn export")
+    if command == "eval":
+        from .evaluate import main as eval_main
+        return eval_main(rest, prog="fastrnn eval")
     if command == "sweep":
         from .sweeps.cli import main as sweep_main
         return sweep_main(rest, prog="fastrnn sweep")

@@ -109,7 +109,7 @@ def calls(trainer):
     sampling."""
     out = [("training", trainer.train_call(np.empty(1)))]
     if len(trainer.corpus.val) >= 2:
-        out.append(("validation", trainer.loss_call(trainer.eval_rows())))
+        out += trainer.eval_calls()
     out.append(("sampling", trainer.stepper().call))
     return out
 
@@ -128,7 +128,7 @@ def compile_trainer(trainer, say, one_thread=True):
             for part, call in calls(trainer):
                 took += compile_call(call, f"{describe(trainer)}: {part}", say)
     finally:
-        trainer.threads = threads
+        trainer.use_threads(threads)
     return took
 
 

@@ -12,6 +12,11 @@ from pathlib import Path
 import yaml
 
 from .errors import UserError
+# The registries the choices come from: a family, scheme, optimizer, schedule or reading
+# mode added there is a choice here.
+from .kernels.optim import OPTIMIZERS, SCHEDULES
+from .models import FAMILIES, INITS
+from .reading import MODES
 
 
 def _key(default, doc, *, choices=None, min=None, min_open=None, max=None, max_open=None,
@@ -35,10 +40,13 @@ class DataConfig:
     test_fraction: float = _key(0.0, "the last fraction of the text, held out for one "
                                 "test loss at the end of a run (from best.npz)",
                                 min=0.0, max_open=1.0)
+    val_chars: int = _key(None, "validation reads only the first this many characters of "
+                          "its split, for large corpora (null: all of it)", min=2,
+                          optional=True)
     records: str = _key("stream", "stream: the text is one long sequence (min-char-rnn); "
                         "paragraphs: each paragraph (split at blank lines) is a sequence "
                         "of its own from a zero state, shuffled every pass",
-                        choices=("stream", "paragraphs"))
+                        choices=tuple(MODES))
     newlines: str = _key("normalize", "normalize: drop a leading UTF-8 byte-order mark and "
                          "read CRLF line ends as LF (said at start-up); keep: read the "
                          "text as it is", choices=("normalize", "keep"))
@@ -47,7 +55,7 @@ class DataConfig:
 @dataclass
 class ModelConfig:
     kind: str = _key("rnn", "model family: rnn (min-char-rnn's tanh cell), gru, lstm",
-                     choices=("rnn", "gru", "lstm"))
+                     choices=tuple(FAMILIES))
     hidden: int = _key(100, "hidden units per layer", min=1)
     layers: int = _key(1, "stacked recurrent layers", min=1)
     dropout: float = _key(0.0, "dropout probability between layers (as PyTorch's)",
@@ -56,13 +64,12 @@ class ModelConfig:
                      "and lstm), minchar (randn * 0.01, min-char-rnn's), pytorch "
                      "(U(+-1/sqrt(hidden))), xavier (Glorot uniform), orthogonal "
                      "(orthogonal recurrent and layer-to-layer weights); biases zero "
-                     "but pytorch's", choices=("auto", "minchar", "pytorch", "xavier",
-                                               "orthogonal"))
+                     "but pytorch's", choices=("auto",) + tuple(INITS))
 
 
 @dataclass
 class OptimConfig:
-    name: str = _key("adagrad", "optimizer", choices=("adagrad", "rmsprop", "adam", "sgd"))
+    name: str = _key("adagrad", "optimizer", choices=tuple(OPTIMIZERS))
     lr: float = _key(0.1, "learning rate", min_open=0.0)
     clip: float = _key(5.0, "clip each gradient element to [-clip, clip] (0: off)", min=0.0)
     clip_norm: float = _key(None, "scale the gradient down to this global norm (null: off)",
@@ -73,7 +80,7 @@ class OptimConfig:
     schedule: str = _key("step", "learning-rate schedule: step (lr_decay every "
                          "decay_every; constant at lr_decay 1), constant, cosine "
                          "(warm-up, then down to min_lr), plateau (x factor when "
-                         "validation stalls)", choices=("step", "constant", "cosine", "plateau"))
+                         "validation stalls)", choices=tuple(SCHEDULES))
     warmup: int = _key(0, "cosine: iterations of linear warm-up", min=0)
     min_lr: float = _key(0.0, "cosine: the lr at decay_iters and after; plateau: the "
                          "lowest lr", min=0.0)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .encoding import Text, as_ids, decode, encode, id_dtype, read_files
 from .errors import UserError
 from .files import write_atomic
 
@@ -69,12 +70,18 @@ def read_corpus(path_or_name, newlines="normalize", say=None):
             if what:
                 changed.append((f, what))
         texts.append(text)
+    _say_changes(changed, say)
+    return join(texts)
+
+
+def _say_changes(changed, say):
+    """Tell say, once, what data.newlines=normalize changed: changed is (file, [what])
+    of each file it changed."""
     if changed and say is not None:
         f, what = changed[0]
         more = f" (and in {len(changed) - 1} more file(s))" if len(changed) > 1 else ""
         say(f"note: data.path: {f}: {' and '.join(what)}{more}; data.newlines=keep "
             f"keeps them")
-    return join(texts)
 
 
 def normalize(text):
@@ -88,6 +95,17 @@ def normalize(text):
         text = text.replace("\r\n", "\n")
         what.append("CRLF line ends read as LF")
     return text, what
+
+
+def load_corpus(path_or_name, newlines="normalize", say=None):
+    """read_corpus's text (newlines and say as there) as an encoding.Text (ids and
+    vocabulary), read a chunk at a time without the whole text in memory; a large
+    corpus's ids are cached in cache_dir()/ids and memory-mapped from there on the next
+    run."""
+    changed = []
+    text = read_files(files(path_or_name), cache_dir() / "ids", newlines, changed)
+    _say_changes(changed, say)
+    return text
 
 
 def join(texts):
@@ -217,30 +235,40 @@ class Corpus:
     holds every character of the text), split in this order into
     train | val | test: the test split is the last test_fraction of the text, the
     validation split the val_fraction before it (the last one when there is no test).
+    The text is a str or an encoding.Text (already ids); the ids are of
+    encoding.id_dtype, and the splits views of them.
 
     records="paragraphs": each split is the paragraphs (see paragraphs()) that start in
     it, one after another, and starts[split] (P+1,) says where each begins."""
 
     def __init__(self, text, val_fraction=0.0, vocab=None, test_fraction=0.0,
                  records="stream"):
-        self.text = text
-        chars = sorted(set(text))
+        chars = list(text.vocab) if isinstance(text, Text) else sorted(set(text))
         if len(chars) < 2:
             raise UserError(f"data.path: the text has {len(chars)} distinct character(s) "
                             f"{''.join(chars)!r}; a model predicts one character from "
                             f"another, so it needs at least 2: give another text")
         self.vocab = chars if vocab is None else list(vocab)
-        self.ids = encode(text, self.vocab)
-        N = len(text)
+        if isinstance(text, Text):
+            self.ids = text.ids if vocab is None else _recode(text, self.vocab)
+        else:
+            self.ids = encode(text, self.vocab)
+        N = len(self.ids)
         n_test = int(N * test_fraction)
         n_val = int(N * val_fraction)
         self.starts = None
         if records == "paragraphs":
-            self._paragraphs(text, (N - n_test - n_val, N - n_test))
+            self._paragraphs(text if isinstance(text, str) else self.text,
+                             (N - n_test - n_val, N - n_test))
             return
         self.train = self.ids[:N - n_test - n_val]
         self.val = self.ids[N - n_test - n_val:N - n_test]
         self.test = self.ids[N - n_test:]
+
+    @property
+    def text(self):
+        """The text, decoded from the ids (it is not kept)."""
+        return decode(self.ids, self.vocab)
 
     def _paragraphs(self, text, cuts):
         """The splits as paragraphs, each in the split where its first character is."""
@@ -258,24 +286,18 @@ class Corpus:
             splits[(start >= cuts[0]) + (start >= cuts[1])].append(encode(p, self.vocab))
         self.starts = {}
         for name, split in zip(("train", "val", "test"), splits):
-            ids = np.concatenate(split) if split else np.zeros(0, np.int32)
+            ids = (np.concatenate(split) if split
+                   else np.zeros(0, id_dtype(len(self.vocab))))
             setattr(self, name, ids)
             self.starts[name] = np.cumsum([0] + [len(p) for p in split], dtype=np.int64)
 
     def streams(self, B):
-        """The training text as B contiguous streams: (B, len(train) // B)."""
+        """The training text as B contiguous streams: (B, len(train) // B), a view."""
         S = len(self.train) // B
         return np.ascontiguousarray(self.train[:B * S].reshape(B, S))
 
 
-def encode(text, vocab):
-    """Ids of text's characters in vocab, as int32; UserError for a character not in it."""
-    codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
-    table = np.array([ord(c) for c in vocab], dtype=np.uint32)
-    ids = np.searchsorted(table, codes)
-    ids = np.minimum(ids, len(table) - 1)
-    missing = table[ids] != codes
-    if missing.any():
-        ch = chr(codes[np.argmax(missing)])
-        raise UserError(f"character {ch!r} is not in the vocabulary")
-    return ids.astype(np.int32)
+def _recode(text, vocab):
+    """The ids of an encoding.Text over another vocabulary."""
+    ids = encode("".join(text.vocab), vocab)  # (UserError for a character not in it)
+    return as_ids(ids[text.ids], len(vocab))

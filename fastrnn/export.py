@@ -20,6 +20,7 @@ import numpy as np
 
 from . import checkpoint
 from .config import Config
+from .encoding import characters
 from .errors import UserError
 from .files import write_atomic
 from .model import Model, load_model
@@ -245,11 +246,12 @@ def init_vocab(weights, text, grow, path):
     characters and the text's, sorted (the file's that the text lacks stay, unused);
     UserError if the text adds characters and not grow."""
     saved = weights[1]
-    new = sorted(set(text) - set(saved))
+    chars = characters(text)
+    new = sorted(chars - set(saved))
     if new and not grow:
         raise UserError(f"train.init_from: the text adds {_chars(new)} to the vocabulary "
                         f"of {path}; set train.init_vocab=grow to add them")
-    return sorted(set(saved) | set(text))
+    return sorted(set(saved) | chars)
 
 
 def init_from(trainer, path, vocab="strict", weights=None):

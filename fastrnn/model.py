@@ -10,7 +10,9 @@ import numpy as np
 
 from . import blas, checkpoint
 from .config import Config
+from .encoding import as_ids
 from .errors import UserError
+from .kernels import entries
 from .kernels.records import Batched, Exact, OneStream
 from .kernels.team import Call
 from .models import FAMILIES, flat_params
@@ -36,7 +38,7 @@ class Model:
         # everything else takes the faster path of matrix products over all steps
         # (kernels.rnn).
         self.exact = bool(cfg.train.exact and self.dtype == np.float64
-                          and cfg.model.kind == "rnn" and MODES[cfg.data.records].exact)
+                          and family.exact and MODES[cfg.data.records].exact)
         self.theta, self.P = flat_params(family.arrays(V, H, L), self.dtype)
         self._public = family.public(self.P, L)
         family.init(self._public, cfg.train.seed, H, cfg.model.init)
@@ -106,12 +108,16 @@ class Model:
         from a zero state with its first character given (not scored), by `streams`
         streams (reading.Paragraphs)."""
         mode = MODES["stream" if starts is None else "paragraphs"]
+        ids = as_ids(ids, len(self.vocab))  # (the dtype the kernels were compiled for)
         rows, scored = mode.rows(ids, starts, streams, self.config.train.seq_length)
         return self.loss_call(rows)() / scored
 
-    def loss_call(self, rows):
+    def loss_call(self, rows, states=None):
         """The kernels.team.Call of the summed loss over rows (a reading mode's
-        rows())."""
+        rows()), each read from a zero state; or, for stream rows (B, S) and states
+        (S', L, H) or (S', L, B, H) (h, and c for an LSTM), from those states in every
+        stream, or each stream's own (kernels.entries.loss_from): the states after the
+        rows are then left for end_states()."""
         cfg = self.config
         streams = streams_of(rows)
         if self._eval is None or self._eval.xs.shape[1] != streams:
@@ -119,8 +125,19 @@ class Model:
                                              streams, cfg.model.hidden, len(self.vocab),
                                              self.dtype)
         self.set_threads()
-        return Call(mode_of(rows).loss_entry, (rows, self.P, self._eval,
-                                               self.path(streams)), self.chunks)
+        entry = mode_of(rows).loss_entry
+        if states is not None:
+            if entry is not entries.loss:
+                raise ValueError("states are for stream rows only")
+            for a, s in zip(self.family.states(self._eval), states):
+                s = np.asarray(s)
+                a[:, 0] = s if s.ndim == 3 else s[:, None, :]
+            entry = entries.loss_from
+        return Call(entry, (rows, self.P, self._eval, self.path(streams)), self.chunks)
+
+    def end_states(self):
+        """A copy of the streams' states after the last loss_call, (S, L, B, H)."""
+        return np.array([a[:, 0] for a in self.family.states(self._eval)])
 
     def carried_state(self):
         """(states (S, L, H): h, and c for an LSTM; the id of the next input character)

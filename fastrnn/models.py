@@ -7,8 +7,8 @@ import os
 import numba
 import numpy as np
 
-from .kernels import duo, entries
-from .kernels.records import GRUBuffers, LSTMBuffers, Params, RNNBuffers
+from .kernels import duo, entries, gru, lstm, rnn
+from .kernels.records import Params
 from .kernels.step import packed_size
 from .kernels.team import Call, flag_count
 
@@ -39,6 +39,7 @@ class Family:
     cell = False  # whether there is a cell state besides h
     biases = ("bxh", "bhh")  # per layer: PyTorch's two; min-char-rnn has one
     Buffers = None  # the kernels.records type of its buffers
+    exact = False  # whether min-char-rnn's arithmetic, op by op, exists for it
 
     def arrays(self, V, H, L):
         """The parameters' (name, shape) in the order of kernels.records.Params, which is
@@ -110,7 +111,8 @@ class RNN(Family):
     """min-char-rnn's tanh cell with its names: Wxh.{l}, Whh.{l}, bh.{l}, Why, by."""
     name = "rnn"
     biases = ("bh",)
-    Buffers = RNNBuffers
+    exact = True
+    Buffers = rnn.RNNBuffers
 
     default_init = "minchar"
 
@@ -126,7 +128,7 @@ class RNN(Family):
 
 class GRU(Family):
     name, G = "gru", 3
-    Buffers = GRUBuffers
+    Buffers = gru.GRUBuffers
 
     def own_buffers(self, L, T, B, H, z):
         return dict(gates=z(L, T, B, 3 * H), hn=z(L, T, B, H), xa=z(T, B, 3 * H),
@@ -136,7 +138,7 @@ class GRU(Family):
 
 class LSTM(Family):
     name, G, cell = "lstm", 4, True
-    Buffers = LSTMBuffers
+    Buffers = lstm.LSTMBuffers
 
     def own_buffers(self, L, T, B, H, z):
         return dict(cs=z(L, T + 1, B, H), gates=z(L, T, B, 4 * H), tc=z(L, T, B, H),

@@ -26,6 +26,9 @@ class Streams:
     label = ""  # (said in compile lines: 'rnn float32, 1 stream, 1 thread')
     exact = True  # min-char-rnn's exact arithmetic reads this mode
     samples_end_paragraphs = False  # a run's samples stop at a blank line
+    # whether validation's headline reads it in context (after a burn-in from the state
+    # training carries: fastrnn.evaluate), or as training does, from a zero state
+    in_context = True
     state_keys = ()  # checkpoint entries of the mode's own (Trainer.state_dict)
     loss_entry = staticmethod(entries.loss)  # the compiled loss of rows() (kernels.entries)
 
@@ -52,6 +55,14 @@ class Streams:
                 f"characters leaves {len(corpus.val)} for validation, too few for a "
                 f"validation loss (at least 2); raise it, or set 0 to train without one")
 
+    def starts(self, corpus, name):
+        """The split's paragraph starts (P+1,), or None: it is one text."""
+        return None
+
+    def cut(self, ids, starts, most):
+        """(ids, starts) of a split cut to its first `most` characters."""
+        return ids[:most], starts
+
     def train_data(self, corpus, B, T, seed):
         """The training text as the kernels read it: (B, S) streams."""
         return corpus.streams(B)
@@ -73,15 +84,14 @@ class Streams:
         return ""
 
     def rows(self, ids, starts, streams, T):
-        """(what the loss reads: ids cut into `streams` contiguous pieces (B, S),
-        each from a zero state, the last len(ids) % streams ids left out; how many
-        targets they score)."""
+        """(what the loss reads: ids (of encoding.id_dtype) cut into `streams`
+        contiguous pieces (B, S), each from a zero state, the last len(ids) % streams
+        ids left out; how many targets they score)."""
         streams = max(1, min(streams, len(ids) // 2))
         S = len(ids) // streams
         if S < 2:
             raise UserError("need at least 2 characters to measure a loss")
-        rows = np.ascontiguousarray(np.asarray(ids, np.int32)[:streams * S]
-                                    .reshape(streams, S))
+        rows = np.ascontiguousarray(np.asarray(ids)[:streams * S].reshape(streams, S))
         return rows, streams * (S - 1)
 
     def carried(self, data, cursor, states):
@@ -112,6 +122,7 @@ class Paragraphs(Streams):
     label = ", paragraphs"
     exact = False  # min-char-rnn's arithmetic has no place for a paragraph's end
     samples_end_paragraphs = True
+    in_context = False  # (each paragraph from a zero state, as training reads it)
     state_keys = ("order", "at", "window", "shuffle_rng")
     loss_entry = staticmethod(entries.paragraph_loss)
 
@@ -127,6 +138,14 @@ class Paragraphs(Streams):
                 f"data.val_fraction: {val} of the text's {N} characters holds no "
                 f"paragraph's start, so there is no paragraph for validation; raise it, "
                 f"or set 0 to train without one")
+
+    def starts(self, corpus, name):
+        return corpus.starts[name]
+
+    def cut(self, ids, starts, most):
+        """The paragraphs that end within the first `most` characters, at least one."""
+        k = max(1, int(np.searchsorted(starts, most, "right")) - 1)
+        return ids[:starts[k]], starts[:k + 1]
 
     def train_data(self, corpus, B, T, seed):
         """The training paragraphs, shuffled every pass by a generator of their own."""
@@ -221,7 +240,7 @@ def record(ids, starts, streams, T, rng=None):
     without, to be read once in order, with room for the steps of every window (each
     scores a target, and the last none)."""
     P = len(starts) - 1
-    return kr.Paragraphs(np.ascontiguousarray(ids, np.int32), np.asarray(starts, np.int64),
+    return kr.Paragraphs(np.ascontiguousarray(ids), np.asarray(starts, np.int64),
                          np.arange(P, dtype=np.int64),
                          np.tile(np.array([-1, 0], np.int64), (streams, 1)),
                          np.array([P if rng is not None else 0, 0, 0], np.int64),

@@ -17,8 +17,9 @@ import yaml
 from . import checkpoint
 from .compile import compile_call, describe
 from .config import load_yaml
-from .data import read_corpus
+from .data import load_corpus
 from .errors import UserError
+from .evaluate import evaluate
 from .files import atomic_file, make_writable, remove_stale_temporaries, write_atomic
 from .sampling import generate
 from .model import load_model
@@ -26,8 +27,11 @@ from .trainer import Trainer
 
 RUN_FILES = ("config.yaml", "metrics.csv", "samples.txt", "loss.png",
              checkpoint.LATEST, checkpoint.BEST, "test.json")
+# val_nats is the headline validation (fastrnn.evaluate): the streams read in context;
+# val_zero_nats reads them from a zero state, which tells whether the model can start
+# from nothing
 METRICS = ("iteration", "smooth_loss", "train_nats", "val_nats", "val_bits", "it_per_s",
-           "elapsed_s", "train_avg_nats", "minutes")
+           "elapsed_s", "train_avg_nats", "minutes", "val_zero_nats")
 
 
 class Run:
@@ -41,6 +45,7 @@ class Run:
         self.best_val = math.inf
         self.best_iteration = 0  # where best_val was measured
         self.last_val = None  # the validation loss at the last iteration trained
+        self.zero_val = None  # the last validation from a zero state (val_zero_nats)
         # The scheduled evaluations (every eval_every) as the plateau schedule and early
         # stopping see them: their best, how many since it, how many since the lr was
         # last lowered, and the iteration of the last. Kept apart from best_val, which
@@ -86,7 +91,7 @@ class Run:
                                 f"train.overwrite=true cannot replace it (nothing was "
                                 f"deleted); remove it by hand or choose another "
                                 f"train.out_dir")
-        text = read_corpus(cfg.data.path, cfg.data.newlines,
+        text = load_corpus(cfg.data.path, cfg.data.newlines,
                            lambda line: print(line, file=self.err))
         vocab = weights = None  # the model's vocabulary, when it is not the text's own
         if arrays is not None:
@@ -166,7 +171,7 @@ class Run:
         self._summary()
         self._compile("training", lambda: t.train_call(np.empty(1)))
         if len(t.corpus.val) >= 2:
-            self._compile("validation", lambda: t.loss_call(t.eval_rows()))
+            self._compile_validation()
         try:
             metrics = self._open_metrics()
         except OSError as e:
@@ -230,7 +235,8 @@ class Run:
                     progress.update(it, train_avg, rate, latest_val, line=row)
                     if row:
                         _write_row(metrics, it, t.smooth_loss, T, val, rate, now - t0,
-                                   train_avg, self._minutes(now))
+                                   train_avg, self._minutes(now),
+                                   None if val is None else self.zero_val)
                         last_time, last_iter = now, it
                         compiled_before = self.compile_seconds
                     if it % cfg.checkpoint_every == 0 or final:
@@ -265,12 +271,12 @@ class Run:
             val_text = (f"validation {self.last_val:.4f} nats/char "
                         f"({self.last_val / math.log(2):.4f} bits), best validation "
                         f"{self.best_val:.4f} at iteration {self.best_iteration}; ")
+        test_text = self._test()
         print(f"done: {done} iterations in {_clock(elapsed)} ({done / elapsed:,.0f} it/s); "
-              f"{val_text}train {train_avg:.4f} nats/char (the mean of the last "
+              f"{val_text}{test_text}train {train_avg:.4f} nats/char (the mean of the last "
               f"{interval} iterations); smooth loss "
               f"{t.smooth_loss:.3f} ({t.smooth_loss / T:.4f} nats/char); run folder "
               f"{self.dir}", file=self.out)
-        self._test()
         return 0
 
     def _interrupted(self, row=None):
@@ -301,10 +307,13 @@ class Run:
         n_params = sum(v.size for v in t.params().values())
         where, fewer = t.mode.text_summary(t.corpus)
         text = f"{len(t.corpus.train):,} characters{where}"
+        read = len(t.split("val")[0])
+        cut = (f"; validation reads the first {read:,} of its {len(t.corpus.val):,} "
+               f"characters (data.val_chars)" if read < len(t.corpus.val) else "")
         print(f"vocabulary {len(t.vocab)} characters; {n_params:,} parameters; training "
               f"text {text}, a pass every ~{t.pass_iterations():,.0f} "
-              f"iterations ({cfg.seq_length} x {cfg.batch_size} characters each{fewer})",
-              file=self.out, flush=True)
+              f"iterations ({cfg.seq_length} x {cfg.batch_size} characters each{fewer})"
+              f"{cut}", file=self.out, flush=True)
 
     def _train_chunk(self, n):
         """trainer.train_iters(n); the first time, one iteration apart (it compiles or
@@ -346,40 +355,54 @@ class Run:
                   f"alone)")
 
     def _test(self):
-        """The loss on the test split, once, from best.npz (the final weights when there
-        is no validation split to choose a best by), printed and written to test.json."""
+        """The loss on the test split under the headline protocol (fastrnn.evaluate),
+        once, from best.npz (the final weights when there is no validation split to
+        choose a best by), printed and written to test.json; what the done: line says
+        of it ("" for none)."""
         t = self.trainer
         if not self.cfg.data.test_fraction:
-            return
+            return ""
         if len(t.corpus.test) < 2:
             print(f"note: data.test_fraction={self.cfg.data.test_fraction} holds out "
                   f"{len(t.corpus.test)} characters, too few for a test loss",
                   file=self.err)
-            return
-        best = self.dir / checkpoint.BEST
-        if best.exists():
-            model, source = load_model(best), checkpoint.BEST
-        else:
-            model, source = t, "the final weights"
+            return ""
         test, starts = t.split("test")  # this run's split, should the checkpoint differ
         if starts is not None and len(starts) < 2:
             print(f"note: data.test_fraction={self.cfg.data.test_fraction} holds no "
                   f"paragraph's start, so there is no test loss", file=self.err)
-            return
-        loss = float(model.loss_of(test, self.cfg.train.batch_size, starts))
+            return ""
+        best = self.dir / checkpoint.BEST
+        if best.exists():  # its own carried state starts the burn-in
+            model, source = load_model(best), checkpoint.BEST
+            loss = evaluate(model, test, "headline", starts=starts,
+                            before=t.corpus.ids[:len(t.corpus.train) + len(t.corpus.val)],
+                            ).nats
+            iteration = model.iteration
+        else:
+            loss, source, iteration = t.evaluate(split="test"), "the final weights", t.iteration
         result = dict(test_nats=loss, test_bits=loss / math.log(2), characters=len(test),
-                      weights=source, iteration=model.iteration)
+                      weights=source, iteration=iteration, protocol="headline")
         write_atomic(self.dir / "test.json", (json.dumps(result, indent=1) + "\n").encode())
         print(f"test: {loss:.4f} nats/char ({loss / math.log(2):.4f} bits) over "
               f"{len(test):,} characters, {source} at iteration "
-              f"{model.iteration}; written to {self.dir / 'test.json'}", file=self.out)
+              f"{iteration}, headline protocol; written to {self.dir / 'test.json'}",
+              file=self.out)
+        return f"test {loss:.4f} nats/char ({source}); "
 
     def _evaluate(self):
         t = self.trainer
         if len(t.corpus.val) < 2:
             return None
-        self._compile("validation", lambda: t.loss_call(t.eval_rows()))
-        return t.evaluate()
+        self._compile_validation()
+        val = t.evaluate()
+        self.zero_val = t.evaluate("zero") if t.mode.in_context else val
+        return val
+
+    def _compile_validation(self):
+        if "validation" not in self.compiled:
+            for part, call in self.trainer.eval_calls():
+                self._compile(part, lambda: call)
 
     def _compile(self, part, call):
         """Compile (or load) the kernels of this part of the run the first time, with a
@@ -621,12 +644,13 @@ def _next_stop(it, cfg):
     return min(stops)
 
 
-def _write_row(f, it, smooth, T, val, rate, elapsed, train_avg, minutes):
+def _write_row(f, it, smooth, T, val, rate, elapsed, train_avg, minutes, zero=None):
     csv.writer(f).writerow([it, f"{smooth:.6f}", f"{smooth / T:.6f}",
                             "" if val is None else f"{val:.6f}",
                             "" if val is None else f"{val / math.log(2):.6f}",
                             f"{rate:.1f}", f"{elapsed:.2f}", f"{train_avg:.6f}",
-                            "" if minutes is None else f"{minutes:.6f}"])
+                            "" if minutes is None else f"{minutes:.6f}",
+                            "" if zero is None else f"{zero:.6f}"])
     f.flush()
 
 
@@ -643,11 +667,11 @@ def _clock(seconds):
 # (max_iters, max_minutes, lr and its schedule, weight decay, clipping, patience,
 # logging, threads, seed) may change; a changed schedule applies from the resumed
 # iteration on, and the plateau multiplier saved in the checkpoint is kept.
-RESUME_FIXED = ("data.path", "data.val_fraction", "data.test_fraction", "data.records",
-                "data.newlines", "model.kind", "model.hidden", "model.layers",
-                "model.dropout", "model.init", "optim.name", "optim.eps", "optim.beta1",
-                "optim.beta2", "train.seq_length", "train.batch_size", "train.dtype",
-                "train.exact")
+RESUME_FIXED = ("data.path", "data.val_fraction", "data.val_chars", "data.test_fraction",
+                "data.records", "data.newlines", "model.kind", "model.hidden",
+                "model.layers", "model.dropout", "model.init", "optim.name", "optim.eps",
+                "optim.beta1", "optim.beta2", "train.seq_length", "train.batch_size",
+                "train.dtype", "train.exact")
 
 
 def _started(folder, existing):

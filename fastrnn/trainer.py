@@ -11,12 +11,10 @@ import numpy as np
 
 from . import checkpoint
 from .config import Config, load_yaml
-from .data import read_corpus
+from .data import load_corpus
 from .errors import UserError
-from .kernels.optim import (BETA1, BETA2, CLIP, CLIP_NORM, DECAY, DECAY_EVERY, EPS, HORIZON,
-                            HYPER, KIND, LR, LR_SCALE, MIN_LR, OPTIMIZERS, SCHEDULE,
-                            SCHEDULES, WARMUP, WEIGHT_DECAY, learning_rate)
-from .kernels.records import Net, Run
+from .kernels.optim import HORIZON, LR_SCALE, learning_rate, settings
+from .kernels.records import Net, Training
 from .model import Model, load_model
 from .models import FAMILIES, flat_params, zeros
 from .reading import MODES
@@ -32,23 +30,25 @@ class Trainer:
     """
 
     def __init__(self, config, text=None, vocab=None):
-        """vocab: the characters the model has, sorted (default: the text's own); it may
-        hold characters the text lacks (a checkpoint's or an export's), never fewer."""
+        """text: the corpus as a str or an encoding.Text (data.load_corpus); by default
+        data.path's, read as ids a chunk at a time with data.newlines. vocab: the
+        characters the model has, sorted (default: the text's own); it may hold
+        characters the text lacks (a checkpoint's or an export's), never fewer."""
         self.config = cfg = config if isinstance(config, Config) else Config.from_dict(config)
         if text is None:
-            text = read_corpus(cfg.data.path, cfg.data.newlines)
+            text = load_corpus(cfg.data.path, cfg.data.newlines)
         self.mode = mode = MODES[cfg.data.records]
         self.corpus = mode.corpus(text, cfg.data, vocab)
         V, H, L = len(self.corpus.vocab), cfg.model.hidden, cfg.model.layers
         T, B = cfg.train.seq_length, cfg.train.batch_size
-        mode.check_splits(cfg, self.corpus, len(text))
+        mode.check_splits(cfg, self.corpus, len(self.corpus.ids))
         _check_memory(cfg, V)
         self.model = model = Model(cfg, self.corpus.vocab)
         family, dtype = model.family, model.dtype
         # min-char-rnn's own model, exact, runs its recurrence and its output layer on
         # two threads side by side (kernels.duo); it needs no other split
         # (weight decay is not min-char-rnn's: the duo has no place for it)
-        self.duo = (model.exact and cfg.model.kind == "rnn" and L == 1 and B == 1
+        self.duo = (model.exact and L == 1 and B == 1
                     and not cfg.optim.weight_decay)
         # A single stream of a small model runs faster on one thread: below hidden 256
         # (python -m fastrnn.bench), or below 48 for the duo, whose two threads wait on
@@ -59,22 +59,21 @@ class Trainer:
         memory = zeros((2, model.size), dtype)  # the optimizer's
         self.net = Net(model.P, G, model.theta, grad, memory)
         o = cfg.optim
-        hyper = np.zeros(HYPER, dtype)
-        hyper[[LR, CLIP, CLIP_NORM, EPS, BETA1, BETA2, DECAY, DECAY_EVERY, KIND]] = (
-            o.lr, o.clip, o.clip_norm or 0.0, o.eps, o.beta1, o.beta2, o.lr_decay,
-            o.decay_every, OPTIMIZERS[o.name])
-        hyper[[SCHEDULE, WARMUP, MIN_LR, HORIZON, LR_SCALE, WEIGHT_DECAY]] = (
-            SCHEDULES[o.schedule], o.warmup, o.min_lr, o.decay_iters or cfg.train.max_iters,
-            1.0, o.weight_decay)
+        hyper = settings(lr=o.lr, clip=o.clip, clip_norm=o.clip_norm or 0.0, eps=o.eps,
+                         beta1=o.beta1, beta2=o.beta2, lr_decay=o.lr_decay,
+                         decay_every=o.decay_every, optimizer=o.name, schedule=o.schedule,
+                         warmup=o.warmup, min_lr=o.min_lr,
+                         horizon=o.decay_iters or cfg.train.max_iters,
+                         weight_decay=o.weight_decay, dtype=dtype)
         # the plateau schedule's multiplier of lr (kernels.optim), lowered by
         # lower_lr(); float64, and hyper[LR_SCALE] holds it in the model dtype
         self.lr_scale = np.ones((), np.float64)
         self.cursor = np.zeros(2, np.int64)  # [data pointer, iteration]
         # dropout between layers; None for none, so that its code is not compiled
         drop = float(cfg.model.dropout) if L > 1 and cfg.model.dropout > 0 else None
-        self.run = Run(mode.train_data(self.corpus, B, T, cfg.train.seed), self.cursor,
-                       np.array([cfg.train.seed * 2654435761 + 1], np.uint64),  # dropout
-                       hyper, drop)
+        self.run = Training(mode.train_data(self.corpus, B, T, cfg.train.seed), self.cursor,
+                            np.array([cfg.train.seed * 2654435761 + 1], np.uint64),  # dropout
+                            hyper, drop)
         self.buf = family.buffers(L, T, B, H, V, dtype)
         self.smooth_loss = -math.log(1.0 / V) * T  # min-char-rnn's smooth_loss at n = 0
         self.extra = {}  # the runner's state, kept in checkpoints
@@ -107,8 +106,8 @@ class Trainer:
     def loss_of(self, ids, streams=1, starts=None):
         return self.model.loss_of(ids, streams, starts)
 
-    def loss_call(self, rows):
-        return self.model.loss_call(rows)
+    def loss_call(self, rows, states=None):
+        return self.model.loss_call(rows, states)
 
     def stepper(self, streams=1):
         return self.model.stepper(streams)
@@ -151,30 +150,53 @@ class Trainer:
                                       self.chunks, self.duo and self.chunks > 1)
 
     def use_threads(self, n):
-        """Run the kernels on n threads from now on (0: the trainer's own choice)."""
-        self.threads = n or self.threads
+        """Run this trainer's kernels on n threads from now on (or fewer: at most
+        NUMBA_NUM_THREADS and the cores; self.chunks says how many)."""
+        self.threads = n
         self.model.set_threads()
 
     def split(self, name):
-        """(ids, paragraph starts or None) of the split train, val or test."""
-        ids = getattr(self.corpus, name)
-        return ids, None if self.corpus.starts is None else self.corpus.starts[name]
+        """(ids, paragraph starts or None) of the split train, val or test; val as
+        validation reads it: its first data.val_chars characters (with paragraphs, the
+        paragraphs that end within them, at least one), or all of it."""
+        ids, starts = getattr(self.corpus, name), self.mode.starts(self.corpus, name)
+        cap = self.config.data.val_chars
+        if name == "val" and cap is not None and cap < len(ids):
+            ids, starts = self.mode.cut(ids, starts, cap)
+        return ids, starts
 
-    def evaluate(self):
+    def evaluate(self, protocol="headline", split="val"):
         """Mean nats per character on the validation split (data.val_fraction of the text,
-        before the test split), read as train.batch_size contiguous streams from a zero
-        state (one stream for a batch-1 model, as min-char-rnn would read it)."""
-        if len(self.corpus.val) < 2:
+        before the test split; its first data.val_chars characters), or another split,
+        under a protocol of fastrnn.evaluate: by default the headline, train.batch_size
+        contiguous streams each read after a burn-in over the text before it from the
+        state training carries (its first stream's); "zero" reads them from a zero state
+        instead. With paragraphs both read each paragraph from a zero state."""
+        if split == "val" and len(self.corpus.val) < 2:
             raise UserError("no validation text: set data.val_fraction above 0 "
                             "(e.g. data.val_fraction=0.1)")
-        ids, starts = self.split("val")
-        return self.loss_of(ids, self.config.train.batch_size, starts)
+        from .evaluate import evaluate  # (not at the top: python -m fastrnn.evaluate)
+        ids, starts = self.split(split)
+        before = self.corpus.ids[:len(self.corpus.train) + (len(self.corpus.val)
+                                                             if split == "test" else 0)]
+        return evaluate(self.model, ids, protocol, starts=starts, before=before,
+                        state=self.carried_state()[0]).nats
 
     def eval_rows(self):
-        """The validation split as evaluate() reads it (its reading mode's rows)."""
+        """The validation split as evaluate(protocol="zero") reads it (its reading mode's
+        rows)."""
         ids, starts = self.split("val")
         cfg = self.config.train
         return self.mode.rows(ids, starts, cfg.batch_size, cfg.seq_length)[0]
+
+    def eval_calls(self):
+        """(what, kernels.team.Call) of each loss kernel evaluate() calls, to compile
+        them ahead: from a zero state, and (streams) from given states."""
+        calls = [("validation", self.loss_call(self.eval_rows()))]
+        if self.mode.in_context:
+            calls.append(("validation in context",
+                          self.loss_call(self.eval_rows(), self.carried_state()[0])))
+        return calls
 
     def gradients(self, xs):
         """(loss summed over the window's steps and averaged over streams, gradients by
@@ -316,7 +338,7 @@ def load(path, text=None, data=True):
     arrays = checkpoint.read(path)
     if text is None:
         data = arrays["config"].data
-        text = read_corpus(data.path, data.newlines)
+        text = load_corpus(data.path, data.newlines)
     trainer = Trainer(arrays["config"], text=text, vocab=checkpoint.vocab_for(arrays, text))
     checkpoint.restore(trainer, arrays, path)
     trainer.extra = arrays["extra"]

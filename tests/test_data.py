@@ -202,7 +202,7 @@ def test_the_test_loss_is_reported_once_from_the_best_checkpoint(tiny_run, capsy
     run = tiny_run / "runs" / "tiny"
     report = json.loads((run / "test.json").read_text())
     best = fastrnn.load(run / "best.npz")
-    want = best.loss_of(best.corpus.test, 1)
+    want = best.evaluate(split="test")  # the headline, from the checkpoint's state
     assert best.iteration == 200 and report["iteration"] == 200
     assert report["test_nats"] == pytest.approx(want, rel=1e-12)
     assert report["weights"] == "best.npz"
@@ -211,7 +211,7 @@ def test_the_test_loss_is_reported_once_from_the_best_checkpoint(tiny_run, capsy
     assert len(lines) == 1 and f"{want:.4f} nats/char" in lines[0]
     latest = fastrnn.load(run / "latest.npz")
     assert latest.iteration == 300
-    assert latest.loss_of(latest.corpus.test, 1) != pytest.approx(want, rel=1e-9)
+    assert latest.evaluate(split="test") != pytest.approx(want, rel=1e-9)
 
 
 def test_without_validation_the_test_loss_is_the_final_weights(tiny_run, capsys):
@@ -221,8 +221,7 @@ def test_without_validation_the_test_loss_is_the_final_weights(tiny_run, capsys)
     report = json.loads((run / "test.json").read_text())
     final = fastrnn.load(run)
     assert report["weights"] == "the final weights" and report["iteration"] == 300
-    assert report["test_nats"] == pytest.approx(final.loss_of(final.corpus.test, 1),
-                                                rel=1e-12)
+    assert report["test_nats"] == pytest.approx(final.evaluate(split="test"), rel=1e-12)
 
 
 def test_no_test_split_writes_no_report(tiny_run, capsys):

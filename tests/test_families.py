@@ -114,20 +114,12 @@ def flat_net(theta, grad, memory):
     return Net(None, None, theta, grad, memory)
 
 
-def hyper_of(first):
-    """A hyper array (kernels.optim) with its first slots given, the step schedule and
-    no weight decay."""
-    hyper = np.zeros(optim.HYPER)
-    hyper[:len(first)] = first
-    return hyper
-
-
 def test_optimizer_updates_match_their_formulas():
     rs = np.random.RandomState(3)
     g0 = rs.randn(5000) * 3  # long enough to be split between two threads
-    hyper = hyper_of([0.01, 2.0, 0.0, 1e-8, 0.9, 0.999, 1.0, 10, 0])
     for kind, threads in zip(range(4), (1, 2, 1, 2)):
-        hyper[optim.KIND] = kind
+        name = ("adagrad", "rmsprop", "adam", "sgd")[kind]
+        hyper = optim.settings(lr=0.01, clip=2.0, decay_every=10, optimizer=name)
         theta, state = rs.randn(5000), np.abs(rs.randn(2, 5000))
         th, st, g = theta.copy(), state.copy(), np.clip(g0, -2, 2)
         if kind == 0:
@@ -151,7 +143,8 @@ def test_optimizer_updates_match_their_formulas():
 def test_global_norm_clipping_and_lr_decay():
     g = np.repeat([3.0, 4.0], 2000) / np.sqrt(2000)  # norm 5
     theta = np.zeros(4000)
-    hyper = hyper_of([1.0, 0.0, 1.0, 1e-8, 0.9, 0.999, 0.5, 10, 3])  # sgd, clip_norm 1
+    hyper = optim.settings(lr=1.0, clip_norm=1.0, lr_decay=0.5, decay_every=10,
+                           optimizer="sgd")
     teams.run(teams.optimizer_step, 2, flat_net(theta, g, np.zeros((2, 4000))), hyper, 25,
               np.zeros(2), (0, 0, 0))  # lr 1 * 0.5 ** 2
     expect = np.repeat([-0.25 * 0.6, -0.25 * 0.8], 2000) / np.sqrt(2000)

@@ -194,7 +194,8 @@ def test_the_readme_has_its_commands():
 def test_the_files_the_docs_name_exist():
     """Every configs/*.yaml and scripts/*.py a page names is in the repository."""
     missing = []
-    for page in ["README.md", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs").glob("*.md"))]:
+    pages = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs").glob("*.md"))
+    for page in ["README.md", *pages]:
         for name in re.findall(r"\b((?:configs|scripts|benchmarks)/[\w/.-]+\.(?:yaml|py))",
                                (ROOT / page).read_text(encoding="utf-8")):
             if "*" not in name and not (ROOT / name).is_file():

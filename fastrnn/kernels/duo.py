@@ -43,8 +43,9 @@ from .products import row_sum_rev_slice
 from .records import Net, whh_offset
 from .rnn import _rnn_cells, _rnn_cells_back
 from .simd import outer_sum_exact, outer_sum_exact_more
-from .sync import compare_exchange, cpu_relax, load_acquire, store_release, wait_until_above
-from .team import span
+from .sync import (compare_exchange, cpu_relax, load_acquire, relax, store_release,
+                   wait_until_above)
+from .team import LINE, Solo, span
 from .windows import next_window, set_states
 
 BLOCKS = 4  # of dWhh's rows, so that its sums and their optimizer steps overlap
@@ -57,9 +58,8 @@ UNITS = UPHH + BLOCKS
 # `flags` holds a flag per unit, then STEPS, where F publishes how many steps it has
 # finished (over all iterations), SCALE, N's result as the bits of a float64, and BACK,
 # where R publishes how many steps it has finished (over all iterations); each
-# on a cache line of its own, so that a flag one thread writes does not move the
-# others away from the thread that reads them.
-LINE = 8
+# on a cache line of its own (LINE int64s), so that a flag one thread writes does not
+# move the others away from the thread that reads them.
 STEPS, SCALE, BACK = UNITS * LINE, (UNITS + 1) * LINE, (UNITS + 2) * LINE
 FLAGS = (UNITS + 3) * LINE
 # A unit's flag in iteration k of a chunk: 2k free, 2k+1 claimed, 2k+2 done (and so
@@ -169,8 +169,9 @@ def _settle(u, k, losses, net, run, buf):
         _run(u, k, losses, net, run, buf)
         store_release(flags, u * LINE, 2 * k + 2)
         return
+    spins = 0
     while load_acquire(flags, u * LINE) < 2 * k + 2:
-        cpu_relax()
+        spins = relax(spins)
 
 
 @jit
@@ -185,7 +186,8 @@ def _run(u, k, losses, net, run, buf):
     h = hs[0]  # (T+1, 1, H)
     T, H, V = dh.shape[0], dh.shape[2], ys.shape[2]
     # (loops and gemv_rows/gemv_cols, not array assignments and np.dot: no shape checks
-    # and error messages to compile, no reference counts per step)
+    # and error messages to compile, and np.dot with out does not compile without
+    # reference counts, kernels.dot)
     W0 = Whh[0]
     if u == F:
         if k > 0:
@@ -224,7 +226,10 @@ def _run(u, k, losses, net, run, buf):
     elif u == E:
         embedding_columns(G.Wemb, G.bxh[0], dh, xs, T, 0, H)
     elif u == N:
-        flags[SCALE:SCALE + 1].view(np.float64)[0] = norm_scale(grad, hyper)
+        # (one item, as optimizer_step takes it on one thread; buf.sums is not the
+        # duo's otherwise)
+        flags[SCALE:SCALE + 1].view(np.float64)[0] = norm_scale(grad, hyper, buf.sums[1],
+                                                                1, Solo())
     elif u >= DWHH and u < N:
         draw, hprev = dh.reshape(-1, H), h.reshape(-1, H)[:T]
         j = u - DWHH

@@ -1,6 +1,8 @@
 """The compiled entry points the trainer calls, for every family: training iterations,
-the loss of a text, one window's gradients and forward steps; the first two on one
-thread or on each thread of a team (kernels.team).
+the loss of a text (from a zero state or from given states), one window's gradients and
+forward steps; the first two on one thread or on each thread of a team (kernels.team).
+The family's own steps come from the registry its kernel file fills
+(kernels.records.FAMILY_KERNELS).
 
 Each is compiled for the types of its arguments: the family by its buffers' record
 (kernels.records), the arithmetic by the path record, the dtype by the arrays', the
@@ -12,19 +14,12 @@ from numba import types
 from numba.extending import overload
 
 from .dropout import new_masks
-from .gru import gru_backward, gru_forward
 from .jit import jit, returns_view
-from .lstm import lstm_backward, lstm_forward
 from .optim import bias_span, optimizer_step
 from .output import add_loss, output_backward, output_forward
 from .paragraphs import end_paragraphs, next_paragraphs, start_paragraphs
-from .records import GRUBuffers, LSTMBuffers, Paragraphs, RNNBuffers
-from .rnn import rnn_backward, rnn_forward
+from .records import FAMILY_KERNELS, Paragraphs
 from .windows import carry_states, end_window, read_window, start_window, window_of
-
-_FORWARD = {RNNBuffers: rnn_forward, GRUBuffers: gru_forward, LSTMBuffers: lstm_forward}
-_BACKWARD = {RNNBuffers: rnn_backward, GRUBuffers: gru_backward, LSTMBuffers: lstm_backward}
-
 
 def forward(P, buf, T, drop, path, team):
     """The family's forward steps 0..T-1 from buf.xs and the carried-in states."""
@@ -32,7 +27,7 @@ def forward(P, buf, T, drop, path, team):
 
 @overload(forward)
 def _forward(P, buf, T, drop, path, team):
-    f = _FORWARD[buf.instance_class]
+    f = FAMILY_KERNELS[buf.instance_class][0]
     return lambda P, buf, T, drop, path, team: f(P, buf, T, drop, path, team)
 
 
@@ -42,7 +37,7 @@ def backward(G, P, buf, T, drop, path, team):
 
 @overload(backward)
 def _backward(G, P, buf, T, drop, path, team):
-    f = _BACKWARD[buf.instance_class]
+    f = FAMILY_KERNELS[buf.instance_class][1]
     return lambda G, P, buf, T, drop, path, team: f(G, P, buf, T, drop, path, team)
 
 
@@ -52,13 +47,13 @@ def cells(buf):
 
 @returns_view(cells)
 def _cells(buf):
-    if buf.instance_class is LSTMBuffers:
+    if "cs" in buf.fields:
         return lambda buf: buf.cs
     return lambda buf: buf.hs
 
 
 def _paragraphs(data):
-    """Whether the Numba type of the data, or of a Run's data, is a Paragraphs."""
+    """Whether the Numba type of the data, or of a Training's data, is a Paragraphs."""
     if isinstance(data, types.BaseNamedTuple) and "data" in data.fields:
         data = data.types[data.fields.index("data")]
     return isinstance(data, types.BaseNamedTuple) and data.instance_class is Paragraphs
@@ -137,10 +132,25 @@ def loss(ids, P, buf, path, team):
     (B, S) being B streams read from a zero state, in windows of the buffers' T steps
     with the states carried across windows; no dropout. The total is also left in
     buf.sums[1, 0]."""
+    p = 0  # (a variable: see carry_states)
+    carry_states(buf.hs, cells(buf), p, team)
+    return read_rows(ids, P, buf, path, team)
+
+
+@jit
+def loss_from(ids, P, buf, path, team):
+    """loss, the rows read from the states the caller left in buf.hs[:, 0] (and cs)
+    instead of a zero state. The states after each row's last input (ids[:, -2]) are
+    left there, for a next call to go on from."""
+    return read_rows(ids, P, buf, path, team)
+
+
+@jit
+def read_rows(ids, P, buf, path, team):
+    """The loop of loss and loss_from, from the states in buf.hs[:, 0] (and cs)."""
     L, T1, B, H = buf.hs.shape
     T = T1 - 1
     p = 0
-    carry_states(buf.hs, cells(buf), p, team)
     while p + 1 < ids.shape[1]:
         n = window_of(ids, p, T)
         read_window(buf.xs, ids, p, n, team)

@@ -8,14 +8,29 @@
 Parameters are a kernels.records.Params with G*H = 3H gate rows, buffers a GRUBuffers.
 kernels.entries drives these through the iterations.
 """
+from collections import namedtuple
+
 from .activations import sigmoid, tanh
 from .dropout import layer_input, saved_layer_input
 from .inputs import embedding_backward, input_backward, input_projection
 from .jit import jit
 from .products import outer_sum, row_sum_rev
-from .records import OneStream
+from .records import OneStream, SHARED_BUFFERS, register_family
 from .step import step_matmul, step_matmul_t, step_weights
 from .team import after, close, first, items, span
+
+
+# Its buffers: the shared ones (kernels.records) and its own.
+GRUBuffers = namedtuple("GRUBuffers", SHARED_BUFFERS + [
+    "gates",  # (L, T, B, 3H) the r, z, n activations
+    "hn",     # (L, T, B, H) W_hn h + b_hn
+    "xa",     # (T, B, 3H) the input side's pre-activations
+    "tmp",    # (B, 3H) Whh h of a step
+    "da_x",   # (T, B, 3H) gradients of the input side's pre-activations
+    "da_h",   # (T, B, 3H) ... and of the hidden side's
+    "dnext",  # (B, H) dLoss/dh carried to the step before, through z
+    "dtmp",   # (B, H) ... through Whh
+])
 
 
 @jit
@@ -29,7 +44,8 @@ def gru_forward(P, buf, T, drop, path, team):
     for l in range(L):
         inputs = layer_input(buf.xin, hs, l, T, drop, buf.masks, team) if l > 0 else hs[l, 0]
         input_projection(xa, buf.xs, T, l, inputs, P, team)
-        # the layer's views once, not per step (each view is a reference count)
+        # the layer's views, made once for all its steps (their addresses and shapes
+        # worked out once, not at every step)
         h, g, hn, Whh, bhh = hs[l], buf.gates[l], buf.hn[l], P.Whh[l], P.bhh[l]
         Wp = step_weights(buf.packs[l], Whh, False, path, team)
         for t in range(T):
@@ -123,3 +139,6 @@ def _gru_cells_back(dh, da_x, da_h, dnext, dtmp, h, g, hn, t, b0, b1):
             ah[H + i] = dz_pre
             ah[2 * H + i] = dn_pre * r
             dn[i] = d * z
+
+
+register_family(GRUBuffers, gru_forward, gru_backward)

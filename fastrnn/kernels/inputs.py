@@ -1,7 +1,6 @@
 """The input side of a layer: the one-hot product of layer 0 (a row gather, and in BPTT a
 scatter-add of rows by character), the product with the layer below's states for the
 layers above it, and their gradients."""
-import numpy as np
 from numba.extending import overload
 
 from .dropout import mask_gradient

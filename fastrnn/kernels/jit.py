@@ -13,7 +13,7 @@ starts or the view is made and a decrement when it ends, and its pruning of thes
 pairs misses most of them across loops and calls. Every array a kernel touches is
 allocated by the trainer, which holds it for the whole call, so the counts keep nothing
 alive; at hidden 100 they were about 1,100 atomic operations an iteration, and
-one-stream models of hidden 100 and 128 ran 6-13% faster without them (README, Speed).
+one-stream models of hidden 100 and 128 ran 6-13% faster without them (CHANGELOG.md).
 Without them a kernel cannot allocate (jit_nrt, for the one that does) nor return an
 array it was not given (returns_view, below).
 
@@ -21,7 +21,9 @@ The cache is stale when any kernel source changes. Numba checks only the file th
 defines a function, but a kernel's compiled code holds the code of every kernel it
 calls: with an edit to step.py alone (or an upgrade that changed it), entries.train's
 cached code would still run the old step.py. So a kernel's source stamp here is a
-hash of all of them.
+hash of all of them, and it is part of the cache files' names too: Numba unpickles an
+index before it compares stamps, and an index of other sources may name a record type
+these no longer have (an upgrade would fail with an AttributeError).
 """
 import glob
 import hashlib
@@ -57,6 +59,11 @@ def _stamped(locator):
     class Stamped(locator):
         def get_source_stamp(self):
             return _STAMP
+
+        def get_disambiguator(self):
+            # (in the cache files' names: an index written for other sources is never
+            # opened, so it cannot fail to unpickle a record type those sources had)
+            return f"{super().get_disambiguator()}-{_STAMP[:10]}"
 
         @classmethod
         def from_function(cls, py_func, py_file):

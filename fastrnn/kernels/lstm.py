@@ -7,14 +7,41 @@
 Parameters are a kernels.records.Params with G*H = 4H gate rows, buffers an
 LSTMBuffers. kernels.entries drives these through the iterations.
 """
+from collections import namedtuple
+
 from .activations import sigmoid, tanh
 from .dropout import layer_input, saved_layer_input
 from .inputs import embedding_backward, input_backward, input_projection
 from .jit import jit
 from .products import copy_vector, outer_sum
-from .records import OneStream
+from .records import OneStream, SHARED_BUFFERS, register_family
 from .step import step_matmul, step_matmul_t, step_weights
 from .team import after, close, first, items, span
+
+# Its buffers: the shared ones (kernels.records) and its own.
+LSTMBuffers = namedtuple("LSTMBuffers", SHARED_BUFFERS + [
+    "cs",     # (L, T+1, B, H) cell states; cs[:, 0] carried in
+    "gates",  # (L, T, B, 4H) pre-activations, then the i, f, g, o activations
+    "tc",     # (L, T, B, H) tanh(c')
+    "tmp",    # (B, 4H) Whh h of a step
+    "da",     # (T, B, 4H) gate pre-activation gradients
+    "dnext",  # (B, H) dLoss/dh carried to the step before
+    "dcnext",  # (B, H) dLoss/dc carried to the step before
+])
+
+# What a forward step of one layer reads and writes (layer l's views, made once for
+# all its steps: their addresses and shapes worked out once, not at every step).
+Layer = namedtuple("Layer", [
+    "h",     # (T+1, B, H) the layer's states
+    "c",     # (T+1, B, H) its cell states
+    "g",     # (T, B, 4H) its gates
+    "tc",    # (T, B, H) its tanh(c')
+    "tmp",   # (B, 4H) Whh h of the step
+    "xs",    # (T+1, B) int32 the window's ids (layer 0's input)
+    "Wemb",  # (V, 4H) layer 0's input weights
+    "bxh",   # (4H,) the layer's input-side biases
+    "bhh",   # (4H,) and hidden-side
+])
 
 
 @jit
@@ -28,27 +55,29 @@ def lstm_forward(P, buf, T, drop, path, team):
     L, _, B, H = hs.shape
     streams = items(team, B, B * H, 256)  # (handing a thread its share costs ~1 us)
     for l in range(L):
-        h, c, g = hs[l], cs[l], buf.gates[l]
         if l > 0:
             inputs = layer_input(buf.xin, hs, l, T, drop, buf.masks, team)
-            input_projection(g, x, T, l, inputs, P, team)
-        # the layer's views once, not per step (each view is a reference count)
-        tc, Whh, Wemb, bxh, bhh = buf.tc[l], P.Whh[l], P.Wemb, P.bxh[l], P.bhh[l]
+            input_projection(buf.gates[l], x, T, l, inputs, P, team)
+        layer = Layer(hs[l], cs[l], buf.gates[l], buf.tc[l], tmp, x, P.Wemb, P.bxh[l],
+                      P.bhh[l])
+        Whh = P.Whh[l]
         Wp = step_weights(buf.packs[l], Whh, False, path, team)
         for t in range(T):
-            step_matmul(tmp, h[t], Whh, Wp, path, team)
+            step_matmul(tmp, layer.h[t], Whh, Wp, path, team)
             i = first(team, streams)
             while i >= 0:
                 b0, b1 = span(i, streams, B, 1)
-                _lstm_cells(h, c, g, tc, tmp, x, Wemb, bxh, bhh, l, t, b0, b1)
+                _lstm_cells(layer, l, t, b0, b1)
                 i = after(team, streams, i)
             close(team, streams)
 
 
 @jit
-def _lstm_cells(h, c, g, tc, tmp, x, Wemb, bxh, bhh, l, t, b0, b1):
-    """Step t of streams b0..b1-1 of layer l, from Whh h in tmp and the input term:
-    for layer 0 Wemb[x] + bxh, input_projection's sum, otherwise that in g[t]."""
+def _lstm_cells(layer, l, t, b0, b1):
+    """Step t of streams b0..b1-1 of layer l (a Layer), from Whh h in layer.tmp and the
+    input term: for layer 0 Wemb[xs] + bxh, input_projection's sum, otherwise that in
+    g[t]."""
+    h, c, g, tc, tmp, x, Wemb, bxh, bhh = layer
     H = h.shape[2]
     for b in range(b0, b1):
         # one array per loop, so that LLVM vectorises each
@@ -145,3 +174,6 @@ def _lstm_cells_back(dh, da, dnext, dcnext, c, g, tc, t, b0, b1):
             do[k] = d[k] * tv[k] * og[k] * (1 - og[k])
         for k in range(H):
             dc[k] *= fg[k]
+
+
+register_family(LSTMBuffers, lstm_forward, lstm_backward)

@@ -26,9 +26,10 @@ ADAGRAD, RMSPROP, ADAM, SGD = (OPTIMIZERS[k] for k in ("adagrad", "rmsprop", "ad
 # hyper[SCHEDULE] (step is 0: lr_decay every decay_every, constant when lr_decay is 1).
 SCHEDULES = {"step": 0, "constant": 1, "cosine": 2, "plateau": 3}
 STEP, CONSTANT, COSINE, PLATEAU = (SCHEDULES[k] for k in SCHEDULES)
-# hyper: the optimizer's settings in the model dtype, in this order. LR_SCALE is the
-# plateau schedule's multiplier, set by the trainer between calls; HORIZON the
-# iteration at which the cosine reaches MIN_LR.
+# hyper: the optimizer's settings in the model dtype, in this order (made by settings(),
+# read by the kernels at these places). LR_SCALE is the plateau schedule's multiplier,
+# set by the trainer between calls; HORIZON the iteration at which the cosine reaches
+# MIN_LR.
 (LR, CLIP, CLIP_NORM, EPS, BETA1, BETA2, DECAY, DECAY_EVERY, KIND,
  SCHEDULE, WARMUP, MIN_LR, HORIZON, LR_SCALE, WEIGHT_DECAY) = range(15)
 HYPER = 15
@@ -36,20 +37,46 @@ HYPER = 15
 UPDATE_ITEM = 4096
 
 
+def settings(*, lr, clip=0.0, clip_norm=0.0, eps=1e-8, beta1=0.9, beta2=0.999,
+             lr_decay=1.0, decay_every=1, optimizer="adagrad", schedule="step", warmup=0,
+             min_lr=0.0, horizon=0, lr_scale=1.0, weight_decay=0.0, dtype=np.float64):
+    """The hyper array (HYPER,) in dtype (the model's) of these settings, the one place
+    that builds it: clip and clip_norm off at 0, the optimizer and schedule by name (keys
+    of OPTIMIZERS and SCHEDULES), horizon the iteration at which the cosine schedule
+    reaches min_lr, lr_scale the plateau schedule's multiplier."""
+    hyper = np.zeros(HYPER, dtype)
+    hyper[LR], hyper[CLIP], hyper[CLIP_NORM], hyper[EPS] = lr, clip, clip_norm, eps
+    hyper[BETA1], hyper[BETA2] = beta1, beta2
+    hyper[DECAY], hyper[DECAY_EVERY] = lr_decay, decay_every
+    hyper[KIND], hyper[SCHEDULE] = OPTIMIZERS[optimizer], SCHEDULES[schedule]
+    hyper[WARMUP], hyper[MIN_LR], hyper[HORIZON] = warmup, min_lr, horizon
+    hyper[LR_SCALE], hyper[WEIGHT_DECAY] = lr_scale, weight_decay
+    return hyper
+
+
 @jit
 def adagrad_update(theta, grad, mem, lr, clip, eps):
-    """Clip each gradient to [-clip, clip] and take an Adagrad step, in one pass over the
-    flat buffers; min-char-rnn's arithmetic in its order. Pass lr, clip and eps as
-    scalars of theta's dtype so that float32 stays float32."""
+    """An Adagrad step over the flat buffers, each gradient first clipped to [-clip,
+    clip] in the same pass when clip is above 0; min-char-rnn's arithmetic in its order.
+    Pass lr, clip and eps as scalars of theta's dtype so that float32 stays float32."""
     for i in range(theta.size):
-        g = grad[i]  # (comparisons, not min/max, so that a NaN stays a NaN)
-        if g > clip:
-            g = clip
-        elif g < -clip:
-            g = -clip
-        grad[i] = g
+        g = grad[i]
+        if clip > 0:
+            g = clipped(g, clip)
+            grad[i] = g
         mem[i] += g * g
         theta[i] += -lr * g / np.sqrt(mem[i] + eps)
+
+
+@jit
+def clipped(g, clip):
+    """g clipped to [-clip, clip] (comparisons, not min/max, so that a NaN stays a
+    NaN)."""
+    if g > clip:
+        return clip
+    if g < -clip:
+        return -clip
+    return g
 
 
 @jit
@@ -70,29 +97,7 @@ def optimizer_step(net, hyper, n, sums, team, biases):
     lr = learning_rate(hyper, n)
     P = theta.size
     m = items(team, P, P, UPDATE_ITEM)
-    if m == 1:
-        i = first(team, 1)
-        if i >= 0:
-            decay_weights(theta, 0, P, biases, lr * hyper[WEIGHT_DECAY])
-            update(kind, theta, grad, state[0], state[1], hyper, lr, norm_scale(grad, hyper),
-                   n)
-            after(team, 1, i)
-        close(team, 1)
-        return
-    scale = hyper[CLIP_NORM] - hyper[CLIP_NORM] + 1  # 1 in the model dtype
-    if hyper[CLIP_NORM] > 0:
-        i = first(team, m)
-        while i >= 0:
-            i0, i1 = span(i, m, P, 16)
-            sums[i] = _sum_squares(grad[i0:i1])
-            i = after(team, m, i)
-        close(team, m)
-        sq = 0.0
-        for i in range(m):
-            sq += sums[i]
-        norm = np.sqrt(sq)
-        if norm > hyper[CLIP_NORM]:
-            scale = hyper[CLIP_NORM] / norm
+    scale = norm_scale(grad, hyper, sums, m, team)
     i = first(team, m)
     while i >= 0:
         i0, i1 = span(i, m, P, 16)
@@ -168,12 +173,23 @@ def decay_weights(theta, i0, i1, biases, rate):
 
 
 @jit
-def norm_scale(grad, hyper):
+def norm_scale(grad, hyper, sums, m, team):
     """The factor that brings the gradient down to global norm hyper[CLIP_NORM] (1 when
-    it is shorter or clip_norm is off), summed in one pass as with one thread."""
+    it is shorter or clip_norm is off): the squares of each of m items (slices of grad)
+    summed into sums (W,), then the items' sums added in order, so the result depends
+    on m and never on which thread took an item."""
     scale = hyper[CLIP_NORM] - hyper[CLIP_NORM] + 1  # 1 in the model dtype
     if hyper[CLIP_NORM] > 0:
-        norm = np.sqrt(_sum_squares(grad))
+        i = first(team, m)
+        while i >= 0:
+            i0, i1 = span(i, m, grad.size, 16)
+            sums[i] = _sum_squares(grad[i0:i1])
+            i = after(team, m, i)
+        close(team, m)
+        sq = 0.0
+        for i in range(m):
+            sq += sums[i]
+        norm = np.sqrt(sq)
         if norm > hyper[CLIP_NORM]:
             scale = hyper[CLIP_NORM] / norm
     return scale
@@ -194,22 +210,13 @@ def update(kind, theta, grad, m, v, hyper, lr, scale, n):
     if scale != 1:
         for i in range(grad.size):
             grad[i] *= scale
-    if kind == ADAGRAD and clip > 0:
+    if kind == ADAGRAD:
         adagrad_update(theta, grad, m, lr, clip, eps)
         return
     if clip > 0:
         for i in range(grad.size):
-            g = grad[i]
-            if g > clip:
-                grad[i] = clip
-            elif g < -clip:
-                grad[i] = -clip
-    if kind == ADAGRAD:
-        for i in range(theta.size):
-            g = grad[i]
-            m[i] += g * g
-            theta[i] += -lr * g / np.sqrt(m[i] + eps)
-    elif kind == RMSPROP:
+            grad[i] = clipped(grad[i], clip)
+    if kind == RMSPROP:
         b2 = hyper[BETA2]
         for i in range(theta.size):
             g = grad[i]

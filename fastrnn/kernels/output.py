@@ -148,36 +148,15 @@ def add_loss(total, sums, n, reset, team):
     close(team, 1)
 
 
+@jit
 def softmax_steps(ys, targets, scale, by, t0, t1):
     """Steps t0..t1-1 of output_forward after the logits' product; their summed loss."""
-
-
-@overload(softmax_steps)
-def _softmax_steps_impl(ys, targets, scale, by, t0, t1):
-    if isinstance(targets, types.BaseNamedTuple) and targets.instance_class is Masked:
-        return _masked_steps
-    return lambda ys, targets, scale, by, t0, t1: _softmax_steps(ys, targets, scale, by,
-                                                                  t0, t1)
-
-
-@jit
-def _softmax_steps(ys, targets, scale, by, t0, t1):
     loss = 0.0
     for t in range(t0, t1):
         for b in range(ys.shape[1]):
-            y = ys[t, b]
-            for v in range(y.size):
-                y[v] += by[v]
-            loss += softmax_xent(y, targets[t, b], scale)
-    return loss
-
-
-def _masked_steps(ys, targets, scale, by, t0, t1):
-    loss = 0.0
-    for t in range(t0, t1):
-        for b in range(ys.shape[1]):
-            y, target = ys[t, b], targets.ids[t, b]
-            if target < 0:  # no target: no loss, and no gradient from this row
+            y, target = ys[t, b], target_of(targets, t, b)
+            if maskable(targets) and target < 0:
+                # no target: no loss, and no gradient from this row
                 for v in range(y.size):
                     y[v] = 0
                 continue
@@ -185,6 +164,32 @@ def _masked_steps(ys, targets, scale, by, t0, t1):
                 y[v] += by[v]
             loss += softmax_xent(y, target, scale)
     return loss
+
+
+def _masked(targets):
+    return isinstance(targets, types.BaseNamedTuple) and targets.instance_class is Masked
+
+
+def target_of(targets, t, b):
+    """The target of step t of stream b: its id, or -1 for none (a Masked's only)."""
+
+
+@overload(target_of, inline="always")
+def _target_of(targets, t, b):
+    if _masked(targets):
+        return lambda targets, t, b: targets.ids[t, b]
+    return lambda targets, t, b: targets[t, b]
+
+
+def maskable(targets):
+    """Whether targets can say none (a Masked), as a constant: the streams' targets
+    compile no test for -1."""
+
+
+@overload(maskable, inline="always")
+def _maskable(targets):
+    masked = _masked(targets)
+    return lambda targets: masked
 
 
 @jit

@@ -1,5 +1,6 @@
-"""The named records the kernels take: parameters, the training state, each family's
-buffers, and the path a configuration runs.
+"""The named records the kernels take: parameters, the training state, the buffers every
+family has (each family's own record, in its kernel file, adds its own), the registry of
+the families' kernels, and the path a configuration runs.
 
 Dimensions: B streams, T unroll length, V vocabulary, H hidden, L layers, G gates (1 rnn,
 3 gru, 4 lstm), N parameters in all, S characters per stream, W threads (os.cpu_count()).
@@ -31,21 +32,23 @@ Net = namedtuple("Net", [
     "memory",  # (2, N) the optimizer's memory (Adagrad's, RMSprop's or Adam's two moments)
 ])
 
-# The run's data and settings.
-Run = namedtuple("Run", [
-    "data",    # (B, S) int32 the training text as B streams
+# The training's data and settings.
+Training = namedtuple("Training", [
+    "data",    # (B, S) the training text's ids as B streams: uint8, or uint16 for a
+               # vocabulary over 256 (encoding.id_dtype; compiled per dtype)
     "cursor",  # (2,) int64 [data pointer, iteration], advanced in place
     "rng",     # (1,) uint64 the dropout generator's state
     "hyper",   # (HYPER,) the optimizer's settings in the model dtype (kernels.optim)
     "drop",    # float: dropout probability between layers
 ])
 
-# data.records: paragraphs. Run.data is one of these instead of the (B, S) streams (so
-# that stream mode compiles none of its code): each paragraph is read from a zero state
+# data.records: paragraphs. Training.data is one of these instead of the (B, S) streams
+# (so that stream mode compiles none of its code): each paragraph is read from a zero state
 # in windows that never cross its end, a stream taking the next paragraph of the order
 # when its own has ended (kernels.paragraphs).
 Paragraphs = namedtuple("Paragraphs", [
-    "ids",      # (C,) int32 the paragraphs one after another, each ending in a blank line
+    "ids",      # (C,) the paragraphs' ids one after another, each ending in a blank
+                # line: uint8, or uint16 for a vocabulary over 256 (as Training.data)
     "starts",   # (P+1,) int64 paragraph i is ids[starts[i]:starts[i+1]]
     "order",    # (P,) int64 the order of this pass (in training, shuffled every pass)
     "at",       # (B, 2) int64 each stream's paragraph (-1: none yet) and the place of
@@ -65,7 +68,7 @@ Masked = namedtuple("Masked", [
 ])
 
 # Buffers every family has. Rows of (T, B, ...) buffers are ordered (t, b).
-_SHARED = [
+SHARED_BUFFERS = [
     "hs",     # (L, T+1, B, H) states; hs[:, 0] carried in from the previous window
     "xin",    # (max(L-1, 1), T, B, H) the dropped-out inputs of layers 1..L-1
     "masks",  # (max(L-1, 1), T, B, H) their dropout masks
@@ -79,30 +82,17 @@ _SHARED = [
     "sums",   # (W,) float64 each item's share of a loss or a squared norm
     "flags",  # (team.flag_count(W),) int64 the team's counters
 ]
-RNNBuffers = namedtuple("RNNBuffers", _SHARED + [
-    "tmp",    # (B, H) Whh h of a step
-    "dnext",  # (B, H) dLoss/dh carried to the step before
-    "duo",    # (kernels.duo.FLAGS,) int64 the two-thread kernel's flags
-])
-GRUBuffers = namedtuple("GRUBuffers", _SHARED + [
-    "gates",  # (L, T, B, 3H) the r, z, n activations
-    "hn",     # (L, T, B, H) W_hn h + b_hn
-    "xa",     # (T, B, 3H) the input side's pre-activations
-    "tmp",    # (B, 3H) Whh h of a step
-    "da_x",   # (T, B, 3H) gradients of the input side's pre-activations
-    "da_h",   # (T, B, 3H) ... and of the hidden side's
-    "dnext",  # (B, H) dLoss/dh carried to the step before, through z
-    "dtmp",   # (B, H) ... through Whh
-])
-LSTMBuffers = namedtuple("LSTMBuffers", _SHARED + [
-    "cs",     # (L, T+1, B, H) cell states; cs[:, 0] carried in
-    "gates",  # (L, T, B, 4H) pre-activations, then the i, f, g, o activations
-    "tc",     # (L, T, B, H) tanh(c')
-    "tmp",    # (B, 4H) Whh h of a step
-    "da",     # (T, B, 4H) gate pre-activation gradients
-    "dnext",  # (B, H) dLoss/dh carried to the step before
-    "dcnext", # (B, H) dLoss/dc carried to the step before
-])
+
+# Each family's forward and backward steps by the type of its buffers (SHARED_BUFFERS
+# and its own), registered by its kernel file (kernels.rnn, gru, lstm); kernels.entries
+# dispatches on it. A new family is a kernel file that registers itself here.
+FAMILY_KERNELS = {}
+
+
+def register_family(Buffers, forward, backward):
+    """Dispatch buffers of type Buffers to these forward and backward steps."""
+    FAMILY_KERNELS[Buffers] = (forward, backward)
+
 
 # The path a configuration runs, chosen in Python and handed to the kernels as the
 # type of an empty record, so that Numba compiles that path's code and no other.

@@ -12,13 +12,24 @@ step by step.
 
 kernels.entries drives these through the iterations.
 """
+from collections import namedtuple
+
 from .activations import tanh
 from .dropout import layer_input, mask_gradient, saved_layer_input
 from .inputs import embedding_backward
 from .jit import jit
 from .products import SMALL, matmul_rows, matmul_rows_t, outer_sum, row_sum_rev
+from .records import SHARED_BUFFERS, register_family
 from .step import step_matmul, step_matmul_t, step_weights
 from .team import after, close, first, items, span
+
+
+# Its buffers: the shared ones (kernels.records) and its own.
+RNNBuffers = namedtuple("RNNBuffers", SHARED_BUFFERS + [
+    "tmp",    # (B, H) Whh h of a step
+    "dnext",  # (B, H) dLoss/dh carried to the step before
+    "duo",    # (kernels.duo.FLAGS,) int64 the two-thread kernel's flags
+])
 
 
 @jit
@@ -47,7 +58,9 @@ def rnn_forward(P, buf, T, drop, path, team):
         else:
             inputs = layer_input(buf.xin, hs, l, T, drop, buf.masks, team)
             matmul_rows(h.reshape(-1, H)[B:(T + 1) * B], inputs, P.Wxh[l - 1], path, team)
-        Whh, bh = P.Whh[l], P.bxh[l]  # (once, not per step: each view is counted)
+        # the layer's views, made once for all its steps (their addresses and shapes
+        # worked out once, not at every step)
+        Whh, bh = P.Whh[l], P.bxh[l]
         Wp = step_weights(buf.packs[l], Whh, False, path, team)
         for t in range(T):
             step_matmul(tmp, h[t], Whh, Wp, path, team)
@@ -117,3 +130,6 @@ def _rnn_cells_back(dh, dnext, h, t, b0, b1):
         for i in range(d.size):
             # backprop through tanh: dhraw = (1 - h^2) * (dh + dhnext)
             d[i] = (1 - hv[i] * hv[i]) * (d[i] + dn[i])
+
+
+register_family(RNNBuffers, rnn_forward, rnn_backward)

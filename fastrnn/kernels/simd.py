@@ -1,4 +1,5 @@
-"""Register-blocked kernels written as LLVM vector code, for sums whose order must stay
+"""Register-blocked kernels written as LLVM vector code: the vector set-up every tile
+shares (Lanes, the machine's vector width), and the exact sums, whose order must stay
 min-char-rnn's.
 
 LLVM does not vectorise a sum that runs over the outer loop of a tile (it vectorises
@@ -8,6 +9,7 @@ per step or run on scalars. Here a tile of dW stays in vector registers while th
 steps go by, and every lane does what the scalar code does: the product rounded, then
 added (fmul then fadd, never a fused multiply-add), the last step first.
 """
+import llvmlite.binding as llvm
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
@@ -15,7 +17,47 @@ from numba.extending import intrinsic
 
 from .jit import jit
 
-VECTOR_BYTES = 32  # AVX2's ymm registers; LLVM splits them where registers are narrower
+AVX512 = bool(llvm.get_host_cpu_features().get("avx512f", False))
+# This machine's vectors in bytes (AVX-512's, else AVX2's): the packed product's
+# (kernels.step).
+VECTOR_BYTES = 64 if AVX512 else 32
+# The exact sums' tiles keep AVX2's 32-byte vectors on every machine (LLVM splits them
+# where registers are narrower): their 4 x 8 float64 tile is the one measured (README).
+EXACT_BYTES = 32
+
+
+class Lanes:
+    """For an intrinsic's code generation: the LLVM vector type of `width` bytes of
+    dtype and the few operations the tiles build from it."""
+
+    def __init__(self, context, builder, dtype, width):
+        self.context, self.builder = context, builder
+        self.elt = context.get_value_type(dtype)
+        self.bits = context.get_abi_sizeof(self.elt) * 8
+        self.lanes = width * 8 // self.bits
+        self.vec = ir.VectorType(self.elt, self.lanes)
+        self.intp = context.get_value_type(types.intp)
+        self.zero = ir.Constant(self.vec, [ir.Constant(self.elt, 0.0)] * self.lanes)
+
+    def const(self, v):
+        """v as an intp constant."""
+        return ir.Constant(self.intp, v)
+
+    def item(self, t, a, idx):
+        """A pointer to element idx of array a (of Numba type t)."""
+        return cgutils.get_item_pointer(self.context, self.builder, t, a, idx)
+
+    def vector_at(self, t, a, idx):
+        """A pointer to the vector that starts at element idx of a."""
+        return self.builder.bitcast(self.item(t, a, idx), self.vec.as_pointer())
+
+    def broadcast(self, x):
+        """The scalar x in every lane."""
+        i32 = ir.IntType(32)
+        undef = ir.Constant(self.vec, ir.Undefined)
+        splat = ir.Constant(ir.VectorType(i32, self.lanes), [0] * self.lanes)
+        return self.builder.shuffle_vector(
+            self.builder.insert_element(undef, x, ir.Constant(i32, 0)), undef, splat)
 
 
 def _outer_tile(rows, vecs):
@@ -33,45 +75,31 @@ def _outer_tile(rows, vecs):
                       for t, a in zip(sig.args[:3], args[:3])]
             (tw, ty, tx), (aw, ay, ax) = sig.args[:3], arrays
             m, n = args[3], args[4]
-            elt = context.get_value_type(tw.dtype)
-            lanes = VECTOR_BYTES // context.get_abi_sizeof(elt)
-            vec = ir.VectorType(elt, lanes)
-            intp = context.get_value_type(types.intp)
-            i32 = ir.IntType(32)
-            undef = ir.Constant(vec, ir.Undefined)
-            splat = ir.Constant(ir.VectorType(i32, lanes), [0] * lanes)
-
-            def pointer(t, a, i, j):
-                p = cgutils.get_item_pointer(context, builder, t, a, [i, j])
-                return builder.bitcast(p, vec.as_pointer())
-
-            zero = ir.Constant(vec, [ir.Constant(elt, 0.0)] * lanes)
-            cols = [builder.add(n, ir.Constant(intp, v * lanes)) for v in range(vecs)]
+            vs = Lanes(context, builder, tw.dtype, EXACT_BYTES)
+            lanes, const = vs.lanes, vs.const
+            cols = [builder.add(n, const(v * lanes)) for v in range(vecs)]
             acc = []
             for k in range(rows):
-                row = builder.add(m, ir.Constant(intp, k))
-                held = [builder.load(pointer(tw, aw, row, c), align=1) for c in cols]
+                row = builder.add(m, const(k))
+                held = [builder.load(vs.vector_at(tw, aw, [row, c]), align=1) for c in cols]
                 acc.append([cgutils.alloca_once_value(builder,
-                                                      builder.select(args[5], h, zero))
+                                                      builder.select(args[5], h, vs.zero))
                             for h in held])
             R = builder.extract_value(ay.shape, 0)
-            last = builder.sub(R, ir.Constant(intp, 1))
+            last = builder.sub(R, const(1))
             with cgutils.for_range(builder, R) as loop:
                 r = builder.sub(last, loop.index)
-                xs = [builder.load(pointer(tx, ax, r, c), align=1) for c in cols]
+                xs = [builder.load(vs.vector_at(tx, ax, [r, c]), align=1) for c in cols]
                 for k in range(rows):
-                    row = builder.add(m, ir.Constant(intp, k))
-                    d = builder.load(cgutils.get_item_pointer(context, builder, ty, ay,
-                                                              [r, row]))
-                    d = builder.insert_element(undef, d, ir.Constant(i32, 0))
-                    d = builder.shuffle_vector(d, undef, splat)
+                    row = builder.add(m, const(k))
+                    d = vs.broadcast(builder.load(vs.item(ty, ay, [r, row])))
                     for v in range(vecs):
                         total = builder.fadd(builder.load(acc[k][v]), builder.fmul(d, xs[v]))
                         builder.store(total, acc[k][v])
             for k in range(rows):
-                row = builder.add(m, ir.Constant(intp, k))
+                row = builder.add(m, const(k))
                 for v in range(vecs):
-                    builder.store(builder.load(acc[k][v]), pointer(tw, aw, row, cols[v]),
+                    builder.store(builder.load(acc[k][v]), vs.vector_at(tw, aw, [row, cols[v]]),
                                   align=1)
             return context.get_dummy_value()
 
@@ -104,7 +132,7 @@ def outer_sum_exact_more(dW, dY, X):
 @jit
 def _outer_sum(dW, dY, X, more):
     M, N = dW.shape
-    w = VECTOR_BYTES // dW.itemsize  # lanes of a vector
+    w = EXACT_BYTES // dW.itemsize  # lanes of a vector
     for m in range(0, M, 4):
         four = m + 4 <= M
         for mm in range(m, m + 1 if four else M):

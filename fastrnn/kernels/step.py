@@ -16,7 +16,6 @@ Each output element is summed by one thread over k in order, with fused multiply
 (this is the fast path's arithmetic, never the exact one's), so the result does not
 depend on how many threads share the panels.
 """
-import llvmlite.binding as llvm
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
@@ -26,15 +25,14 @@ from .dot import gemv_cols, gemv_rows
 from .jit import jit, returns_view
 from .products import SMALL, add_rows, is_exact, matmul_rows_t
 from .records import Batched
+from .simd import AVX512, VECTOR_BYTES, Lanes
 from .team import after, close, first, items, span
 
-_AVX512 = bool(llvm.get_host_cpu_features().get("avx512f", False))
-# Vector width, panel width in vectors and tile height in streams: the tile's
+# Panel width in vectors (of VECTOR_BYTES) and tile height in streams: the tile's
 # STREAMS * VECS accumulators, a panel row of VECS vectors and a broadcast fit in the
 # 32 vector registers of AVX-512 (16 otherwise).
-VECTOR_BYTES = 64 if _AVX512 else 32
 VECS = 3
-STREAMS = 8 if _AVX512 else 4
+STREAMS = 8 if AVX512 else 4
 
 
 def _product_tile(streams):
@@ -53,32 +51,17 @@ def _product_tile(streams):
                 context.make_array(t)(context, builder, a) for t, a in zip(sig.args[:3],
                                                                          args[:3])]
             p, b = args[3], args[4]
-            elt = context.get_value_type(tp.dtype)
-            bits = context.get_abi_sizeof(elt) * 8
-            lanes = VECTOR_BYTES * 8 // bits
-            vec = ir.VectorType(elt, lanes)
-            intp = context.get_value_type(types.intp)
-            i32 = ir.IntType(32)
+            vs = Lanes(context, builder, tp.dtype, VECTOR_BYTES)
+            lanes, vec, elt, const = vs.lanes, vs.vec, vs.elt, vs.const
+            item, vector_at = vs.item, vs.vector_at
             cols = VECS * lanes
-
-            def const(v):
-                return ir.Constant(intp, v)
-
-            def item(t, a, idx):
-                return cgutils.get_item_pointer(context, builder, t, a, idx)
-
-            def vector_at(t, a, idx):
-                return builder.bitcast(item(t, a, idx), vec.as_pointer())
-
             fma = cgutils.get_or_insert_function(
-                builder.module, ir.FunctionType(vec, [vec] * 3), f"llvm.fma.v{lanes}f{bits}")
-            undef = ir.Constant(vec, ir.Undefined)
-            splat = ir.Constant(ir.VectorType(i32, lanes), [0] * lanes)
-            zero = ir.Constant(vec, [ir.Constant(elt, 0.0)] * lanes)
+                builder.module, ir.FunctionType(vec, [vec] * 3),
+                f"llvm.fma.v{lanes}f{vs.bits}")
             K = builder.extract_value(ax.shape, 1)
             base = builder.mul(builder.mul(p, K), const(cols))
             rows = [builder.add(b, const(i)) for i in range(streams)]
-            acc = [[cgutils.alloca_once_value(builder, zero) for _ in range(VECS)]
+            acc = [[cgutils.alloca_once_value(builder, vs.zero) for _ in range(VECS)]
                    for _ in range(streams)]
             with cgutils.for_range(builder, K) as loop:
                 k = loop.index
@@ -86,9 +69,7 @@ def _product_tile(streams):
                 ws = [builder.load(vector_at(tp, ap, [builder.add(at, const(v * lanes))]),
                                    align=1) for v in range(VECS)]
                 for i in range(streams):
-                    x = builder.load(item(tx, ax, [rows[i], k]))
-                    x = builder.shuffle_vector(
-                        builder.insert_element(undef, x, ir.Constant(i32, 0)), undef, splat)
+                    x = vs.broadcast(builder.load(item(tx, ax, [rows[i], k])))
                     for v in range(VECS):
                         builder.store(builder.call(fma, [x, ws[v], builder.load(acc[i][v])]),
                                       acc[i][v])

@@ -22,7 +22,7 @@ import sys
 import yaml
 
 from ..config import Config
-from ..data import read_corpus
+from ..data import load_corpus
 from ..errors import UserError
 from ..files import remove_stale_temporaries, write_atomic
 from .executors import dask_executor, local_executor
@@ -52,7 +52,7 @@ def compile_trials(sweep, threads, say):
                                       where=f"trial {name}")
             path = config.data.path, config.data.newlines
             if path not in texts:  # (read once, not per trial)
-                texts[path] = read_corpus(*path)
+                texts[path] = load_corpus(*path)
             trainer = Trainer(config, text=texts[path])
         except UserError:
             continue
