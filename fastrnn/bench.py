@@ -79,8 +79,8 @@ def run(text, hiddens=(100, 512), dtypes=("float64", "float32"), seq_length=25,
     return results
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m fastrnn.bench", description=__doc__,
+def main(argv=None, prog="python -m fastrnn.bench"):
+    ap = argparse.ArgumentParser(prog=prog, description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--text", default="shakespeare",
                     help="text file or corpus name (default: shakespeare)")

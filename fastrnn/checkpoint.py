@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import Config, read_json
+from .encoding import characters
 from .errors import UserError
 from .files import write_atomic
 from .models import FAMILIES
@@ -232,6 +233,14 @@ def validate(arrays, path="checkpoint"):
 
 def _describe(a):
     return f"{a.dtype} of shape {a.shape}"
+
+
+def vocab_for(arrays, text):
+    """The vocabulary a trainer resuming from the checkpoint reads text with: the
+    checkpoint's own when it holds every character of text (a run started from an
+    export's weights keeps the export's characters, used or not), else None (the text's
+    own, which restore() then refuses)."""
+    return arrays["vocab"] if characters(text) <= set(arrays["vocab"]) else None
 
 
 def restore(trainer, arrays, path="checkpoint"):

@@ -146,12 +146,19 @@ def main(argv=None):
                            "fastrnn.compile)"}
     if not argv or argv[0] not in commands:
         usage = "\n".join(f"  {k:<8} {v}" for k, v in commands.items())
-        print(f"usage: fastrnn {{{','.join(commands)}}} ...\n\n{usage}", file=sys.stderr)
-        return 0 if argv and argv[0] in ("-h", "--help") else 2
+        asked = argv[:1] in (["-h"], ["--help"])  # help asked for goes to stdout
+        print(f"usage: fastrnn {{{','.join(commands)}}} ...\n\n{usage}\n\n"
+              f"fastrnn COMMAND --help says more of each",
+              file=sys.stdout if asked else sys.stderr)
+        return 0 if asked else 2
     command, rest = argv[0], argv[1:]
     if command == "train":
-        from .run import main as run_main
-        return run_main(rest)
+        try:  # (the import loads Numba: seconds in which Ctrl-C may come)
+            from .run import main as run_main
+        except KeyboardInterrupt:
+            print("\ninterrupted before training started", file=sys.stderr)
+            return 130
+        return run_main(rest, prog="fastrnn train")
     if command == "sample":
         return sample_main(rest, prog="fastrnn sample")
     if command == "export":
@@ -162,12 +169,12 @@ def main(argv=None):
         return eval_main(rest, prog="fastrnn eval")
     if command == "sweep":
         from .sweeps.cli import main as sweep_main
-        return sweep_main(rest)
+        return sweep_main(rest, prog="fastrnn sweep")
     if command == "compile":
         from .compile import main as compile_main
         return compile_main(rest)
     from .bench import main as bench_main
-    return bench_main(rest)
+    return bench_main(rest, prog="fastrnn bench")
 
 
 if __name__ == "__main__":

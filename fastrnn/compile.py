@@ -9,6 +9,8 @@ load it in well under a second. `fastrnn compile` does the first time ahead: for
 Docker image, or before starting Dask workers, whose processes would otherwise each
 compile the same kernels at once.
 """
+import contextlib
+import signal
 import sys
 import threading
 import time
@@ -42,7 +44,8 @@ def compile_call(call, what, say=None):
         timer.daemon = True
         timer.start()
     try:
-        fn.compile(sig)
+        with _interruptible():
+            fn.compile(sig)
     finally:
         if timer:
             timer.cancel()
@@ -50,6 +53,43 @@ def compile_call(call, what, say=None):
     if said.is_set():
         say(f"compiled kernels for {what} in {took:.1f} s")
     return took
+
+
+@contextlib.contextmanager
+def _interruptible():
+    """Ctrl-C while Numba compiles is a KeyboardInterrupt, whatever it lands in: one
+    raised inside a callback of LLVM's is swallowed there (Python prints "Exception
+    ignored" and the compile goes on to fail with another error), so the signal is
+    noted, such a report is not printed, and KeyboardInterrupt is raised once the
+    compile stops."""
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield
+        return
+    caught = []
+
+    def on_sigint(signum, frame):
+        caught.append(signum)
+        raise KeyboardInterrupt
+
+    def unraisable(report):
+        if not (report.exc_type and issubclass(report.exc_type, KeyboardInterrupt)):
+            hook(report)
+
+    hook = sys.unraisablehook
+    signal.signal(signal.SIGINT, on_sigint)
+    sys.unraisablehook = unraisable
+    try:
+        yield
+    except Exception:
+        if caught:
+            raise KeyboardInterrupt from None
+        raise
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        sys.unraisablehook = hook
+    if caught:
+        raise KeyboardInterrupt
 
 
 def describe(trainer, threads=None):

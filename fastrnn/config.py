@@ -48,6 +48,9 @@ class DataConfig:
                         "paragraphs: each paragraph (split at blank lines) is a sequence "
                         "of its own from a zero state, shuffled every pass",
                         choices=tuple(MODES))
+    newlines: str = _key("normalize", "normalize: drop a leading UTF-8 byte-order mark and "
+                         "read CRLF line ends as LF (said at start-up); keep: read the "
+                         "text as it is", choices=("normalize", "keep"))
 
 
 @dataclass
@@ -127,8 +130,9 @@ class TrainConfig:
                           "ignored on resume)")
     patience: int = _key(None, "stop when validation has not improved for this many "
                          "evaluations (null: off)", min=1, optional=True)
-    init_vocab: str = _key("strict", "init_from's vocabulary: strict (the same as the "
-                           "text's) or grow (the text may add characters)",
+    init_vocab: str = _key("strict", "init_from's vocabulary, the file's and the text's: "
+                           "strict (the text may lack characters of the file, not add "
+                           "any) or grow (it may add some too)",
                            choices=("strict", "grow"))
 
 

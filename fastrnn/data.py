@@ -57,17 +57,55 @@ def cache_dir():
     return Path(base) / "fastrnn"
 
 
-def read_corpus(path_or_name):
+def read_corpus(path_or_name, newlines="normalize", say=None):
     """The text behind data.path: a file, a folder (its *.txt files), a glob of files, or
-    a corpus name (see resolve); several files are joined by join()."""
-    return join([read_text(f) for f in files(path_or_name)])
+    a corpus name (see resolve); several files are joined by join(). newlines
+    (data.newlines): "normalize" reads each file with normalize(), and say(line) is told
+    once what that changed; "keep" reads the files as they are."""
+    texts, changed = [], []
+    for f in files(path_or_name):
+        text = read_text(f)
+        if newlines == "normalize":
+            text, what = normalize(text)
+            if what:
+                changed.append((f, what))
+        texts.append(text)
+    _say_changes(changed, say)
+    return join(texts)
 
 
-def load_corpus(path_or_name):
-    """read_corpus's text as an encoding.Text (ids and vocabulary), read a chunk at a
-    time without the whole text in memory; a large corpus's ids are cached in
-    cache_dir()/ids and memory-mapped from there on the next run."""
-    return read_files(files(path_or_name), cache_dir() / "ids")
+def _say_changes(changed, say):
+    """Tell say, once, what data.newlines=normalize changed: changed is (file, [what])
+    of each file it changed."""
+    if changed and say is not None:
+        f, what = changed[0]
+        more = f" (and in {len(changed) - 1} more file(s))" if len(changed) > 1 else ""
+        say(f"note: data.path: {f}: {' and '.join(what)}{more}; data.newlines=keep "
+            f"keeps them")
+
+
+def normalize(text):
+    """(text without a leading byte-order mark and with CRLF line ends as LF, the list
+    of what that changed): an editor's marks that would be characters of the model."""
+    what = []
+    if text.startswith("\ufeff"):
+        text = text[1:]
+        what.append("its byte-order mark dropped")
+    if "\r\n" in text:
+        text = text.replace("\r\n", "\n")
+        what.append("CRLF line ends read as LF")
+    return text, what
+
+
+def load_corpus(path_or_name, newlines="normalize", say=None):
+    """read_corpus's text (newlines and say as there) as an encoding.Text (ids and
+    vocabulary), read a chunk at a time without the whole text in memory; a large
+    corpus's ids are cached in cache_dir()/ids and memory-mapped from there on the next
+    run."""
+    changed = []
+    text = read_files(files(path_or_name), cache_dir() / "ids", newlines, changed)
+    _say_changes(changed, say)
+    return text
 
 
 def join(texts):
@@ -243,7 +281,8 @@ def paragraphs(text):
 
 
 class Corpus:
-    """A text as ids over its vocabulary sorted(set(text)), split in this order into
+    """A text as ids over its vocabulary (sorted(set(text)), or a given sorted list that
+    holds every character of the text), split in this order into
     train | val | test: the test split is the last test_fraction of the text, the
     validation split the val_fraction before it (the last one when there is no test).
     The text is a str or an encoding.Text (already ids); the ids are of
@@ -254,11 +293,15 @@ class Corpus:
 
     def __init__(self, text, val_fraction=0.0, vocab=None, test_fraction=0.0,
                  records="stream"):
+        chars = list(text.vocab) if isinstance(text, Text) else sorted(set(text))
+        if len(chars) < 2:
+            raise UserError(f"data.path: the text has {len(chars)} distinct character(s) "
+                            f"{''.join(chars)!r}; a model predicts one character from "
+                            f"another, so it needs at least 2: give another text")
+        self.vocab = chars if vocab is None else list(vocab)
         if isinstance(text, Text):
-            self.vocab = list(text.vocab) if vocab is None else list(vocab)
             self.ids = text.ids if vocab is None else _recode(text, self.vocab)
         else:
-            self.vocab = sorted(set(text)) if vocab is None else list(vocab)
             self.ids = encode(text, self.vocab)
         N = len(self.ids)
         n_test = int(N * test_fraction)

@@ -9,6 +9,11 @@ Corpora of CACHE_BYTES or more keep their ids in the cache folder, <sha256>.npy 
 <sha256>.json beside it (the vocabulary, the length, the dtype and a sha256 of all of
 these and the ids): a second run hashes the files, checks the cached ids and maps them.
 A cached file that fails any check is rebuilt, never used.
+
+newlines (data.newlines) "normalize" reads each file as data.normalize reads a text: a
+byte-order mark at its start dropped and CRLF read as LF, a "\r" that ends one piece held
+until the next says whether "\n" follows it; "keep" reads the files as they are. The
+setting is part of the cache key.
 """
 import codecs
 import gzip
@@ -29,7 +34,7 @@ CHUNK = 1 << 22  # characters (or bytes of a file) encoded at a time: 4 Mi
 CACHE_BYTES = 1 << 25  # corpora of fewer bytes (32 MiB) are encoded on every run
 # Part of the cache key: change it whenever reading a file gives another text (or ids)
 # for the same bytes, so that older cached ids are not used.
-FORMAT = b"fastrnn ids 1\0"
+FORMAT = b"fastrnn ids 2\0"  # 2: data.newlines
 _CODES = 0x110000  # Unicode code points
 
 # A corpus as ids: ids (N,) of id_dtype(len(vocab)), maybe a read-only-on-disk memory
@@ -59,6 +64,11 @@ def decode(ids, vocab):
     """The text of ids over vocab (the inverse of encode)."""
     codes = np.array([ord(c) for c in vocab], np.uint32)
     return codes[ids].tobytes().decode("utf-32-le")
+
+
+def characters(text):
+    """The set of characters of a text, a str or a Text (its vocabulary)."""
+    return set(text.vocab) if isinstance(text, Text) else set(text)
 
 
 def as_ids(ids, V):
@@ -94,20 +104,25 @@ def _encode_into(out, text, table):
 
 # --- files read as ids ------------------------------------------------------------------
 
-def read_files(paths, cache=None):
+def read_files(paths, cache=None, newlines="keep", changes=None):
     """A Text of the files' texts joined as data.join joins them (a newline added to a
-    text that does not end in one, then an empty line between texts), read in chunks.
-    With a cache folder, a corpus of CACHE_BYTES or more is looked up there first by
-    its sha256, and its ids are stored there when they are not."""
+    text that does not end in one, then an empty line between texts), read in chunks,
+    each file's newlines read as `newlines` says (see above). With a cache folder, a
+    corpus of CACHE_BYTES or more is looked up there first by its sha256, and its ids
+    are stored there when they are not. changes (a list) gets (path, [what]) of each
+    file that "normalize" changed, in data.normalize's words."""
     paths = [Path(p) for p in paths]
-    key = None
+    key, found = None, []
     if cache is not None and sum(_size(p) for p in paths) >= CACHE_BYTES:
-        key = _key(paths)
-        found = _cached(Path(cache), key)
-        if found is not None:
-            return found
+        key = _key(paths, newlines, found)
+        cached = _cached(Path(cache), key)
+        if cached is not None:
+            if changes is not None:
+                changes.extend(found)
+            return cached
+        found = []
     seen, n, keys = np.zeros(_CODES, bool), 0, []
-    for text in _texts(paths, keys):
+    for text in _texts(paths, newlines, keys, found):
         seen[np.frombuffer(text.encode("utf-32-le"), np.uint32)] = True
         n += len(text)
     if key is not None and keys[0] != key:
@@ -119,7 +134,7 @@ def read_files(paths, cache=None):
         if ids is None:
             ids = np.empty(n, dtype)
         table, at = _table(vocab), 0
-        for text in _texts(paths, keys):
+        for text in _texts(paths, newlines, keys, []):
             if at + len(text) > n:
                 raise _changed(paths)
             try:
@@ -129,13 +144,15 @@ def read_files(paths, cache=None):
             at += len(text)
         if at != n or keys[1] != keys[0]:
             raise _changed(paths)
-        if tmp is not None:
-            return _store(Path(cache), key, ids, tmp, vocab)
+        out = _store(Path(cache), key, ids, tmp, vocab) if tmp is not None \
+            else Text(ids, vocab)
     except BaseException:
         if tmp is not None:
             tmp.unlink(missing_ok=True)
         raise
-    return Text(ids, vocab)
+    if changes is not None:
+        changes.extend(found)
+    return out
 
 
 def _size(path):
@@ -151,31 +168,78 @@ def _changed(paths):
                      f"is written")
 
 
-def _key(paths):
-    """The cache key of the files: sha256 of FORMAT and each file's sha256 (of its
-    contents, a .gz file's decompressed; names left out)."""
-    h = hashlib.sha256(FORMAT)
+def _key(paths, newlines, changes):
+    """The cache key of the files: sha256 of FORMAT, newlines and each file's sha256 (of
+    its contents, a .gz file's decompressed; names left out). changes gets (path,
+    [what]) of each file that newlines="normalize" changes."""
+    h = hashlib.sha256(FORMAT + newlines.encode() + b"\0")
     for path in paths:
         one = hashlib.sha256()
+        marks = _Marks(one)
         for block in _blocks(path):
-            one.update(block)
+            marks.update(block)
         h.update(one.digest())
+        if newlines == "normalize" and marks.what():
+            changes.append((path, marks.what()))
     return h.hexdigest()
 
 
-def _texts(paths, keys):
-    """The joined text of the files, a piece at a time; at the end their _key (as read
-    this time) is appended to keys."""
-    h = hashlib.sha256(FORMAT)
+def _texts(paths, newlines, keys, changes):
+    """The joined text of the files, a piece at a time, read as newlines says; at the
+    end their _key (as read this time) is appended to keys, and to changes what
+    "normalize" changed (see _key)."""
+    h = hashlib.sha256(FORMAT + newlines.encode() + b"\0")
     for k, path in enumerate(paths):
         one, last = hashlib.sha256(), ""
-        for text in _decoded(path, one):
+        marks = _Marks(one)
+        pieces = _decoded(path, marks)
+        for text in _normalized(pieces) if newlines == "normalize" else pieces:
             last = text[-1] if text else last
             yield text
         h.update(one.digest())
+        if newlines == "normalize" and marks.what():
+            changes.append((path, marks.what()))
         if k < len(paths) - 1:
             yield "\n" if last == "\n" else "\n\n"
     keys.append(h.hexdigest())
+
+
+def _normalized(pieces):
+    """The pieces of a file's text read as data.normalize reads it whole: a byte-order
+    mark at its start dropped, CRLF read as LF. A piece's final "\r" waits for the next
+    piece, which may start with its "\n"."""
+    started, held = False, ""
+    for text in pieces:
+        text, held = held + text, ""
+        if not started and text:
+            started = True
+            text = text[1:] if text[0] == "\ufeff" else text
+        if text.endswith("\r"):
+            text, held = text[:-1], "\r"
+        yield text.replace("\r\n", "\n")
+    if held:
+        yield held
+
+
+class _Marks:
+    """What data.normalize changes in a file, seen in its bytes as they are read: in
+    UTF-8 a byte-order mark is the bytes EF BB BF at the start, and CR LF the bytes 0D
+    0A wherever they are (no byte of a longer character is below 0x80). The bytes are
+    fed on to the hash h."""
+
+    def __init__(self, h):
+        self.h, self.start, self.last, self.crlf = h, b"", b"", False
+
+    def update(self, block):
+        self.h.update(block)
+        if len(self.start) < 3:
+            self.start += block[:3 - len(self.start)]
+        self.crlf = self.crlf or b"\r\n" in self.last + block[:1] or b"\r\n" in block
+        self.last = block[-1:] or self.last
+
+    def what(self):
+        return ((["its byte-order mark dropped"] if self.start == b"\xef\xbb\xbf" else [])
+                + (["CRLF line ends read as LF"] if self.crlf else []))
 
 
 def _blocks(path):
@@ -197,8 +261,8 @@ def _blocks(path):
 
 
 def _decoded(path, h):
-    """The file's text a piece at a time, its bytes fed to the hash h; UserError if it
-    is empty, binary or not UTF-8 (data.read_text's checks)."""
+    """The file's text a piece at a time, its bytes fed to the hash h (or a _Marks);
+    UserError if it is empty, binary or not UTF-8 (data.read_text's checks)."""
     decoder = codecs.getincrementaldecoder("utf-8")()
     done = 0  # bytes given to the decoder
     for block in _blocks(path):

@@ -127,9 +127,9 @@ def split_of(model, name):
     """(ids, paragraph starts or None, ids before the split) of a model's split val or
     test, rebuilt from its config (data.path, the fractions, data.records) over its
     vocabulary."""
-    from .data import Corpus, read_corpus
+    from .data import Corpus, load_corpus
     data = model.config.data
-    text = read_corpus(data.path)
+    text = load_corpus(data.path, data.newlines)
     try:
         corpus = Corpus(text, data.val_fraction, vocab=model.vocab,
                         test_fraction=data.test_fraction, records=data.records)

@@ -20,6 +20,7 @@ import numpy as np
 
 from . import checkpoint
 from .config import Config, read_json
+from .encoding import characters
 from .errors import UserError, path_error
 from .files import write_atomic
 from .model import Model, load_model
@@ -227,16 +228,36 @@ def _check_export(path, tensors, meta):
     return from_torch(tensors, kind, L), vocab, cfg.to_dict()
 
 
-def init_from(trainer, path, vocab="strict"):
-    """Copy the weights of an export or checkpoint into trainer (the optimizer, data
-    pointer and iteration are left as they are); a line saying what was loaded.
-    vocab="grow" lets the trainer's text have characters the file lacks: their input
-    columns and output rows keep the values of the trainer's own initialisation.
-    UserError naming what differs on another model shape or vocabulary."""
+def read_init(path):
+    """read_weights(path) for train.init_from: UserError lines name the key."""
     try:
-        params, saved_vocab, raw = read_weights(path)
+        return read_weights(path)
     except UserError as e:
         raise UserError(f"train.init_from: {e}") from None
+
+
+def init_vocab(weights, text, grow, path):
+    """The vocabulary a run from init_from's weights (read_init) trains with: the file's
+    characters and the text's, sorted (the file's that the text lacks stay, unused);
+    UserError if the text adds characters and not grow."""
+    saved = weights[1]
+    chars = characters(text)
+    new = sorted(chars - set(saved))
+    if new and not grow:
+        raise UserError(f"train.init_from: the text adds {_chars(new)} to the vocabulary "
+                        f"of {path}; set train.init_vocab=grow to add them")
+    return sorted(set(saved) | chars)
+
+
+def init_from(trainer, path, vocab="strict", weights=None):
+    """Copy the weights of an export or checkpoint (weights: read_init(path), if read
+    already) into trainer (the optimizer, data pointer and iteration are left as they
+    are); a line saying what was loaded. The trainer's vocabulary must hold the file's
+    characters (Trainer(..., vocab=init_vocab(...)) builds one that does). vocab="grow"
+    lets it have characters the file lacks: their input columns and output rows keep the
+    values of the trainer's own initialisation. UserError naming what differs on another
+    model shape or vocabulary."""
+    params, saved_vocab, raw = read_init(path) if weights is None else weights
     saved, cfg = Config.from_dict(raw, where=str(path)).model, trainer.config.model
     differ = [f"model.{k} is {getattr(saved, k)} there, {getattr(cfg, k)} here"
               for k in ("kind", "hidden", "layers") if getattr(saved, k) != getattr(cfg, k)]
@@ -246,18 +267,20 @@ def init_from(trainer, path, vocab="strict"):
     new = sorted(set(trainer.vocab) - set(saved_vocab))
     gone = sorted(set(saved_vocab) - set(trainer.vocab))
     if gone or (new and vocab != "grow"):
-        parts = ([f"the text lacks {_chars(gone)}"] if gone else []) + (
-            [f"the text adds {_chars(new)}"] if new else [])
-        hint = ("train.init_vocab=grow adds new characters, never drops any" if gone else
-                "set train.init_vocab=grow to add them")
+        parts = ([f"the trainer's lacks {_chars(gone)}"] if gone else []) + (
+            [f"the trainer's adds {_chars(new)}"] if new else [])
+        hint = ("build the trainer with the file's characters too (export.init_vocab)"
+                if gone else "set train.init_vocab=grow to add them")
         raise UserError(f"train.init_from: the vocabulary of {path} differs from the "
-                        f"text's: {'; '.join(parts)}; {hint}")
+                        f"trainer's: {'; '.join(parts)}; {hint}")
     if saved_vocab != trainer.vocab:  # new characters, or the file's own order
         params = _place(params, saved_vocab, trainer)
     trainer.set_params(params)
     grown = f", and {_chars(new)} new" if new else ""
+    unused = sorted(set(saved_vocab) - set(trainer.corpus.text))
+    kept = f"; {_chars(unused)} not in the text, kept unused" if unused else ""
     return (f"weights from {path} ({saved.layers}-layer {saved.kind}, hidden "
-            f"{saved.hidden}{grown})")
+            f"{saved.hidden}{grown}{kept})")
 
 
 def _place(params, old_vocab, trainer):

@@ -32,10 +32,11 @@ class Streams:
     state_keys = ()  # checkpoint entries of the mode's own (Trainer.state_dict)
     loss_entry = staticmethod(entries.loss)  # the compiled loss of rows() (kernels.entries)
 
-    def corpus(self, text, data):
-        """The text's Corpus, split by data (a DataConfig)."""
-        return Corpus(text, data.val_fraction, test_fraction=data.test_fraction,
-                      records=self.name)
+    def corpus(self, text, data, vocab=None):
+        """The text's Corpus, split by data (a DataConfig), over vocab (default: the
+        text's own characters)."""
+        return Corpus(text, data.val_fraction, vocab=vocab,
+                      test_fraction=data.test_fraction, records=self.name)
 
     def check_splits(self, cfg, corpus, N):
         """UserError if the training text is too short for the windows, or the

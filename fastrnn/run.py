@@ -18,6 +18,7 @@ import yaml
 from . import checkpoint
 from .compile import compile_call, describe
 from .config import load_yaml
+from .data import load_corpus
 from .errors import UserError, path_error
 from .evaluate import evaluate
 from .files import atomic_file, make_writable, remove_stale_temporaries, write_atomic
@@ -64,6 +65,8 @@ class Run:
         self.minutes = 0.0
         self.clock = None
         self.folder_lock = None  # the run folder's, from prepare() to release()
+        self.progress = None  # the bar or lines of the loop, while it runs
+        self.parts = []  # the losses of the calls of the chunk being trained
 
     # --- setting up -----------------------------------------------------------------
     def prepare(self):
@@ -92,7 +95,7 @@ class Run:
     def _prepare(self):
         cfg = self.cfg
         existing = [f for f in RUN_FILES if (self.dir / f).exists()]
-        if existing and not cfg.train.resume and not cfg.train.overwrite:
+        if _started(self.dir, existing) and not cfg.train.resume and not cfg.train.overwrite:
             raise UserError(f"train.out_dir {self.dir} already holds a run "
                             f"({', '.join(existing)}); continue it with "
                             f"train.resume=true, replace it with train.overwrite=true, "
@@ -120,7 +123,17 @@ class Run:
                                 f"train.overwrite=true cannot replace it (nothing was "
                                 f"deleted); remove it by hand or choose another "
                                 f"train.out_dir")
-        trainer = Trainer(cfg)
+        text = load_corpus(cfg.data.path, cfg.data.newlines,
+                           lambda line: print(line, file=self.err))
+        vocab = weights = None  # the model's vocabulary, when it is not the text's own
+        if arrays is not None:
+            vocab = checkpoint.vocab_for(arrays, text)
+        elif cfg.train.init_from:
+            from .export import init_vocab, read_init
+            weights = read_init(cfg.train.init_from)
+            vocab = init_vocab(weights, text, cfg.train.init_vocab == "grow",
+                               cfg.train.init_from)
+        trainer = Trainer(cfg, text=text, vocab=vocab)
         if arrays is not None:
             checkpoint.restore(trainer, arrays, source)
             extra = arrays["extra"]
@@ -132,13 +145,16 @@ class Run:
                 self.watch[key] = extra.get(key, self.watch[key])
             print(f"resuming {source} at iteration {trainer.iteration}", file=self.out)
         else:
-            if cfg.train.resume and existing:
+            if cfg.train.resume and _started(self.dir, existing):
                 print(f"no checkpoint in {self.dir} (its run stopped before the first); "
                       f"starting at iteration 0 and keeping its files", file=self.out)
+            elif cfg.train.resume:
+                print(f"note: train.resume=true, but {self.dir} holds no run to resume; "
+                      f"starting a new one there", file=self.err)
             if cfg.train.init_from:
                 from .export import init_from
-                print(init_from(trainer, cfg.train.init_from, cfg.train.init_vocab),
-                      file=self.out)
+                print(init_from(trainer, cfg.train.init_from, cfg.train.init_vocab,
+                                weights), file=self.out)
         make_writable(self.dir, "train.out_dir")
         if self.folder_lock is None:  # a new folder: another command may have made it too
             self.folder_lock = lock(self.dir)
@@ -161,6 +177,21 @@ class Run:
 
     # --- the loop -------------------------------------------------------------------
     def train(self):
+        start_iter = self.trainer.iteration
+        try:
+            return self._train()
+        except KeyboardInterrupt:  # outside the loop: compiling, or after it
+            t = self.trainer
+            if t.iteration == start_iter:
+                what = ("the same command starts it again" if start_iter == 0 else
+                        self._kept())
+                print(f"\ninterrupted before training started; {what}", file=self.err)
+            else:
+                print(f"\ninterrupted at iteration {t.iteration}; {self._kept()}",
+                      file=self.err)
+            return 130
+
+    def _train(self):
         cfg, t = self.cfg.train, self.trainer
         T = cfg.seq_length
         start_iter = t.iteration
@@ -185,7 +216,7 @@ class Run:
         t0 = time.perf_counter()
         self.clock = (t0, self.compile_seconds)
         deadline = None if cfg.max_minutes is None else t0 + 60 * cfg.max_minutes
-        progress = Progress(start_iter, cfg.max_iters, self.err, deadline)
+        progress = self.progress = Progress(start_iter, cfg.max_iters, self.err, deadline)
         last_time, last_iter = t0, start_iter
         compiled_before = self.compile_seconds  # (compiling is left out of the rates)
         # a cosine with no decay_iters in a time-limited run ends with the time: its
@@ -194,6 +225,7 @@ class Run:
                        and self.cfg.optim.decay_iters is None)
         val = latest_val = train_avg = None
         summed, counted = 0.0, 0  # the training losses since the last metrics row
+        accounted = start_iter  # the iteration up to which they are summed
         stop = None
         try:
             with _closing(progress, metrics):
@@ -202,6 +234,7 @@ class Run:
                     n = _next_stop(t.iteration, cfg) - t.iteration
                     losses = self._train_chunk(n)
                     summed, counted = summed + float(losses.sum()), counted + len(losses)
+                    accounted = t.iteration
                     if not np.all(np.isfinite(losses)):
                         bad = t.iteration - n + int(np.argmax(~np.isfinite(losses))) + 1
                         raise _Diverged(losses[~np.isfinite(losses)][0], bad)
@@ -251,7 +284,17 @@ class Run:
                   f"resume", file=self.err)
             return 3
         except KeyboardInterrupt:
-            return self._interrupted()
+            row = None  # the metrics row of the iteration it stopped at, if not written
+            losses = self._unaccounted(t.iteration - accounted)
+            if t.iteration > last_iter and counted + len(losses) and np.all(
+                    np.isfinite(losses)):
+                now = time.perf_counter()
+                compiling = self.compile_seconds - compiled_before
+                rate = (t.iteration - last_iter) / max(now - last_time - compiling, 1e-9)
+                mean = (summed + float(losses.sum())) / (counted + len(losses))
+                row = (t.iteration, t.smooth_loss, T, None, rate, now - t0, mean,
+                       self._minutes(now))
+            return self._interrupted(row)
         except OSError as e:
             return self._write_failed(e)
         self._plot()
@@ -273,9 +316,10 @@ class Run:
               f"{self.dir}", file=self.out)
         return 0
 
-    def _interrupted(self):
+    def _interrupted(self, row=None):
         """Ctrl-C in the loop: the checkpoint of the last finished iteration, written
-        (unless its loss was not finite); exit code 130."""
+        (unless its loss was not finite), and its metrics row (the arguments of
+        _write_row, or None when it is written already); exit code 130."""
         t = self.trainer
         if not math.isfinite(t.smooth_loss):  # the last chunk's loss was never checked
             print(f"\ninterrupted at iteration {t.iteration} after the loss became "
@@ -283,6 +327,9 @@ class Run:
             return 3
         try:
             t.save(self.dir / checkpoint.LATEST, self._extra())
+            if row is not None:
+                with self._open_metrics() as metrics:
+                    _write_row(metrics, *row)
         except OSError as e:
             return self._write_failed(e)
         self._plot()
@@ -309,14 +356,28 @@ class Run:
         """trainer.train_iters(n); the first time, one iteration apart (it compiles or
         loads the kernels) and the rest timed to estimate the time of a pass."""
         t = self.trainer
+        self.parts = []  # (_unaccounted: the calls that returned)
         if self.timed or n < 2:
             return t.train_iters(n)
         first = t.train_iters(1)
+        self.parts.append(first)
         started = time.perf_counter()
         rest = t.train_iters(n - 1)
+        self.parts.append(rest)
         self._pass_time(n - 1, time.perf_counter() - started)
         self.timed = True
         return np.concatenate([first, rest])
+
+    def _unaccounted(self, n):
+        """The losses of the last n iterations, trained in the chunk that an interrupt
+        stopped before the loop counted them (one arrives as train_iters returns, which
+        keeps them in trainer.last_losses)."""
+        parts = list(self.parts)
+        last = self.trainer.last_losses
+        if last is not None and not any(p is last for p in parts):
+            parts.append(last)
+        losses = np.concatenate(parts) if parts else np.zeros(0)
+        return losses[len(losses) - n:] if n > 0 else np.zeros(0)
 
     def _pass_time(self, n, seconds):
         """How long a pass over the training text takes at the rate of the last n
@@ -326,9 +387,9 @@ class Run:
         rate = n / max(seconds, 1e-9)
         took = per_pass / rate
         took = f"{took:.1f} s" if took < 60 else _clock(took)
-        print(f"a pass over the training text takes ~{took} at "
-              f"{rate:,.0f} it/s (the rate of iterations {it - n + 1}-{it}, training "
-              f"alone)", file=self.out, flush=True)
+        self._say(f"a pass over the training text takes ~{took} at "
+                  f"{rate:,.0f} it/s (the rate of iterations {it - n + 1}-{it}, training "
+                  f"alone)")
 
     def _test(self):
         """The loss on the test split under the headline protocol (fastrnn.evaluate),
@@ -387,7 +448,7 @@ class Run:
             self.compiled.add(part)
             self.compile_seconds += compile_call(
                 call(), f"{describe(self.trainer)}: {part}",
-                lambda line: print(line, file=self.err, flush=True))
+                lambda line: self._say(line, file=self.err))
 
     def _sample(self, it):
         """A sample of train.sample_length characters from where training is; with
@@ -400,10 +461,18 @@ class Run:
         text = prime + "".join(generate(t, prime, length=self.cfg.train.sample_length,
                                         seed=seed, paragraph=t.mode.samples_end_paragraphs))
         block = f"---- sample at iteration {it} ----\n{text}\n----\n"
-        self.out.write(block)
-        self.out.flush()
+        self._say(block, end="")
         with open(self.dir / "samples.txt", "a", encoding="utf-8") as f:
             f.write(block)
+
+    def _say(self, text, file=None, end="\n"):
+        """Print text (to self.out by default) apart from the progress bar's line."""
+        file = file or self.out
+        if self.progress is not None:
+            self.progress.write(text + end, file)
+        else:
+            file.write(text + end)
+            file.flush()
 
     def _extra(self):
         """The runner's own state, kept in each checkpoint."""
@@ -437,9 +506,8 @@ class Run:
         if o.schedule == "plateau" and w["plateau_wait"] >= o.plateau_patience:
             w["plateau_wait"] = 0
             scale = self.trainer.lower_lr(o.factor)
-            print(f"lr lowered to {o.lr * scale:.4g} at iteration {it}: validation has not "
-                  f"improved for {_evaluations(o.plateau_patience)}", file=self.out,
-                  flush=True)
+            self._say(f"lr lowered to {o.lr * scale:.4g} at iteration {it}: validation has "
+                      f"not improved for {_evaluations(o.plateau_patience)}")
         return self._stale()
 
     def _catch_up(self):
@@ -588,6 +656,16 @@ class Progress:
                   f"| eta {_clock(eta)}", file=self.err, flush=True)
         self.last = it
 
+    def write(self, text, file):
+        """Write text to file, apart from the bar's line: the bar is cleared first and
+        drawn again after, as both may be on the same terminal."""
+        if self.bar is not None:
+            self.bar.clear()
+        file.write(text)
+        file.flush()
+        if self.bar is not None:
+            self.bar.refresh()
+
     def close(self):
         if self.bar is not None:
             self.bar.close()
@@ -627,10 +705,30 @@ def _clock(seconds):
 # logging, threads, seed) may change; a changed schedule applies from the resumed
 # iteration on, and the plateau multiplier saved in the checkpoint is kept.
 RESUME_FIXED = ("data.path", "data.val_fraction", "data.val_chars", "data.test_fraction",
-                "data.records", "model.kind", "model.hidden", "model.layers",
-                "model.dropout", "model.init", "optim.name", "optim.eps", "optim.beta1",
-                "optim.beta2", "train.seq_length", "train.batch_size", "train.dtype",
-                "train.exact")
+                "data.records", "data.newlines", "model.kind", "model.hidden",
+                "model.layers", "model.dropout", "model.init", "optim.name", "optim.eps",
+                "optim.beta1", "optim.beta2", "train.seq_length", "train.batch_size",
+                "train.dtype", "train.exact")
+
+
+def _started(folder, existing):
+    """Whether the run files found in folder hold a run: a run stopped before its
+    first checkpoint or metrics row (Ctrl-C while compiling) leaves only config.yaml
+    and the header of metrics.csv, which the same command replaces."""
+    for f in existing:
+        if f == "config.yaml" or (f == "metrics.csv" and _header_only(folder / f)):
+            continue
+        return True
+    return False
+
+
+def _header_only(path):
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            f.readline()
+            return not f.read().strip()
+    except OSError:
+        return False
 
 
 def _check_resume(saved, cfg, path):
@@ -671,29 +769,34 @@ def _trim_metrics(path, iteration):
         write_atomic(path, "".join(keep).encode("utf-8"))
 
 
-def main(argv=None):
+def main(argv=None, prog="python -m fastrnn.run"):
     import argparse
-    ap = argparse.ArgumentParser(prog="python -m fastrnn.run",
+    ap = argparse.ArgumentParser(prog=prog,
                                  description="Train a char-RNN from a YAML config.")
     ap.add_argument("config", help="YAML config file, e.g. configs/shakespeare.yaml")
-    ap.add_argument("overrides", nargs="*", help="section.key=value, e.g. train.max_iters=1000")
+    ap.add_argument("overrides", nargs="*", default=[],
+                    help="section.key=value, e.g. train.max_iters=1000")
     args = ap.parse_args(argv)
-    try:
+    run = None
+    try:  # Ctrl-C anywhere is one line and exit code 130
         cfg = load_yaml(args.config, args.overrides)
         print("config:\n" + _indent(yaml.safe_dump(cfg.to_dict(), sort_keys=False)),
               flush=True)
         run = Run(cfg)
         run.prepare()
+        return run.train()  # (which says where an interrupt in it left the run)
     except UserError as e:
         print(f"fastrnn: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("\ninterrupted before training started", file=sys.stderr)
+        if run is None or run.trainer is None:
+            print("\ninterrupted before training started", file=sys.stderr)
+        else:
+            print("\ninterrupted", file=sys.stderr)
         return 130
-    try:
-        return run.train()
     finally:
-        run.release()
+        if run is not None:
+            run.release()
 
 
 def _indent(text):

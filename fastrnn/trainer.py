@@ -29,14 +29,16 @@ class Trainer:
     >>> losses = t.train_iters(1000)   # nats per character of each iteration
     """
 
-    def __init__(self, config, text=None):
+    def __init__(self, config, text=None, vocab=None):
         """text: the corpus as a str or an encoding.Text (data.load_corpus); by default
-        data.path's, read as ids a chunk at a time."""
+        data.path's, read as ids a chunk at a time with data.newlines. vocab: the
+        characters the model has, sorted (default: the text's own); it may hold
+        characters the text lacks (a checkpoint's or an export's), never fewer."""
         self.config = cfg = config if isinstance(config, Config) else Config.from_dict(config)
         if text is None:
-            text = load_corpus(cfg.data.path)
+            text = load_corpus(cfg.data.path, cfg.data.newlines)
         self.mode = mode = MODES[cfg.data.records]
-        self.corpus = mode.corpus(text, cfg.data)
+        self.corpus = mode.corpus(text, cfg.data, vocab)
         V, H, L = len(self.corpus.vocab), cfg.model.hidden, cfg.model.layers
         T, B = cfg.train.seq_length, cfg.train.batch_size
         mode.check_splits(cfg, self.corpus, len(self.corpus.ids))
@@ -75,6 +77,7 @@ class Trainer:
         self.buf = family.buffers(L, T, B, H, V, dtype)
         self.smooth_loss = -math.log(1.0 / V) * T  # min-char-rnn's smooth_loss at n = 0
         self.extra = {}  # the runner's state, kept in checkpoints
+        self.last_losses = None  # those of the last train_iters call
 
     # --- the model's facts, for the runner and the kernels' callers -----------------
     vocab = property(lambda self: self.model.vocab)
@@ -130,6 +133,7 @@ class Trainer:
             return losses
         with _interrupts_deferred():  # the state stays that of a finished iteration
             self.train_call(losses)()
+            self.last_losses = losses  # for a Ctrl-C raised as this returns
             T = self.config.train.seq_length
             smooth = self.smooth_loss
             for loss in losses:  # min-char-rnn's running average of the loss per sequence
@@ -324,15 +328,18 @@ def _check_memory(cfg, V):
 def load(path, text=None, data=True):
     """A Trainer from a checkpoint file or a run folder (its latest checkpoint).
 
-    The training text is read from the checkpoint's data.path (or given as text) and
-    must have the checkpoint's vocabulary. With data=False no text is read and the
+    The training text is read from the checkpoint's data.path (or given as text); its
+    characters must be in the checkpoint's vocabulary. With data=False no text is read and the
     result is the checkpoint's Model (model.load_model): it samples, exports and
     evaluates, and does not train."""
     if text is None and not data:
         return load_model(path)
     path = checkpoint.find(path)
     arrays = checkpoint.read(path)
-    trainer = Trainer(arrays["config"], text=text)
+    if text is None:
+        data = arrays["config"].data
+        text = load_corpus(data.path, data.newlines)
+    trainer = Trainer(arrays["config"], text=text, vocab=checkpoint.vocab_for(arrays, text))
     checkpoint.restore(trainer, arrays, path)
     trainer.extra = arrays["extra"]
     return trainer

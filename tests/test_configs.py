@@ -28,3 +28,14 @@ def test_the_3_layer_tanh_config_learns_within_a_few_thousand_iterations():
     text = read_corpus(cfg.data.path)[:60_000]
     losses = Trainer(cfg, text=text).train_iters(3000)
     assert np.mean(losses[-500:]) < unigram_nats(text) - 0.4
+
+
+def test_the_configs_point_to_the_docs_pages_that_hold_their_results():
+    """A config's comments name a docs page that exists, not the README, which keeps no
+    results."""
+    import re
+    for path in sorted(CONFIGS.rglob("*.yaml")):
+        text = path.read_text(encoding="utf-8")
+        assert "README" not in text, path
+        for page in re.findall(r"docs/[\w.]+\.md", text):
+            assert (CONFIGS.parent / page).is_file(), (path, page)

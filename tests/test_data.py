@@ -253,10 +253,52 @@ def test_the_readme_s_first_sweep_runs_on_the_bundled_corpus(offline):
     from fastrnn.sweeps import load_sweep, trial_config
     readme = (ROOT / "README.md").read_text()
     first = next(line for line in readme.splitlines()
-                 if line.startswith("fastrnn sweep configs/"))
-    sweep = load_sweep(ROOT / first.split()[2])
+                 if line.startswith(("fastrnn sweep configs/",
+                                     "python -m fastrnn.sweep configs/")))
+    sweep = load_sweep(ROOT / next(w for w in first.split() if w.startswith("configs/")))
     assert len(sweep.trials) >= 2
     for name, values in sweep.trials:
         cfg = Config.from_dict(trial_config(sweep, name, values))
         assert data.resolve(cfg.data.path).is_relative_to(data.BUNDLED)
     assert offline == []
+
+
+def test_a_byte_order_mark_and_crlf_line_ends_are_read_as_plain_text(tmp_path,
+                                                                      monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    windows = b"\xef\xbb\xbf" + (SMALL_TEXT * 3).replace("\n", "\r\n").encode()
+    (tmp_path / "text.txt").write_bytes(windows)
+    (tmp_path / "tiny.yaml").write_text(
+        "data:\n  path: text.txt\n  val_fraction: 0.2\nmodel:\n  hidden: 8\n"
+        "train:\n  seq_length: 6\n  max_iters: 20\n  dtype: float64\n  sample_every: 0\n")
+    assert run_main(["tiny.yaml"]) == 0
+    err = capsys.readouterr().err
+    note = ("note: data.path: text.txt: its byte-order mark dropped and CRLF line ends "
+            "read as LF; data.newlines=keep keeps them")
+    assert err.count(note) == 1, err
+    t = fastrnn.load(tmp_path / "runs" / "tiny")
+    assert t.vocab == sorted(set(SMALL_TEXT)) and t.corpus.text == SMALL_TEXT * 3
+    kept = fastrnn.Trainer(tiny_config(data={"path": "text.txt", "newlines": "keep"}))
+    assert {"\ufeff", "\r"} <= set(kept.vocab) and kept.corpus.text == windows.decode()
+    # a folder of such files: said once, of the first
+    (tmp_path / "more").mkdir()
+    for name in ("a.txt", "b.txt"):
+        (tmp_path / "more" / name).write_bytes(windows)
+    said = []
+    assert "\r" not in data.read_corpus(tmp_path / "more", say=said.append)
+    assert len(said) == 1 and "a.txt" in said[0] and "(and in 1 more file(s))" in said[0]
+
+
+def test_a_text_of_one_character_is_one_line_and_exit_2(tmp_path):
+    import subprocess
+    import sys
+    (tmp_path / "one.txt").write_text("a" * 500)
+    (tmp_path / "tiny.yaml").write_text("data:\n  path: one.txt\nmodel:\n  hidden: 8\n")
+    done = subprocess.run([sys.executable, "-m", "fastrnn.run", "tiny.yaml"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines() == [(
+        "fastrnn: error: data.path: the text has 1 distinct character(s) 'a'; a model "
+        "predicts one character from another, so it needs at least 2: give another text")]
+    assert not (tmp_path / "runs").exists()

@@ -63,17 +63,47 @@ def write_corpora(tmp_path):
     (folder / "c.txt").write_text(WIDE, encoding="utf-8")
     (tmp_path / "z.txt.gz").write_bytes(gzip.compress(MIXED.encode(), mtime=0))
     (tmp_path / "crlf.txt").write_bytes("\ufeffa line\r\nanother\r\n".encode())
-    return ["one.txt", "many", "z.txt.gz", "crlf.txt"]
+    # CR LF cut by every chunk boundary (chunks of 7 bytes), lone CRs, a final CR
+    crs = tmp_path / "crs"
+    crs.mkdir()
+    (crs / "a.txt").write_bytes("\ufeffab\r\ncdef\r\r\ng\rh\r\n\r\n\u00e9\r".encode())
+    (crs / "b.txt").write_bytes("\ufeff\ufeffx\r\n".encode() + b"yz\r\n" * 5)
+    (crs / "c.txt").write_bytes(b"abcdef\r\nghi\n")  # (its one CR LF cut)
+    return ["one.txt", "many", "z.txt.gz", "crlf.txt", "crs"]
 
 
-def test_files_read_in_chunks_give_the_text_read_whole(tmp_path, monkeypatch, small_chunks):
+@pytest.mark.parametrize("newlines", ["normalize", "keep"])
+def test_files_read_in_chunks_give_the_text_read_whole(tmp_path, monkeypatch, small_chunks,
+                                                       newlines):
     monkeypatch.chdir(tmp_path)
     for name in write_corpora(tmp_path):
-        text = data.read_corpus(name)
-        got = data.load_corpus(name)
+        said, told = [], []
+        text = data.read_corpus(name, newlines, said.append)
+        got = data.load_corpus(name, newlines, told.append)
         assert got.vocab == sorted(set(text)), name
         assert np.array_equal(got.ids, data.encode(text, got.vocab)), name
+        assert told == said, name
+        if name == "crlf.txt":
+            marks = {"\r", "\ufeff"} & set(text)
+            assert marks == ({"\r", "\ufeff"} if newlines == "keep" else set())
+        if name in ("crlf.txt", "crs"):
+            assert len(said) == (newlines == "normalize"), name
     assert data.load_corpus("many").ids.dtype == np.uint16  # (300 and more characters)
+
+
+def test_cached_ids_are_of_their_newlines_setting(tmp_path, cache, capsys):
+    path = tmp_path / "text.txt"
+    path.write_bytes(b"\xef\xbb\xbf" + MIXED.replace("\n", "\r\n").encode())
+    said = []
+    for newlines in ("normalize", "keep", "normalize", "keep"):
+        got = data.load_corpus(path, newlines, said.append)
+        text = data.read_corpus(path, newlines)
+        assert got.vocab == sorted(set(text)) and \
+            np.array_equal(got.ids, data.encode(text, got.vocab)), newlines
+    assert len(list(cache.glob("*.npy"))) == 2
+    # the note is said from the cache too
+    assert said == [f"note: data.path: {path}: its byte-order mark dropped and CRLF line "
+                    f"ends read as LF; data.newlines=keep keeps them"] * 2
 
 
 @pytest.mark.parametrize("blob,match", [

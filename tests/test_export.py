@@ -212,11 +212,9 @@ def test_init_from_another_model_or_vocabulary_is_one_line(workdir, capsys):
         (["model.kind=gru", "model.layers=2"], "model.kind is rnn there, gru here; "
                                                 "model.layers is 1 there, 2 here"),
         (["data.path=more.txt"], "the text adds 1 character(s) '~'"),
-        (["data.path=less.txt", "train.init_vocab=grow"], "the text lacks 1 character(s) 'z'"),
         ([], "not found"),
     ]
     (workdir / "more.txt").write_text(TEXT + "~", encoding="utf-8")
-    (workdir / "less.txt").write_text(TEXT.replace("z", ""), encoding="utf-8")
     for extra, match in cases:
         source = "first.npz" if extra else "gone.npz"
         code = run_main(["tiny.yaml", f"train.init_from={source}", "train.out_dir=b", *extra])
@@ -245,6 +243,33 @@ def test_init_vocab_grow_adds_the_new_characters(workdir):
     assert np.array_equal(p["Whh.0"], old["Whh.0"])
     assert np.array_equal(p["Wxh.0"][:, new], f["Wxh.0"][:, new])  # as initialised
     assert np.array_equal(p["Why"][new], f["Why"][new])
+
+
+@pytest.mark.parametrize("grow", [False, True])
+def test_init_from_a_text_that_lacks_characters_keeps_them_and_resumes(workdir, capsys,
+                                                                      grow):
+    """The file's characters the text lacks stay in the vocabulary, unused; with grow
+    the text may also add some: the vocabulary is the union, and the run resumes."""
+    assert run_main(["tiny.yaml", "train.out_dir=first"]) == 0
+    export("first", "first.npz")
+    old, vocab, _ = read_weights("first.npz")
+    text = TEXT.replace("z", "").replace("k", "") + ("~" if grow else "")
+    (workdir / "less.txt").write_text(text, encoding="utf-8")
+    args = ["train.init_from=first.npz", "data.path=less.txt"] + (
+        ["train.init_vocab=grow"] * grow)
+    capsys.readouterr()
+    assert run_main(["tiny.yaml", *args, "train.out_dir=tuned", "train.max_iters=50"]) == 0
+    assert "2 character(s) 'kz' not in the text, kept unused" in capsys.readouterr().out
+    want = sorted(set(vocab) | {"~"}) if grow else vocab
+    assert fastrnn.load("tuned").vocab == want
+    t = prepared(*args, "train.out_dir=again")
+    where = [t.vocab.index(c) for c in vocab]
+    assert np.array_equal(t.params()["Why"][where], old["Why"])
+    assert np.array_equal(t.params()["Wxh.0"][:, where], old["Wxh.0"])
+    # resumed, the run goes on with the checkpoint's vocabulary
+    assert run_main(["tiny.yaml", *args, "train.out_dir=tuned", "train.resume=true"]) == 0
+    assert "resuming" in capsys.readouterr().out
+    assert fastrnn.load("tuned").iteration == 100 and fastrnn.load("tuned").vocab == want
 
 
 def test_a_tampered_export_is_one_line(workdir, capsys):

@@ -51,9 +51,6 @@ SWEEPS = {"shakespeare_grid.yaml": {  # two tiny trials instead of six of 30,000
                          "checkpoint_every": 100, "sample_every": 0}},
     "grid": {"optim.lr": [0.1], "model.hidden": [16, 32]}}}
 KNOWN_FAILING = {  # command prefix: (reason, what its error says)
-    "python -m fastrnn.run configs/shakespeare.yaml data.path=sonnets.txt":
-        ("train.init_from refuses a text that lacks characters of the file's vocabulary",
-         "the text lacks"),
 }
 EXTRAS = {"export": "safetensors", "plot": "matplotlib", "dask": "distributed",
           "optuna": "optuna"}

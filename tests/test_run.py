@@ -2,6 +2,7 @@
 sampling and the command line."""
 import csv
 import hashlib
+import io
 import json
 import os
 import signal
@@ -503,3 +504,104 @@ def test_sample_refuses_a_negative_length(workdir):
     with pytest.raises(fastrnn.UserError, match="length must be"):
         fastrnn.sample("runs/tiny", length=-5)
     assert fastrnn.sample("runs/tiny", prime="Fi", length=0) == "Fi"
+
+
+def test_ctrl_c_while_compiling_is_one_line_and_the_same_command_runs_again(workdir):
+    """On a cold Numba cache the first compile takes seconds: Ctrl-C in it exits 130
+    with one line, no traceback, and leaves a folder the same command trains in."""
+    args = [sys.executable, "-m", "fastrnn.run", "tiny.yaml", "train.out_dir=cold",
+            "train.max_iters=100"]
+    env = dict(os.environ, PYTHONPATH=str(Path(fastrnn.__file__).parent.parent),
+               NUMBA_CACHE_DIR=str(workdir / "numba-cache"))  # empty: it compiles
+    p = subprocess.Popen(args, cwd=workdir, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, env=env)
+    for line in p.stderr:  # said after a second of compiling
+        if line.startswith("compiling kernels"):
+            break
+    else:
+        pytest.fail(f"no compile line; exit {p.wait()}")
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=300)
+    assert p.returncode == 130, err
+    assert "Traceback" not in err and err.strip().splitlines() == [
+        "interrupted before training started; the same command starts it again"], err
+    assert not (workdir / "cold" / "latest.npz").exists()
+    # the same command (on the warm cache) trains in the folder left behind
+    again = run_cli(*args[1:], cwd=workdir, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert fastrnn.load(workdir / "cold").iteration == 100
+
+
+def _metrics_iterations(path):
+    with open(path, encoding="utf-8") as f:
+        return [int(r["iteration"]) for r in csv.DictReader(f)]
+
+
+def test_ctrl_c_writes_the_metrics_row_of_its_iteration(workdir):
+    """Interrupted and resumed, metrics.csv has every row: the interrupt's included."""
+    common = ["tiny.yaml", "train.out_dir=intr", "train.sample_every=0",
+              "train.checkpoint_every=100000", "train.eval_every=100000"]
+    p = subprocess.Popen([sys.executable, "-m", "fastrnn.run", *common,
+                          "train.max_iters=100000000"], cwd=workdir,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env=dict(os.environ,
+                                  PYTHONPATH=str(Path(fastrnn.__file__).parent.parent)))
+    metrics = workdir / "intr" / "metrics.csv"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (metrics.exists() and
+                                          len(metrics.read_text().splitlines()) > 3):
+        time.sleep(0.05)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 130, err
+    stopped = fastrnn.load(workdir / "intr").iteration
+    its = _metrics_iterations(metrics)
+    assert its == list(range(100, stopped + 1, 100)), (stopped, its)
+    done = run_cli("-m", "fastrnn.run", *common, f"train.max_iters={stopped + 300}",
+                   "train.resume=true", cwd=workdir)
+    assert done.returncode == 0, done.stderr
+    assert _metrics_iterations(metrics) == list(range(100, stopped + 301, 100))
+
+
+def test_a_folder_a_run_left_before_training_is_not_a_run(workdir, capsys):
+    """Only config.yaml and metrics.csv's header (a run stopped while compiling): the
+    same command trains there; train.resume=true on a folder with no run says it
+    starts a new one."""
+    folder = workdir / "early"
+    folder.mkdir()
+    (folder / "config.yaml").write_text("data: {}\n")
+    (folder / "metrics.csv").write_text(",".join(run_module.METRICS) + "\n")
+    assert run_main(["tiny.yaml", "train.out_dir=early", "train.max_iters=100"]) == 0
+    assert _metrics_iterations(folder / "metrics.csv") == [100]
+    capsys.readouterr()
+    assert run_main(["tiny.yaml", "train.out_dir=typo", "train.resume=true",
+                     "train.max_iters=100"]) == 0
+    err = capsys.readouterr().err
+    assert "train.resume=true, but typo holds no run to resume; starting a new one" in err
+    assert fastrnn.load(workdir / "typo").iteration == 100
+    # a header and a row is a run
+    (folder / "latest.npz").unlink()
+    (folder / "best.npz").unlink()
+    (folder / "samples.txt").unlink(missing_ok=True)
+    assert run_main(["tiny.yaml", "train.out_dir=early", "train.max_iters=100"]) == 2
+    assert "already holds a run (config.yaml, metrics.csv" in capsys.readouterr().err
+
+
+class _Terminal(io.StringIO):
+    """A terminal's stream: tqdm draws its bar in it."""
+
+    def isatty(self):
+        return True
+
+
+def test_lines_printed_while_the_bar_is_shown_start_a_line_of_their_own(workdir):
+    term = _Terminal()
+    run = run_module.Run(fastrnn.config.load_yaml("tiny.yaml", ["train.out_dir=tty"]),
+                         out=term, err=term)
+    run.prepare()
+    assert run.train() == 0
+    text = term.getvalue()
+    assert "it/s" in text  # the bar was drawn
+    for said in ("a pass over the training text", "---- sample at iteration 200"):
+        at = text.index(said)
+        assert text[at - 1] in "\r\n", repr(text[max(0, at - 80):at + 20])

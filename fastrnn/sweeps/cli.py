@@ -1,7 +1,9 @@
 """Hyperparameter sweeps: many ordinary runs from one sweep file, in parallel.
 
-    python -m fastrnn.sweep configs/sweeps/lr_hidden.yaml [--workers N]
-    python -m fastrnn.sweep SWEEP.yaml --executor dask --address tcp://HOST:PORT
+    fastrnn sweep configs/sweeps/shakespeare_grid.yaml [--workers N]
+    fastrnn sweep SWEEP.yaml --executor dask --address tcp://HOST:PORT
+
+(`python -m fastrnn.sweep` is the same command.)
 
 A sweep file names a base config, axes over config keys (a grid, or random draws), the
 metric to rank by and an output folder. Each trial is a normal run in
@@ -48,9 +50,9 @@ def compile_trials(sweep, threads, say):
         try:
             config = Config.from_dict(trial_config(sweep, name, values),
                                       where=f"trial {name}")
-            path = config.data.path
+            path = config.data.path, config.data.newlines
             if path not in texts:  # (read once, not per trial)
-                texts[path] = load_corpus(path)
+                texts[path] = load_corpus(*path)
             trainer = Trainer(config, text=texts[path])
         except UserError:
             continue
@@ -87,10 +89,11 @@ def claim_folder(sweep):
             from None
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m fastrnn.sweep", description=__doc__,
+def main(argv=None, prog="python -m fastrnn.sweep"):
+    ap = argparse.ArgumentParser(prog=prog, description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("sweep", help="sweep file (YAML), e.g. configs/sweeps/lr_hidden.yaml")
+    ap.add_argument("sweep", help="sweep file (YAML), e.g. "
+                    "configs/sweeps/shakespeare_grid.yaml")
     ap.add_argument("--workers", type=int, default=None,
                     help="parallel trials on this machine (default: one per core, or per "
                          "`threads` cores when the sweep file gives threads)")

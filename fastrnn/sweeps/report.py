@@ -17,13 +17,19 @@ def summary(results, sweep, out):
     print(f"\n{len(ok)} of {len(sweep.trials)} trials ranked by {sweep.metric} "
           f"({METRICS[sweep.metric]}), "
           + ("the furthest rung first, then " if halving else "") + "best first:", file=out)
+    # each column as wide as its header or its widest value
+    values = [[str(r["params"][a]) for a in axes] for r in ok]
+    widths = [max([len(a)] + [len(v[j]) for v in values]) for j, a in enumerate(axes)]
+    trial = max([6] + [len(r["trial"]) for r in ok])
     rung = f"{'rung':>4} {'budget':>8}  " if halving else ""
-    head = f"{'rank':>4}  {'trial':<6} {rung}{sweep.metric:>14}  " + "  ".join(axes)
-    print(head, file=out)
-    for i, r in enumerate(ok, 1):
-        vals = "  ".join(f"{r['params'][a]}" for a in axes)
+    head = (f"{'rank':>4}  {'trial':<{trial}} {rung}{sweep.metric:>14}  "
+            + "  ".join(f"{a:<{w}}" for a, w in zip(axes, widths)))
+    print(head.rstrip(), file=out)
+    for i, (r, vals) in enumerate(zip(ok, values), 1):
+        vals = "  ".join(f"{v:<{w}}" for v, w in zip(vals, widths))
         rung = f"{r.get('rung', 0):>4} {r.get('budget', 0):>8g}  " if halving else ""
-        print(f"{i:>4}  {r['trial']:<6} {rung}{r['metric']:>14.4f}  {vals}", file=out)
+        print(f"{i:>4}  {r['trial']:<{trial}} {rung}{r['metric']:>14.4f}  {vals}".rstrip(),
+              file=out)
     for r in failed:
         print(f"failed {r['trial']}: {r['error']}", file=out)
     print(f"results: {results.csv} and {results.jsonl}", file=out)
