@@ -4,7 +4,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .errors import UserError, path_error
+from .errors import UserError, fail
 
 
 def sample_main(argv=None, prog="python -m fastrnn.sample"):
@@ -85,12 +85,8 @@ def sample_main(argv=None, prog="python -m fastrnn.sample"):
             raise UserError(f"--output: cannot write {out_path} ({e.strerror}); choose "
                             f"another path") from None
         print(f"wrote {args.num_samples} sample(s) to {out_path}", file=sys.stderr)
-    except UserError as e:
-        print(f"fastrnn: error: {e}", file=sys.stderr)
-        return 2
-    except OSError as e:  # a path the OS refuses (a name too long, not a folder)
-        print(f"fastrnn: error: {path_error(e)}", file=sys.stderr)
-        return 2
+    except (UserError, OSError) as e:  # (OSError: a path the OS refuses)
+        return fail(e)
     return 0
 
 

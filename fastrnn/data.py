@@ -1,16 +1,14 @@
 """Text corpora: finding the files, reading them as UTF-8, the vocabulary and the splits."""
 import glob
-import gzip
 import hashlib
 import os
 import urllib.request
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .encoding import Text, as_ids, decode, encode, id_dtype, read_files
+from .encoding import Text, as_ids, blocks, decode, encode, id_dtype, read_files
 from .errors import UserError, path_error
 from .files import write_atomic
 
@@ -237,18 +235,7 @@ def read_text(path):
     """The file's text (a .gz file decompressed); UserError if it is empty, binary or
     not UTF-8."""
     path = Path(path)
-    try:
-        blob = path.read_bytes()
-        if path.suffix == ".gz":
-            blob = gzip.decompress(blob)
-    except OSError as e:
-        if not isinstance(e, gzip.BadGzipFile):
-            raise UserError(f"data.path: cannot read {path}: {e.strerror}") from None
-        raise UserError(f"data.path: {path} is not a gzip file; give the text itself, or "
-                        f"a name that does not end in .gz") from None
-    except (EOFError, zlib.error):
-        raise UserError(f"data.path: {path} is a truncated or corrupt gzip file; "
-                        f"decompress it to check, or give the text itself") from None
+    blob = b"".join(blocks(path))
     if not blob:
         raise UserError(f"data.path: {path} is empty; give a text file with some text in it")
     if b"\0" in blob:

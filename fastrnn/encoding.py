@@ -176,7 +176,7 @@ def _key(paths, newlines, changes):
     for path in paths:
         one = hashlib.sha256()
         marks = _Marks(one)
-        for block in _blocks(path):
+        for block in blocks(path):
             marks.update(block)
         h.update(one.digest())
         if newlines == "normalize" and marks.what():
@@ -242,7 +242,7 @@ class _Marks:
                 + (["CRLF line ends read as LF"] if self.crlf else []))
 
 
-def _blocks(path):
+def blocks(path):
     """The bytes of the file (a .gz file decompressed), CHUNK at a time; UserError when
     it cannot be read (data.read_text's messages)."""
     opener = gzip.open if path.suffix == ".gz" else open
@@ -265,7 +265,7 @@ def _decoded(path, h):
     UserError if it is empty, binary or not UTF-8 (data.read_text's checks)."""
     decoder = codecs.getincrementaldecoder("utf-8")()
     done = 0  # bytes given to the decoder
-    for block in _blocks(path):
+    for block in blocks(path):
         h.update(block)
         if b"\0" in block:
             raise UserError(f"data.path: {path} looks binary (it holds NUL bytes); give a "

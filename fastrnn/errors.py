@@ -5,6 +5,16 @@ class UserError(ValueError):
     """Bad input: the message says what is wrong, where (the key, the file) and what to do."""
 
 
+def fail(e, err=None):
+    """Print a UserError, or the OSError of a path the OS refuses, as the command line's
+    one line; the exit code, 2."""
+    import sys
+    if isinstance(e, OSError):
+        e = path_error(e)
+    print(f"fastrnn: error: {e}", file=err or sys.stderr)
+    return 2
+
+
 def path_error(e, key=""):
     """The UserError for an OSError of a path operation (a name too long, not a
     folder, no permission) or the RuntimeError of ~user with no such user: the key

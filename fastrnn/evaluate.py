@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .encoding import as_ids
 from .errors import UserError
 from .reading import MODES
 
@@ -67,7 +68,7 @@ def evaluate(model, ids, protocol="headline", *, starts=None, before=None, state
     burn-in starts from (default: the model's carried state). streams: the pieces of
     headline and zero (default train.batch_size). UserError on a split too short for
     the protocol."""
-    ids = np.asarray(ids, np.int32)
+    ids = as_ids(ids, len(model.vocab))  # (the dtype training reads: one compiled loss)
     streams = streams or model.config.train.batch_size
     if protocol not in PROTOCOLS:
         raise UserError(f"unknown protocol '{protocol}'; choose one of "
@@ -110,7 +111,7 @@ def _headline(model, ids, before, state, streams, burn_in):
     module's docstring)."""
     rows, scored = MODES["stream"].rows(ids, None, streams, model.config.train.seq_length)
     B, S = rows.shape
-    before = np.zeros(0, np.int32) if before is None else np.asarray(before, np.int32)
+    before = as_ids([] if before is None else before, len(model.vocab))
     K = min(burn_in, len(before))  # the first stream has the least text before it
     state = model.carried[0] if state is None else state
     if K > 0:

@@ -21,7 +21,7 @@ import numpy as np
 from . import checkpoint
 from .config import Config, read_json
 from .encoding import characters
-from .errors import UserError, path_error
+from .errors import UserError, fail
 from .files import write_atomic
 from .model import Model, load_model
 from .models import FAMILIES
@@ -314,12 +314,8 @@ def main(argv=None, prog="python -m fastrnn.export"):
     args = ap.parse_args(argv)
     try:
         out = export(args.source, args.out, args.force)
-    except UserError as e:
-        print(f"fastrnn: error: {e}", file=sys.stderr)
-        return 2
-    except OSError as e:  # a path the OS refuses (a name too long, not a folder)
-        print(f"fastrnn: error: {path_error(e)}", file=sys.stderr)
-        return 2
+    except (UserError, OSError) as e:  # (OSError: a path the OS refuses)
+        return fail(e)
     print(f"wrote {out}")
     return 0
 

@@ -12,7 +12,6 @@ from . import blas, checkpoint
 from .config import Config
 from .encoding import as_ids
 from .errors import UserError
-from .kernels import entries
 from .kernels.records import Batched, Exact, OneStream
 from .kernels.team import Call
 from .models import FAMILIES, flat_params
@@ -125,15 +124,15 @@ class Model:
                                              streams, cfg.model.hidden, len(self.vocab),
                                              self.dtype)
         self.set_threads()
-        entry = mode_of(rows).loss_entry
-        if states is not None:
-            if entry is not entries.loss:
-                raise ValueError("states are for stream rows only")
-            for a, s in zip(self.family.states(self._eval), states):
-                s = np.asarray(s)
-                a[:, 0] = s if s.ndim == 3 else s[:, None, :]
-            entry = entries.loss_from
-        return Call(entry, (rows, self.P, self._eval, self.path(streams)), self.chunks)
+        mode = mode_of(rows)
+        if not mode.in_context and states is not None:
+            raise ValueError("states are for stream rows only")
+        if mode.in_context:  # (its loss reads from the states in the buffers)
+            for i, a in enumerate(self.family.states(self._eval)):
+                s = np.zeros(()) if states is None else np.asarray(states[i])
+                a[:, 0] = s[:, None, :] if s.ndim == 2 else s  # (L, H): every stream
+        return Call(mode.loss_entry, (rows, self.P, self._eval, self.path(streams)),
+                    self.chunks)
 
     def end_states(self):
         """A copy of the streams' states after the last loss_call, (S, L, B, H)."""

@@ -30,7 +30,8 @@ class Streams:
     # training carries: fastrnn.evaluate), or as training does, from a zero state
     in_context = True
     state_keys = ()  # checkpoint entries of the mode's own (Trainer.state_dict)
-    loss_entry = staticmethod(entries.loss)  # the compiled loss of rows() (kernels.entries)
+    # the compiled loss of rows() (kernels.entries), from the states Model.loss_call sets
+    loss_entry = staticmethod(entries.loss_from)
 
     def corpus(self, text, data, vocab=None):
         """The text's Corpus, split by data (a DataConfig), over vocab (default: the

@@ -190,13 +190,9 @@ class Trainer:
         return self.mode.rows(ids, starts, cfg.batch_size, cfg.seq_length)[0]
 
     def eval_calls(self):
-        """(what, kernels.team.Call) of each loss kernel evaluate() calls, to compile
-        them ahead: from a zero state, and (streams) from given states."""
-        calls = [("validation", self.loss_call(self.eval_rows()))]
-        if self.mode.in_context:
-            calls.append(("validation in context",
-                          self.loss_call(self.eval_rows(), self.carried_state()[0])))
-        return calls
+        """(what, kernels.team.Call) of the loss kernel evaluate() calls, to compile it
+        ahead (one for every start: a zero state, or states given)."""
+        return [("validation", self.loss_call(self.eval_rows()))]
 
     def gradients(self, xs):
         """(loss summed over the window's steps and averaged over streams, gradients by

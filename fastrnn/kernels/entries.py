@@ -127,27 +127,13 @@ def train(losses, net, run, buf, path, team):
 
 
 @jit
-def loss(ids, P, buf, path, team):
-    """Summed loss in nats of predicting ids[:, 1:] from ids[:, :-1], the rows of ids
-    (B, S) being B streams read from a zero state, in windows of the buffers' T steps
-    with the states carried across windows; no dropout. The total is also left in
-    buf.sums[1, 0]."""
-    p = 0  # (a variable: see carry_states)
-    carry_states(buf.hs, cells(buf), p, team)
-    return read_rows(ids, P, buf, path, team)
-
-
-@jit
 def loss_from(ids, P, buf, path, team):
-    """loss, the rows read from the states the caller left in buf.hs[:, 0] (and cs)
-    instead of a zero state. The states after each row's last input (ids[:, -2]) are
-    left there, for a next call to go on from."""
-    return read_rows(ids, P, buf, path, team)
-
-
-@jit
-def read_rows(ids, P, buf, path, team):
-    """The loop of loss and loss_from, from the states in buf.hs[:, 0] (and cs)."""
+    """Summed loss in nats of predicting ids[:, 1:] from ids[:, :-1], the rows of ids
+    (B, S) being B streams read from the states the caller left in buf.hs[:, 0] (and
+    cs; zero for a zero state), in windows of the buffers' T steps with the states
+    carried across windows; no dropout. The states after each row's last input
+    (ids[:, -2]) are left there, for a next call to go on from; the total is also left
+    in buf.sums[1, 0]. (One entry for every start, so validation compiles one.)"""
     L, T1, B, H = buf.hs.shape
     T = T1 - 1
     p = 0

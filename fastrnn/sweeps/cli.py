@@ -23,7 +23,7 @@ import yaml
 
 from ..config import Config
 from ..data import load_corpus
-from ..errors import UserError, path_error
+from ..errors import UserError, fail
 from ..files import remove_stale_temporaries, write_atomic
 from .executors import dask_executor, local_executor
 from .report import summary
@@ -128,12 +128,8 @@ def main(argv=None, prog="python -m fastrnn.sweep"):
                 where += f" of {sweep.threads} threads"
         claim_folder(sweep)
         Results(sweep)  # results files damaged since the last run: refused here
-    except UserError as e:
-        print(f"fastrnn: error: {e}", file=sys.stderr)
-        return 2
-    except OSError as e:  # a path the OS refuses (a name too long, not a folder)
-        print(f"fastrnn: error: {path_error(e)}", file=sys.stderr)
-        return 2
+    except (UserError, OSError) as e:  # (OSError: a path the OS refuses)
+        return fail(e)
     total = len(sweep.trials)
     if sweep.search is not None:
         total = sweep.search["n_trials"]
