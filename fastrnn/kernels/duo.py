@@ -43,8 +43,7 @@ from .products import row_sum_rev_slice
 from .records import Net, whh_offset
 from .rnn import _rnn_cells, _rnn_cells_back
 from .simd import outer_sum_exact, outer_sum_exact_more
-from .sync import (compare_exchange, cpu_relax, load_acquire, relax, store_release,
-                   wait_until_above)
+from .sync import compare_exchange, cpu_relax, load_acquire, store_release, wait_until_above
 from .team import LINE, Solo, span
 from .windows import next_window, set_states
 
@@ -169,9 +168,8 @@ def _settle(u, k, losses, net, run, buf):
         _run(u, k, losses, net, run, buf)
         store_release(flags, u * LINE, 2 * k + 2)
         return
-    spins = 0
     while load_acquire(flags, u * LINE) < 2 * k + 2:
-        spins = relax(spins)
+        cpu_relax()
 
 
 @jit

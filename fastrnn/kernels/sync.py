@@ -1,5 +1,5 @@
 """Atomic flags, so that two threads inside one compiled call can hand work to each
-other without leaving it (kernels.duo, kernels.team), and the wait for them.
+other without leaving it (kernels.duo, kernels.team).
 
 A flag is one element of an int64 array. A thread publishes its results with
 store_release after writing them; the other reads the flag with load_acquire before
@@ -77,42 +77,9 @@ def cpu_relax(typingctx):
     return types.void(), codegen
 
 
-# A wait longer than SPINS rounds of the pause hint (tens of microseconds; a step of the
-# work takes less) means the thread waited for is not running: something else holds its
-# core. The waiting thread then naps NAP_US at a time instead of spinning, which leaves
-# its own core idle, so the scheduler moves the other thread there (or runs the busy
-# process) rather than sharing one core between a spinner and the work it waits for.
-SPINS = 4096
-NAP_US = 50
-
-
-@intrinsic
-def nap(typingctx, microseconds):
-    """Sleep about this many microseconds (libc's usleep)."""
-    def codegen(context, builder, sig, args):
-        i32 = ir.IntType(32)
-        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(i32, [i32]),
-                                            "usleep")
-        builder.call(fn, [context.cast(builder, args[0], sig.args[0], types.int32)])
-        return context.get_dummy_value()
-    return types.void(microseconds), codegen
-
-
-@jit
-def relax(spins):
-    """One round of a wait loop that has gone round `spins` times: the pause hint, or a
-    nap once the wait has been long; the next count."""
-    if spins < SPINS:
-        cpu_relax()
-    else:
-        nap(NAP_US)
-    return spins + 1
-
-
 @jit
 def wait_until_above(flags, i, value):
-    """Wait until flags[i] > value."""
-    spins = 0
+    """Spin until flags[i] > value."""
     while load_acquire(flags, i) <= value:
-        spins = relax(spins)
+        cpu_relax()
 

@@ -6,8 +6,7 @@ runs the same iteration loop. Each piece of work in that loop is a phase of n it
 thread claims the next free item (an atomic counter), does it, counts it done, and
 leaves the phase once all n are done. A thread therefore waits only for items that
 another thread is running, so the call completes even if the region's threads run one
-after the other; a long wait naps (kernels.sync.relax) rather than spin on a core the
-other thread may need. Which thread takes an item never changes the item's arithmetic:
+after the other. Which thread takes an item never changes the item's arithmetic:
 results depend on how the work is split into items, never on timing. On one thread the
 kernels take a Solo instead, for which each phase is one item and none of this code is
 compiled.
@@ -32,7 +31,7 @@ from numba import types
 from numba.extending import overload
 
 from .jit import jit
-from .sync import compare_exchange, fetch_add, load_acquire, relax
+from .sync import compare_exchange, cpu_relax, fetch_add, load_acquire
 
 # flags: (flag_count(threads),) int64, zeroed before the region; me: this thread's
 # number; size: the threads in the team
@@ -117,9 +116,8 @@ def _done_and_claim(team, n):
 def _close_team(team, n):
     at = BASE + team.me * LINE
     end = team.flags[at] + n
-    spins = 0
     while load_acquire(team.flags, DONE) < end:
-        spins = relax(spins)
+        cpu_relax()
     team.flags[at] = end
 
 
