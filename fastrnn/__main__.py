@@ -1,5 +1,3 @@
-import sys
+from fastrnn.cli import entry
 
-from fastrnn.cli import main
-
-sys.exit(main())
+entry()

@@ -173,5 +173,11 @@ def main(argv=None):
     return bench_main(rest, prog="fastrnn bench")
 
 
+def entry():
+    """The `fastrnn` command's entry point: main, then the exit (run.exit_process)."""
+    from .run import exit_process
+    exit_process(main())
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -803,5 +803,16 @@ def _indent(text):
     return "".join("  " + line for line in text.splitlines(True))
 
 
+def exit_process(code):
+    """End the process with code. After an interrupt (130) without the interpreter's
+    teardown: a Ctrl-C that stopped LLVM in the middle of a compile can leave it in a
+    state that crashes at exit (a SIGSEGV after the one line was printed)."""
+    if code == 130:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())
