@@ -427,16 +427,22 @@ def read_yaml(text, where):
         raise UserError(f"{where}: invalid YAML{at}: fix the file's syntax") from None
 
 
+def read_yaml_file(path, what="config file"):
+    """The parsed YAML of a file (read_yaml's bounds); UserError naming `what` when it
+    is missing or unreadable."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"{what} not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"cannot read {what} {path}: {e}") from None
+    return read_yaml(text, path)
+
+
 def load_yaml(path, overrides=()):
     """Config from a YAML file plus overrides. train.out_dir defaults to runs/<file stem>."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UserError(f"config file not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise UserError(f"cannot read config file {path}: {e}") from None
-    raw = read_yaml(text, path)
+    raw = read_yaml_file(path)
     if isinstance(raw, (dict, type(None))):
         raw = merge(raw, parse_overrides(overrides))
     cfg = Config.from_dict(raw, where=str(path))

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import SECTIONS, Config, _lookup, merge, parse_overrides, read_yaml
+from ..config import (SECTIONS, Config, _lookup, merge, parse_overrides, read_yaml,
+                      read_yaml_file)
 from ..errors import UserError
 
 METRICS = {"val_loss": "final validation loss (nats/char)",
@@ -35,13 +36,7 @@ def load_sweep(path, out_dir=None):
     """Read and check a sweep file, and the config its trials share (base and config:
     changes); UserError names what is wrong."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UserError(f"sweep file not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise UserError(f"cannot read sweep file {path}: {e}") from None
-    raw = read_yaml(text, path)
+    raw = read_yaml_file(path, "sweep file")
     if not isinstance(raw, dict):
         raise UserError(f"{path}: a sweep file is a mapping (base, grid or random, ...)")
     known = {"base": str, "config": dict, "grid": dict, "random": dict, "n_trials": int,
