@@ -71,3 +71,17 @@ def check_refused(command, argv, root, match=None, want=2):
     if match is not None:
         assert match in line, line
     return line
+
+
+def make_workdir(tmp_path, monkeypatch, config, name="base.yaml", good=False):
+    """tmp_path as the working folder, with text.txt (a small text), the config `name`
+    and, with good, a sound checkpoint good.npz of a tiny model."""
+    from conftest import SMALL_TEXT, tiny_config
+    from fastrnn import Config, Trainer, checkpoint
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "text.txt").write_text(SMALL_TEXT * 4, encoding="utf-8")
+    (tmp_path / name).write_text(config)
+    if good:
+        trainer = Trainer(Config.from_dict(tiny_config()), text=SMALL_TEXT)
+        checkpoint.save(trainer, tmp_path / "good.npz")
+    return tmp_path

@@ -11,11 +11,10 @@ from pathlib import Path
 import pytest
 
 import fastrnn
-from conftest import SMALL_TEXT
 from fastrnn.config import load_yaml
 from fastrnn.run import Run
 from fastrnn.sweeps import run_trial
-from hostile import check_refused, snapshot
+from hostile import check_refused, make_workdir, snapshot
 
 CONFIG = ("data:\n  path: text.txt\n  val_fraction: 0.2\nmodel:\n  hidden: 8\n"
           "train:\n  seq_length: 10\n  max_iters: 100000000\n  dtype: float64\n"
@@ -34,9 +33,7 @@ CASES = [
 
 @pytest.fixture
 def workdir(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "text.txt").write_text(SMALL_TEXT * 4, encoding="utf-8")
-    (tmp_path / "tiny.yaml").write_text(CONFIG)
+    make_workdir(tmp_path, monkeypatch, CONFIG, "tiny.yaml")
     return tmp_path
 
 

@@ -10,7 +10,7 @@ from conftest import SMALL_TEXT, tiny_config
 from fastrnn import checkpoint
 from fastrnn.config import Config
 from fastrnn.trainer import Trainer
-from hostile import check_refused, invoke
+from hostile import check_refused, invoke, make_workdir
 
 BASE = ("data:\n  path: text.txt\n  val_fraction: 0.2\nmodel:\n  hidden: 8\n"
         "train:\n  seq_length: 10\n  max_iters: 10\n  dtype: float64\n")
@@ -40,9 +40,7 @@ SWEEPS = [
 
 @pytest.fixture
 def workdir(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "text.txt").write_text(SMALL_TEXT * 4, encoding="utf-8")
-    (tmp_path / "base.yaml").write_text(BASE)
+    make_workdir(tmp_path, monkeypatch, BASE)
     (tmp_path / "seed.yaml").write_text(BASE + f"  seed: {2**33}\n")
     trainer = Trainer(Config.from_dict(tiny_config()), text=SMALL_TEXT)
     checkpoint.save(trainer, tmp_path / "good.npz")

@@ -8,11 +8,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from conftest import SMALL_TEXT, tiny_config
-from fastrnn import checkpoint
-from fastrnn.config import Config
-from fastrnn.trainer import Trainer
-from hostile import check_refused
+from hostile import check_refused, make_workdir
 
 BASE = ("data:\n  path: text.txt\n  val_fraction: 0.2\nmodel:\n  hidden: 8\n"
         "train:\n  seq_length: 10\n  max_iters: 10\n  dtype: float64\n")
@@ -67,11 +63,7 @@ SWEEP_CASES = [
 
 @pytest.fixture
 def workdir(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "text.txt").write_text(SMALL_TEXT * 4, encoding="utf-8")
-    (tmp_path / "base.yaml").write_text(BASE)
-    trainer = Trainer(Config.from_dict(tiny_config()), text=SMALL_TEXT)
-    checkpoint.save(trainer, tmp_path / "good.npz")
+    make_workdir(tmp_path, monkeypatch, BASE, good=True)
     os.mkfifo(tmp_path / "fifo")
     (tmp_path / "big.txt").write_text("a" * (2 << 20))
     return tmp_path
