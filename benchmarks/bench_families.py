@@ -7,6 +7,10 @@ Cases: each family at batch 1 (hidden 128, seq 25), and at batch 32 (hidden 512,
 with 1 and 2 threads. Prints it/s, characters/s, the ratios, and achieved
 GFLOP/s as a fraction of this machine's single-core float32 matrix-multiply peak,
 measured first in the same run; then one JSON line.
+
+At batch 32 the same step also runs in bf16 where the CPU has AVX512_BF16: fastrnn with
+train.precision=bf16 and PyTorch under torch.autocast("cpu", dtype=torch.bfloat16),
+each beside its float32 self in the same rounds (--no-bf16 leaves them out).
 """
 import argparse
 import json
@@ -17,6 +21,7 @@ import numpy as np
 
 from fastrnn import Trainer, blas
 from fastrnn.data import read_text, resolve
+from fastrnn.kernels.bfloat import BF16
 from fastrnn.reference import model_loss_grads
 
 G = {"rnn": 1, "gru": 3, "lstm": 4}
@@ -71,9 +76,11 @@ class NumpyModel:
 
 
 class TorchModel:
-    def __init__(self, kind, V, H, L, T, B, threads):
+    """PyTorch's same model and step, in float32 or (bf16) under CPU autocast."""
+
+    def __init__(self, kind, V, H, L, T, B, threads, bf16=False):
         import torch
-        self.torch, self.threads = torch, threads
+        self.torch, self.threads, self.bf16 = torch, threads, bf16
         cls = {"rnn": torch.nn.RNN, "gru": torch.nn.GRU, "lstm": torch.nn.LSTM}[kind]
         self.net, self.out = cls(V, H, num_layers=L), torch.nn.Linear(H, V)
         self.params = list(self.net.parameters()) + list(self.out.parameters())
@@ -87,29 +94,37 @@ class TorchModel:
         # seen to put PyTorch back on all cores
         torch.set_num_threads(self.threads)
         for _ in range(n):
-            y, state = self.net(torch.nn.functional.one_hot(self.x[:-1], V).float(),
-                                self.state)
-            self.state = tuple(s.detach() for s in state) if isinstance(state, tuple) \
-                else state.detach()
-            loss = torch.nn.functional.cross_entropy(self.out(y).reshape(-1, V),
-                                                     self.x[1:].reshape(-1), reduction="sum")
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+                y, state = self.net(torch.nn.functional.one_hot(self.x[:-1], V).float(),
+                                    self.state)
+                logits = self.out(y).reshape(-1, V).float()
+            self.state = tuple(s.detach().float() for s in state) \
+                if isinstance(state, tuple) else state.detach().float()
+            loss = torch.nn.functional.cross_entropy(logits, self.x[1:].reshape(-1),
+                                                     reduction="sum")
             self.opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_value_(self.params, 5.0)
             self.opt.step()
 
 
-def bench_case(text, kind, H, L, T, B, threads, rounds, with_numpy):
-    cfg = {"data": {"val_fraction": 0.0}, "model": {"kind": kind, "hidden": H, "layers": L},
-           "train": {"seq_length": T, "batch_size": B, "dtype": "float32",
-                     "threads": threads}}
-    trainer = Trainer(cfg, text=text)
-    V = len(trainer.vocab)
-    contenders = {"fastrnn": trainer.train_iters}
+def bench_case(text, kind, H, L, T, B, threads, rounds, with_numpy, bf16):
+    def trainer(precision):
+        return Trainer({"data": {"val_fraction": 0.0},
+                        "model": {"kind": kind, "hidden": H, "layers": L},
+                        "train": {"seq_length": T, "batch_size": B, "dtype": "float32",
+                                  "precision": precision, "threads": threads}}, text=text)
+    first = trainer("float32")
+    V = len(first.vocab)
+    contenders = {"fastrnn": first.train_iters}
+    if bf16:
+        contenders["fastrnn bf16"] = trainer("bf16").train_iters
     if with_numpy:
-        contenders["numpy"] = NumpyModel(trainer).train
+        contenders["numpy"] = NumpyModel(first).train
     try:
         contenders["torch"] = TorchModel(kind, V, H, L, T, B, threads).train
+        if bf16:
+            contenders["torch bf16"] = TorchModel(kind, V, H, L, T, B, threads, True).train
     except ImportError:
         pass
     sizes = {}
@@ -132,17 +147,23 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--text", default="shakespeare")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--no-bf16", action="store_true", help="leave out the bf16 rows")
+    ap.add_argument("--batched", action="store_true", help="only the batch-32 cases")
     args = ap.parse_args()
+    bf16 = BF16 and not args.no_bf16
     text = read_text(resolve(args.text))
     peak = peak_gflops()
-    cases = [(k, 128, 1, 25, 1, 1, True) for k in ("rnn", "gru", "lstm")]
-    cases += [(k, 512, 1, 64, 32, th, False) for k in ("rnn", "gru", "lstm") for th in (1, 2)]
+    cases = [] if args.batched else [(k, 128, 1, 25, 1, 1, True, False)
+                                     for k in ("rnn", "gru", "lstm")]
+    cases += [(k, 512, 1, 64, 32, th, False, bf16) for k in ("rnn", "gru", "lstm")
+              for th in (1, 2)]
     print(f"single-core float32 matmul peak: {peak:.1f} GFLOP/s")
     print(f"{'case':<30} {'fastrnn chars/s':>16} {'x numpy':>8} {'x torch':>8} "
           f"{'GFLOP/s':>8} {'of peak':>8}")
     results = []
     for case in cases:
-        r = bench_case(text, *case[:-1], rounds=args.rounds, with_numpy=case[-1])
+        r = bench_case(text, *case[:-2], rounds=args.rounds, with_numpy=case[-2],
+                       bf16=case[-1])
         results.append(r)
         c = r["chars_s"]
         name = f"{r['kind']} H{r['hidden']} B{r['batch']} T{r['seq']} threads {r['threads']}"
@@ -154,6 +175,18 @@ def main():
         c = {r["threads"]: r["chars_s"]["fastrnn"] for r in results
              if r["batch"] == 32 and r["kind"] == kind}
         print(f"{kind} B32 H512: 2 threads / 1 thread = {c[2] / c[1]:.2f}x")
+    mixed = [r for r in results if "fastrnn bf16" in r["chars_s"]]
+    if mixed:
+        print("bf16 (fastrnn train.precision=bf16; PyTorch torch.autocast bfloat16):")
+        print(f"{'case':<30} {'fastrnn bf16 chars/s':>21} {'x fastrnn f32':>14} "
+              f"{'x torch bf16':>13} {'torch bf16/f32':>15}")
+    for r in mixed:
+        c = r["chars_s"]
+        name = f"{r['kind']} H{r['hidden']} B{r['batch']} T{r['seq']} threads {r['threads']}"
+        x_t = f"{c['fastrnn bf16'] / c['torch bf16']:.2f}x" if "torch bf16" in c else "-"
+        t_t = f"{c['torch bf16'] / c['torch']:.2f}x" if "torch bf16" in c else "-"
+        print(f"{name:<30} {c['fastrnn bf16']:>21,} {c['fastrnn bf16'] / c['fastrnn']:>13.2f}x "
+              f"{x_t:>13} {t_t:>15}", flush=True)
     print(json.dumps(dict(peak_gflops=round(peak, 1), results=results)))
 
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from fastrnn import blas
 from fastrnn.kernels.jit import jit, jit_nrt
-from fastrnn.kernels.step import pack_weights, packed_product, packed_size
+from fastrnn.kernels.panels import pack_weights, packed_product, packed_size
 from fastrnn.kernels.team import Call, after, close, first, items, span
 
 STEPS = 50

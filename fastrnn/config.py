@@ -109,6 +109,12 @@ class TrainConfig:
                               optional=True)
     dtype: str = _key("float32", "float type of parameters and kernels",
                       choices=("float32", "float64"))
+    precision: str = _key("float32", "operands of the matrix products of many streams: "
+                          "float32, or bf16 (rounded to bfloat16 and summed in float32, as "
+                          "PyTorch's CPU autocast; parameters, gradients, optimizer and "
+                          "cells stay float32); bf16 needs train.dtype float32 and a CPU "
+                          "with AVX512_BF16 (AMD Zen 4 and later, Intel Xeon 4th "
+                          "generation and later)", choices=("float32", "bf16"))
     exact: bool = _key(True, "float64: reproduce min-char-rnn bit for bit (one gemv per "
                         "step); false: matrix products over all steps, faster; float32 "
                         "always takes the fast path")
@@ -179,6 +185,10 @@ class Config:
                             f"(got {d.val_fraction} + {d.test_fraction}); leave some text "
                             f"to train on")
         o, t = self.optim, self.train
+        if t.precision == "bf16" and t.dtype != "float32":
+            raise UserError(f"train.precision=bf16 keeps float32 parameters and "
+                            f"train.dtype is {t.dtype}; set train.dtype=float32 or "
+                            f"train.precision=float32")
         if o.schedule != "step" and o.lr_decay != 1:
             raise UserError(f"optim.lr_decay={o.lr_decay} belongs to the step schedule and "
                             f"optim.schedule is {o.schedule}; set optim.lr_decay=1 or "

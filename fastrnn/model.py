@@ -12,9 +12,11 @@ from . import blas, checkpoint
 from .config import Config
 from .encoding import as_ids
 from .errors import UserError
-from .kernels.records import Batched, Exact, OneStream
+from .kernels.bfloat import BF16
+from .kernels.panels import mixed_sizes
+from .kernels.records import Batched, Exact, Mixed, OneStream
 from .kernels.team import Call
-from .models import FAMILIES, flat_params
+from .models import FAMILIES, flat_params, zeros
 from .reading import MODES, mode_of, streams_of
 
 
@@ -38,6 +40,11 @@ class Model:
         # (kernels.rnn).
         self.exact = bool(cfg.train.exact and self.dtype == np.float64
                           and family.exact and MODES[cfg.data.records].exact)
+        # bf16 operands for the products of many streams where the CPU has them (a
+        # Trainer refuses bf16 on a CPU without; a Model read for sampling or
+        # evaluation there runs its products in float32)
+        self.mixed = cfg.train.precision == "bf16" and BF16
+        self._scratch = {}  # (B, T, backward): the Mixed path's operand buffers
         self.theta, self.P = flat_params(family.arrays(V, H, L), self.dtype)
         self._public = family.public(self.P, L)
         family.init(self._public, cfg.train.seed, H, cfg.model.init)
@@ -63,9 +70,21 @@ class Model:
         model.extra = arrays["extra"]
         return model
 
-    def path(self, B):
-        """The kernels' path (kernels.records) for B streams."""
-        return Exact() if self.exact else (Batched() if B > 1 else OneStream())
+    def path(self, B, T, backward=False):
+        """The kernels' path (kernels.records) for buffers of B streams and T steps
+        (with backward: for training's products too)."""
+        if self.exact:
+            return Exact()
+        if B == 1:
+            return OneStream()
+        if not self.mixed:
+            return Batched()
+        key = (B, T, backward)
+        if key not in self._scratch:
+            a, w = mixed_sizes(len(self.vocab), self.config.model.hidden, self.family.G, B,
+                               T, backward)
+            self._scratch[key] = Mixed(zeros(a, np.uint32), zeros(w, np.uint32))
+        return self._scratch[key]
 
     def set_threads(self):
         """Threads for the next call (at most NUMBA_NUM_THREADS, which sweep workers
@@ -131,7 +150,8 @@ class Model:
             for i, a in enumerate(self.family.states(self._eval)):
                 s = np.zeros(()) if states is None else np.asarray(states[i])
                 a[:, 0] = s[:, None, :] if s.ndim == 2 else s  # (L, H): every stream
-        return Call(mode.loss_entry, (rows, self.P, self._eval, self.path(streams)),
+        return Call(mode.loss_entry, (rows, self.P, self._eval,
+                                       self.path(streams, cfg.train.seq_length)),
                     self.chunks)
 
     def end_states(self):
@@ -158,7 +178,7 @@ class Stepper:
         self.buf = family.buffers(cfg.model.layers, 1, streams, cfg.model.hidden,
                                   len(model.vocab), model.dtype)
         self.states = family.states(self.buf)  # each (L, 2, B, H); [:, 0] the state
-        self.call = family.steps_call(model.P, self.buf, 1, model.path(streams))
+        self.call = family.steps_call(model.P, self.buf, 1, model.path(streams, 1))
         self.Why = model.P.Why.astype(np.float64)
         self.by = model.P.by.astype(np.float64)
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from .kernels import duo, entries, gru, lstm, rnn
 from .kernels.records import Params
-from .kernels.step import packed_size
+from .kernels.panels import packed_size
 from .kernels.team import Call, flag_count
 
 

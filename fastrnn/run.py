@@ -708,7 +708,7 @@ RESUME_FIXED = ("data.path", "data.val_fraction", "data.val_chars", "data.test_f
                 "data.records", "data.newlines", "model.kind", "model.hidden",
                 "model.layers", "model.dropout", "model.init", "optim.name", "optim.eps",
                 "optim.beta1", "optim.beta2", "train.seq_length", "train.batch_size",
-                "train.dtype", "train.exact")
+                "train.dtype", "train.precision", "train.exact")
 
 
 def _started(folder, existing):

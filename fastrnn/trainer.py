@@ -13,6 +13,7 @@ from . import checkpoint
 from .config import Config, load_yaml
 from .data import load_corpus
 from .errors import UserError
+from .kernels.bfloat import BF16
 from .kernels.optim import HORIZON, LR_SCALE, learning_rate, settings
 from .kernels.records import Net, Training
 from .model import Model, load_model
@@ -35,6 +36,10 @@ class Trainer:
         characters the model has, sorted (default: the text's own); it may hold
         characters the text lacks (a checkpoint's or an export's), never fewer."""
         self.config = cfg = config if isinstance(config, Config) else Config.from_dict(config)
+        if cfg.train.precision == "bf16" and not BF16:
+            raise UserError("train.precision=bf16 needs a CPU with AVX512_BF16 (AMD Zen 4 "
+                            "and later, Intel Xeon 4th generation and later) and this one "
+                            "has none; set train.precision=float32")
         if text is None:
             text = load_corpus(cfg.data.path, cfg.data.newlines)
         self.mode = mode = MODES[cfg.data.records]
@@ -94,8 +99,8 @@ class Trainer:
     def threads(self, n):
         self.model.threads = n
 
-    def path(self, B):
-        return self.model.path(B)
+    def path(self, B, T):
+        return self.model.path(B, T, backward=True)
 
     def params(self):
         return self.model.params()
@@ -145,8 +150,8 @@ class Trainer:
         """The kernels.team.Call that trains len(losses) iterations."""
         self.model.set_threads()
         self.run = self.run._replace(data=self.mode.sized(self.run.data, losses.size))
-        B = self.config.train.batch_size
-        return self.family.train_call(losses, self.net, self.run, self.buf, self.path(B),
+        B, T = self.config.train.batch_size, self.config.train.seq_length
+        return self.family.train_call(losses, self.net, self.run, self.buf, self.path(B, T),
                                       self.chunks, self.duo and self.chunks > 1)
 
     def use_threads(self, n):
@@ -203,7 +208,7 @@ class Trainer:
         for a in self.family.states(self.buf):
             a[:] = 0
         loss = self.family.gradients_call(self.net, self.buf, self.run.drop,
-                                          self.path(xs.shape[1]))()
+                                          self.path(xs.shape[1], xs.shape[0] - 1))()
         public = self.family.public(self.net.G, self.config.model.layers)
         return loss, {k: np.array(v, dtype=np.float64) for k, v in public.items()}
 

@@ -4,7 +4,7 @@ on one thread or on `threads`."""
 import numba
 import pytest
 
-from fastrnn.kernels import inputs, optim, products, step
+from fastrnn.kernels import inputs, optim, panels, products, step
 from fastrnn.kernels.jit import jit
 from fastrnn.kernels.records import Batched, Exact, OneStream
 from fastrnn.kernels.team import Call
@@ -40,12 +40,12 @@ def embedding_backward(dWemb, dbias, d, x, T, path, team):
 @jit
 def pack_weights(P, W, transposed, used, team):
     """used[0] = how many elements of P the panels take."""
-    used[0] = step.pack_weights(P, W, transposed, team)
+    used[0] = panels.pack_weights(P, W, transposed, team)
 
 
 @jit
 def packed_product(out, X, P, most, team):
-    step.packed_product(out, X, P, team, most)
+    panels.packed_product(out, X, P, team, most)
 
 
 @jit

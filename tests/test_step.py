@@ -1,4 +1,4 @@
-"""The step products of a batch over packed weights (fastrnn.kernels.step) against
+"""The step products of a batch over packed weights (fastrnn.kernels.step, panels) against
 numpy: every tail of streams and panel columns, both orientations, both dtypes, and
 the same bits on one thread or two."""
 import numba
@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import teams
+from fastrnn.kernels import panels
 from fastrnn.kernels import step
 from teams import needs_two, path
 
@@ -18,20 +19,20 @@ def packed_reference(W, transposed):
     panels of C, each panel stored k by k."""
     A = W if transposed else W.T  # (K, R): column c holds output c's weights
     K, R = A.shape
-    C = step.panel_width(np.empty(0, W.dtype))
-    panels = -(-R // C)
-    padded = np.zeros((K, panels * C), W.dtype)
+    C = panels.panel_width(np.empty(0, W.dtype))
+    count = -(-R // C)
+    padded = np.zeros((K, count * C), W.dtype)
     padded[:, :R] = A
-    return padded.reshape(K, panels, C).transpose(1, 0, 2).reshape(-1)
+    return padded.reshape(K, count, C).transpose(1, 0, 2).reshape(-1)
 
 
 def packed(W, transposed, threads):
     R = W.shape[1] if transposed else W.shape[0]
     K = W.size // R
-    P = np.full(step.packed_size(R, K, W) + 7, np.nan, W.dtype)
+    P = np.full(panels.packed_size(R, K, W) + 7, np.nan, W.dtype)
     used = np.zeros(1, np.int64)
     teams.run(teams.pack_weights, threads, P, W, transposed, used)
-    assert used[0] == step.packed_size(R, K, W)
+    assert used[0] == panels.packed_size(R, K, W)
     assert np.isnan(P[used[0]:]).all()  # nothing written past the panels
     return P[:used[0]]
 
@@ -78,8 +79,8 @@ def test_step_products_match_numpy(threads):
     rs = np.random.RandomState(4)
     h, W, d = rs.randn(16, 96), rs.randn(4 * 96, 96), rs.randn(16, 4 * 96)
     for B, exact in ((16, False), (16, True), (1, False), (1, True)):
-        packs = np.full(step.packed_size(4 * 96, 96, W), np.nan)
-        packsT = np.full(step.packed_size(96, 4 * 96, W), np.nan)
+        packs = np.full(panels.packed_size(4 * 96, 96, W), np.nan)
+        packsT = np.full(panels.packed_size(96, 4 * 96, W), np.nan)
         out, outT = np.full((B, 4 * 96), np.nan), np.full((B, 96), np.nan)
         teams.run(teams.step_products, threads, packs, W, h[:B], out, packsT, d[:B], outT,
                   np.full((2, 96), np.nan), path(exact, B))

@@ -14,7 +14,7 @@ from .activations import sigmoid, tanh
 from .dropout import layer_input, saved_layer_input
 from .inputs import embedding_backward, input_backward, input_projection
 from .jit import jit
-from .products import outer_sum, row_sum_rev
+from .products import all_steps, outer_sum, row_sum_rev
 from .records import OneStream, SHARED_BUFFERS, register_family
 from .step import step_matmul, step_matmul_t, step_weights
 from .team import after, close, first, items, span
@@ -43,7 +43,7 @@ def gru_forward(P, buf, T, drop, path, team):
     streams = items(team, B, B * H, 256)  # (handing a thread its share costs ~1 us)
     for l in range(L):
         inputs = layer_input(buf.xin, hs, l, T, drop, buf.masks, team) if l > 0 else hs[l, 0]
-        input_projection(xa, buf.xs, T, l, inputs, P, team)
+        input_projection(xa, buf.xs, T, l, inputs, P, all_steps(path), team)
         # the layer's views, made once for all its steps (their addresses and shapes
         # worked out once, not at every step)
         h, g, hn, Whh, bhh = hs[l], buf.gates[l], buf.hn[l], P.Whh[l], P.bhh[l]
@@ -107,14 +107,16 @@ def gru_backward(G, P, buf, T, drop, path, team):
             close(team, streams)
             step_matmul_t(dtmp, da_h[t], Whh, Wp, spart, path, team)
         rows_h = da_h.reshape(-1, 3 * H)[:T * B]
-        outer_sum(G.Whh[l], rows_h, h.reshape(-1, H)[:T * B], buf.part, OneStream(), team)
+        outer_sum(G.Whh[l], rows_h, h.reshape(-1, H)[:T * B], buf.part, all_steps(path),
+                  team)
         row_sum_rev(G.bhh[l], rows_h, team)
         if l == 0:
             embedding_backward(G.Wemb, G.bxh[0], da_x, buf.xs, T, OneStream(), team)
         else:
             input_backward(G.Wxh[l - 1], G.bxh[l], dx, da_x, T,
                            saved_layer_input(buf.xin, hs, l, T, drop), drop,
-                           buf.masks[l - 1], P.Wxh[l - 1], buf.part, team)
+                           buf.masks[l - 1], P.Wxh[l - 1], buf.part,
+                           all_steps(path), team)
             dh, dx = dx, dh
 
 

@@ -7,17 +7,17 @@ from .dropout import mask_gradient
 from .jit import jit
 from .products import SMALL, add_rows, is_exact, matmul_rows, matmul_rows_t, outer_sum
 from .products import row_sum_rev
-from .records import OneStream
 from .team import after, close, first, items, span
 
 
 @jit
-def input_projection(xa, x, T, l, inputs, P, team):
+def input_projection(xa, x, T, l, inputs, P, path, team):
     """xa (T, B, G*H) = Wxh x + bxh for every step: a row gather for layer 0 (one-hot
-    input), one matrix product of the layer input rows otherwise (inputs: (T*B, H))."""
+    input), one matrix product of the layer input rows otherwise (inputs: (T*B, H)), in
+    the arithmetic of path (products.all_steps)."""
     _, B, GH = xa.shape
     if l > 0:
-        matmul_rows(xa.reshape(-1, GH)[:T * B], inputs, P.Wxh[l - 1], OneStream(), team)
+        matmul_rows(xa.reshape(-1, GH)[:T * B], inputs, P.Wxh[l - 1], path, team)
     n = items(team, T, T * B * GH, SMALL)
     i = first(team, n)
     while i >= 0:
@@ -112,14 +112,14 @@ def embedding_columns(dWemb, dbias, d, x, T, j0, j1):
 
 
 @jit
-def input_backward(dWxh, dbxh, dx, da, T, inputs, drop, masks, Wxh, part, team):
+def input_backward(dWxh, dbxh, dx, da, T, inputs, drop, masks, Wxh, part, path, team):
     """Gradients of input_projection of a layer l >= 1 from da (T, B, G*H): dWxh, dbxh;
     and dx (T, B, H), the gradient of the layer below's states (through its dropout
-    mask: masks is that layer's, (T, B, H))."""
+    mask: masks is that layer's, (T, B, H)); products in path's arithmetic."""
     _, B, GH = da.shape
     rows = da.reshape(-1, GH)[:T * B]
     row_sum_rev(dbxh, rows, team)
-    outer_sum(dWxh, rows, inputs, part, OneStream(), team)
+    outer_sum(dWxh, rows, inputs, part, path, team)
     drows = dx.reshape(-1, dx.shape[2])[:T * B]
-    matmul_rows_t(drows, rows, Wxh, OneStream(), team)
+    matmul_rows_t(drows, rows, Wxh, path, team)
     mask_gradient(drows, masks, drop, team)

@@ -13,7 +13,7 @@ from .activations import sigmoid, tanh
 from .dropout import layer_input, saved_layer_input
 from .inputs import embedding_backward, input_backward, input_projection
 from .jit import jit
-from .products import copy_vector, outer_sum
+from .products import all_steps, copy_vector, outer_sum
 from .records import OneStream, SHARED_BUFFERS, register_family
 from .step import step_matmul, step_matmul_t, step_weights
 from .team import after, close, first, items, span
@@ -57,7 +57,7 @@ def lstm_forward(P, buf, T, drop, path, team):
     for l in range(L):
         if l > 0:
             inputs = layer_input(buf.xin, hs, l, T, drop, buf.masks, team)
-            input_projection(buf.gates[l], x, T, l, inputs, P, team)
+            input_projection(buf.gates[l], x, T, l, inputs, P, all_steps(path), team)
         layer = Layer(hs[l], cs[l], buf.gates[l], buf.tc[l], tmp, x, P.Wemb, P.bxh[l],
                       P.bhh[l])
         Whh = P.Whh[l]
@@ -137,13 +137,15 @@ def lstm_backward(G, P, buf, T, drop, path, team):
             close(team, streams)
             step_matmul_t(dnext, da[t], Whh, Wp, spart, path, team)
         rows = da.reshape(-1, 4 * H)[:T * B]
-        outer_sum(G.Whh[l], rows, h.reshape(-1, H)[:T * B], buf.part, OneStream(), team)
+        outer_sum(G.Whh[l], rows, h.reshape(-1, H)[:T * B], buf.part, all_steps(path),
+                  team)
         if l == 0:
             embedding_backward(G.Wemb, G.bxh[0], da, buf.xs, T, OneStream(), team)
         else:
             input_backward(G.Wxh[l - 1], G.bxh[l], dx, da, T,
                            saved_layer_input(buf.xin, hs, l, T, drop), drop,
-                           buf.masks[l - 1], P.Wxh[l - 1], buf.part, team)
+                           buf.masks[l - 1], P.Wxh[l - 1], buf.part,
+                           all_steps(path), team)
         # (the same pre-activations on the input and hidden side)
         copy_vector(G.bhh[l], G.bxh[l], team)
         dh, dx = dx, dh

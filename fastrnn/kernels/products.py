@@ -9,15 +9,20 @@ with products rounded before they are added (no FMA). Their splits between threa
 leave every element's arithmetic as it is with one thread. The other paths take matrix
 products, whose rounding may depend on the split.
 
+On the Mixed path (train.precision: bf16) every product rounds its operands to bf16
+pairs (kernels.bfloat) and runs over packed panels (kernels.panels) with float32 sums.
+
 Which arithmetic is chosen by the type of `path` (kernels.records), when Numba compiles
 the caller, so a configuration compiles only its own.
 """
 from numba import types
 from numba.extending import overload
 
+from .bfloat import cols_to_pairs, rows_to_pairs, words
 from .dot import gemm, gemv_cols, gemv_rows
-from .jit import jit
-from .records import Exact
+from .jit import jit, returns_view
+from .panels import pack_weights, packed_product
+from .records import Exact, Mixed, OneStream
 from .simd import outer_sum_exact
 from .team import after, close, first, items, span
 
@@ -29,6 +34,76 @@ SMALL = 65536
 def is_exact(path):
     """Whether the Numba type of a path record is Exact's."""
     return isinstance(path, types.NamedTuple) and path.instance_class is Exact
+
+
+def is_mixed(path):
+    """Whether the Numba type of a path record is Mixed's (bf16 operands)."""
+    return isinstance(path, types.BaseNamedTuple) and path.instance_class is Mixed
+
+
+def all_steps(path):
+    """The path of a product over all steps of a layer: matrix products (OneStream's),
+    or Mixed's in bf16."""
+
+
+@returns_view(all_steps)
+def _all_steps(path):
+    if is_mixed(path):
+        return lambda path: path
+    return lambda path: OneStream()
+
+
+def pairs_of_rows(a, X, team):
+    """X (R, K) float32 in bf16 pairs along its rows, in a (as a (R, words(K)) array,
+    which is returned), the threads taking slices of the rows."""
+
+
+@returns_view(pairs_of_rows)
+def _pairs_of_rows(a, X, team):
+    def impl(a, X, team):
+        R, K = X.shape
+        A = a[:R * words(K)].reshape(R, words(K))
+        n = items(team, R, X.size, SMALL)
+        i = first(team, n)
+        while i >= 0:
+            r0, r1 = span(i, n, R, 1)
+            rows_to_pairs(A, X, r0, r1)
+            i = after(team, n, i)
+        close(team, n)
+        return A
+    return impl
+
+
+def pairs_of_cols(a, X, team):
+    """X (R, M) float32 in bf16 pairs along its columns: a as a (words(R), M) array,
+    returned transposed ((M, words(R)), the left operand of X.T @ ...), the threads
+    taking slices of the pairs."""
+
+
+@returns_view(pairs_of_cols)
+def _pairs_of_cols(a, X, team):
+    def impl(a, X, team):
+        R, M = X.shape
+        Q = words(R)
+        A = a[:Q * M].reshape(Q, M)
+        n = items(team, Q, X.size, SMALL)
+        i = first(team, n)
+        while i >= 0:
+            q0, q1 = span(i, n, Q, 1)
+            cols_to_pairs(A, X, q0, q1)
+            i = after(team, n, i)
+        close(team, n)
+        return A.T
+    return impl
+
+
+@jit
+def mixed_product(out, A, W, transposed, path, team):
+    """out (R, M) = A @ W.T (W: (M, K)), or, transposed, A @ W (W: (K, M)): A in bf16
+    pairs, W packed in bf16 pairs into path.w, the sums float32, the threads taking
+    slices of the panels."""
+    used = pack_weights(path.w, W, transposed, team)
+    packed_product(out, A, path.w[:used], team, out.size * A.shape[1] // (SMALL // 2))
 
 
 def matmul_rows(out, X, W, path, team):
@@ -43,11 +118,17 @@ def matmul_rows_t(out, X, W, path, team):
 
 @overload(matmul_rows)
 def _matmul_rows(out, X, W, path, team):
+    if is_mixed(path):
+        return lambda out, X, W, path, team: mixed_product(
+            out, pairs_of_rows(path.a, X, team), W, False, path, team)
     return _split_rows(_gemv_rows if is_exact(path) else _gemm_rows)
 
 
 @overload(matmul_rows_t)
 def _matmul_rows_t(out, X, W, path, team):
+    if is_mixed(path):
+        return lambda out, X, W, path, team: mixed_product(
+            out, pairs_of_rows(path.a, X, team), W, True, path, team)
     return _split_rows(_gemv_rows_t if is_exact(path) else _gemm_rows_t)
 
 
@@ -98,12 +179,16 @@ def outer_sum(dW, dY, X, part, path, team):
 
     Exact: min-char-rnn's `dW += np.dot(dy, x.T)` over reversed time, each product
     rounded before it is added (kernels.simd), each thread taking a slice of dW's rows.
+    Mixed: dY.T @ X over bf16 pairs, the threads taking slices of dW's columns.
     Otherwise one matrix product per item over its slice of the R rows into part
     (W, >= M, N), the items' sums added at the end, by slices of rows."""
 
 
 @overload(outer_sum)
 def _outer_sum(dW, dY, X, part, path, team):
+    if is_mixed(path):
+        return lambda dW, dY, X, part, path, team: mixed_product(
+            dW, pairs_of_cols(path.a, dY, team), X, True, path, team)
     return _outer_sum_exact if is_exact(path) else _outer_sum_fast
 
 

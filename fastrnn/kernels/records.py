@@ -99,7 +99,16 @@ def register_family(Buffers, forward, backward):
 Exact = namedtuple("Exact", [])      # float64, min-char-rnn's arithmetic op by op
 OneStream = namedtuple("OneStream", [])  # one stream: products over all steps, gemv steps
 Batched = namedtuple("Batched", [])  # many streams: every step over packed weights
-
+# Many streams with bf16 operands (train.precision: bf16): every matrix product over
+# packed weights (kernels.panels), its operands rounded to bf16 pairs (kernels.bfloat)
+# into this record's scratch, its sums float32. The weights, gradients, optimizer and
+# cell arithmetic stay float32.
+Mixed = namedtuple("Mixed", [
+    "a",  # (panels.mixed_sizes()[0],) uint32 a product's left operand (states or
+          # gradients) in bf16 pairs
+    "w",  # (panels.mixed_sizes()[1],) uint32 its right operand (weights, or states)
+          # packed in bf16 pairs
+])
 
 @jit
 def whh_offset(P):
