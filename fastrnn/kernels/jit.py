@@ -54,11 +54,15 @@ _STAMP = sources_stamp()
 
 
 def _stamped(locator):
-    """Numba's cache locator `locator`, for the kernels alone, with _STAMP as the source
-    stamp of each."""
+    """Numba's cache locator `locator` with _STAMP as the source stamp of the kernels,
+    and beside its own file's stamp for a function elsewhere compiled with these
+    options (a test's or a benchmark's, which calls the kernels: without it, its cached
+    code would keep running kernels that have since changed)."""
     class Stamped(locator):
         def get_source_stamp(self):
-            return _STAMP
+            if self._kernel:
+                return _STAMP
+            return (_STAMP, super().get_source_stamp())
 
         def get_disambiguator(self):
             # (in the cache files' names: an index written for other sources is never
@@ -67,9 +71,12 @@ def _stamped(locator):
 
         @classmethod
         def from_function(cls, py_func, py_file):
-            if os.path.dirname(os.path.abspath(py_file)) != _HERE:
+            if not getattr(py_func, "_fastrnn_jit", False):
                 return None
-            return super().from_function(py_func, py_file)
+            found = super().from_function(py_func, py_file)
+            if found is not None:
+                found._kernel = os.path.dirname(os.path.abspath(py_file)) == _HERE
+            return found
     Stamped.__name__ = f"Kernels{locator.__name__.lstrip('_')}"
     return Stamped
 
@@ -89,10 +96,18 @@ def _install_locators():
 
 _install_locators()
 
-jit = numba.njit(cache=True, error_model="numpy", nogil=True, _nrt=False)
+def _options(**options):
+    """numba.njit with these options, marking each function for the locators above."""
+    def decorate(fn):
+        fn._fastrnn_jit = True
+        return numba.njit(**options)(fn)
+    return decorate
+
+
+jit = _options(cache=True, error_model="numpy", nogil=True, _nrt=False)
 # For a kernel that allocates (kernels.output.pairwise_sum's stack): its own arrays are
 # counted and freed, the ones it is given still borrowed.
-jit_nrt = numba.njit(cache=True, error_model="numpy", nogil=True, _nrt=True)
+jit_nrt = _options(cache=True, error_model="numpy", nogil=True, _nrt=True)
 
 
 def returns_view(fn):
@@ -104,4 +119,4 @@ def returns_view(fn):
 
 
 # For the one kernel that starts Numba's own threads (kernels.duo).
-pjit = numba.njit(cache=True, error_model="numpy", nogil=True, parallel=True)
+pjit = _options(cache=True, error_model="numpy", nogil=True, parallel=True)
