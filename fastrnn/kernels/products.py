@@ -29,6 +29,9 @@ from .team import after, close, first, items, span
 # Work under this many multiply-adds stays on one thread (a thread's share would cost
 # less than handing it over).
 SMALL = 65536
+# The same for roundings to bf16 (each costs about what 30-50 multiply-adds of a
+# product do).
+CONVERSIONS = SMALL // 32
 
 
 def is_exact(path):
@@ -63,7 +66,7 @@ def _pairs_of_rows(a, X, team):
     def impl(a, X, team):
         R, K = X.shape
         A = a[:R * words(K)].reshape(R, words(K))
-        n = items(team, R, X.size, SMALL)
+        n = items(team, R, X.size, CONVERSIONS)
         i = first(team, n)
         while i >= 0:
             r0, r1 = span(i, n, R, 1)
@@ -86,7 +89,7 @@ def _pairs_of_cols(a, X, team):
         R, M = X.shape
         Q = words(R)
         A = a[:Q * M].reshape(Q, M)
-        n = items(team, Q, X.size, SMALL)
+        n = items(team, Q, X.size, CONVERSIONS)
         i = first(team, n)
         while i >= 0:
             q0, q1 = span(i, n, Q, 1)
