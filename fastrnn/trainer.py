@@ -5,6 +5,7 @@ import math
 import os
 import signal
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from .errors import UserError
 from .kernels.bfloat import BF16
 from .kernels.optim import HORIZON, LR_SCALE, learning_rate, settings
 from .kernels.records import Net, Training
+from .kernels.team import Workers
 from .model import Model, load_model
 from .models import FAMILIES, flat_params, zeros
 from .reading import MODES
@@ -83,6 +85,7 @@ class Trainer:
         self.smooth_loss = -math.log(1.0 / V) * T  # min-char-rnn's smooth_loss at n = 0
         self.extra = {}  # the runner's state, kept in checkpoints
         self.last_losses = None  # those of the last train_iters call
+        self.workers = None  # kernels.team.Workers: how many threads run a slice
 
     # --- the model's facts, for the runner and the kernels' callers -----------------
     vocab = property(lambda self: self.model.vocab)
@@ -137,7 +140,7 @@ class Trainer:
         if n <= 0:
             return losses
         with _interrupts_deferred():  # the state stays that of a finished iteration
-            self.train_call(losses)()
+            self._train_slices(losses)
             self.last_losses = losses  # for a Ctrl-C raised as this returns
             T = self.config.train.seq_length
             smooth = self.smooth_loss
@@ -145,6 +148,26 @@ class Trainer:
                 smooth = smooth * 0.999 + loss * T * 0.001
             self.smooth_loss = smooth
         return losses
+
+    def _train_slices(self, losses):
+        """Train len(losses) iterations: on a team, in slices each run by as many of its
+        threads as measure fastest (kernels.team.Workers; the same results either
+        way)."""
+        self.model.set_threads()
+        if self.chunks == 1 or self.duo:
+            self.train_call(losses)()
+            return
+        if self.workers is None or self.workers.size != self.chunks:
+            self.workers = Workers(self.chunks)
+        done = 0
+        while done < losses.size:
+            workers, n = self.workers.choose(losses.size - done)
+            call = self.train_call(losses[done:done + n])
+            call.workers = workers
+            start = time.perf_counter()
+            call()
+            self.workers.record(workers, n, time.perf_counter() - start)
+            done += n
 
     def train_call(self, losses):
         """The kernels.team.Call that trains len(losses) iterations."""

@@ -135,10 +135,14 @@ def _claim(team, n):
 # --- on the Python side: running a compiled entry point on a team ---------------------
 class Call:
     """A compiled entry point fn (a nogil jit function whose last argument is the team)
-    and its other arguments, to be run on `threads` threads."""
+    and its other arguments, to be run by a team of `threads`: on that many threads, or
+    with workers, on only the first `workers` of them (the calling thread alone, with
+    1), which then take every item between them. The items are the team's either way,
+    so the results are the same to the bit."""
 
-    def __init__(self, fn, args, threads=1):
+    def __init__(self, fn, args, threads=1, workers=None):
         self.fn, self.args, self.threads = fn, tuple(args), threads
+        self.workers = threads if workers is None else max(1, min(workers, threads))
 
     def __call__(self):
         if self.threads == 1:
@@ -146,7 +150,7 @@ class Call:
         flags = np.zeros(flag_count(self.threads), np.int64)
         others = [_pool(self.threads - 1).submit(self.fn, *self.args,
                                                  Team(flags, me, self.threads))
-                  for me in range(1, self.threads)]
+                  for me in range(1, self.workers)]
         result = self.fn(*self.args, Team(flags, 0, self.threads))
         for f in others:
             f.result()
@@ -156,6 +160,62 @@ class Call:
         """The Numba types fn is compiled for."""
         team = Solo() if self.threads == 1 else Team(np.zeros(1, np.int64), 0, self.threads)
         return tuple(numba.typeof(a) for a in self.args + (team,))
+
+
+class Workers:
+    """How many of a team's threads run its next training call: all of them, or only the
+    calling thread when that measures faster, as it does when another process keeps a
+    core busy (a waiting thread cannot give way: team.close spins) or when the work is
+    too small to share. Either way the team's items are the same (Call), so the choice
+    never changes a result, only the time.
+
+    The calls are slices of about SLICE seconds; the choice in use is timed on every
+    slice, and the other is tried on a slice of one iteration (or PROBE seconds) after
+    FIRST slices, then after twice as many each time it loses, up to MOST; it takes
+    over when it is 3% faster, or when the choice in use becomes 3% slower than the
+    other's last time."""
+
+    SLICE, PROBE, FIRST, MOST, MARGIN = 0.25, 0.02, 8, 64, 0.97
+
+    def __init__(self, size):
+        self.size = size
+        self.current = size
+        self.per_iteration = {size: None, 1: None}
+        self.interval, self.since = self.FIRST, 0
+        self.warm = False  # (the first call compiles: not timed)
+        self.probing = False
+
+    def other(self):
+        return 1 if self.current == self.size else self.size
+
+    def choose(self, remaining):
+        """(workers, iterations) of the next slice, of `remaining` iterations to go."""
+        self.probing = self.warm and self.since >= self.interval
+        workers = self.other() if self.probing else self.current
+        known = [t for t in self.per_iteration.values() if t]
+        if not self.warm or not known:
+            return workers, 1
+        seconds = self.PROBE if self.probing else self.SLICE
+        return workers, max(1, min(remaining, int(seconds / min(known))))
+
+    def record(self, workers, iterations, seconds):
+        """A slice of `iterations` on `workers` took `seconds`."""
+        if not self.warm:
+            self.warm = True
+            return
+        t = seconds / iterations
+        self.per_iteration[workers] = t
+        if self.probing:
+            self.since = 0
+            if t < self.MARGIN * self.per_iteration[self.current]:
+                self.current, self.interval = workers, self.FIRST
+            else:
+                self.interval = min(2 * self.interval, self.MOST)
+            return
+        self.since += 1
+        other = self.per_iteration[self.other()]
+        if other is not None and self.MARGIN * t > other:
+            self.current, self.interval, self.since = self.other(), self.FIRST, 0
 
 
 _POOLS = {}
