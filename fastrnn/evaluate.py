@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .encoding import as_ids
-from .errors import UserError
+from .errors import UserError, fail
 from .reading import MODES
 
 PROTOCOLS = ("headline", "zero", "nanogpt", "windows")
@@ -190,9 +190,8 @@ def main(argv=None, prog="python -m fastrnn.evaluate"):
         result = evaluate(model, ids, args.protocol, starts=starts, before=before,
                           streams=args.streams, burn_in=args.burn_in, block=args.block,
                           windows=args.windows, seed=args.seed)
-    except UserError as e:
-        print(f"fastrnn: error: {e}", file=sys.stderr)
-        return 2
+    except (UserError, OSError) as e:  # (OSError: a path the OS refuses)
+        return fail(e)
     cfg = model.config
     checkpointed = model.iteration > 0 or not _is_export(args.source)
     info = dict(source=str(args.source), split=args.split,

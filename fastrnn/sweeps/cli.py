@@ -145,8 +145,7 @@ def main(argv=None, prog="python -m fastrnn.sweep"):
                             slots=args.workers if args.executor == "local" else None,
                             say=lambda line: print(line, flush=True))
     except UserError as e:
-        print(f"fastrnn: error: {e}", file=sys.stderr)
-        return 2
+        return fail(e)
     failed = summary(results, sweep, sys.stdout)
     return 1 if failed else 0
 
