@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import (SECTIONS, Config, _lookup, merge, parse_overrides, read_yaml,
-                      read_yaml_file)
+from ..config import (SECTIONS, Config, _lookup, is_text, merge, parse_overrides,
+                      read_text_file, read_yaml, read_yaml_file)
 from ..errors import UserError
 
 METRICS = {"val_loss": "final validation loss (nats/char)",
@@ -53,7 +53,7 @@ def load_sweep(path, out_dir=None):
     if raw.get("base"):
         base_path = path.parent / raw["base"]  # an absolute base stays as it is
         try:
-            base = read_yaml(base_path.read_text(encoding="utf-8"), base_path)
+            base = read_yaml(read_text_file(base_path, f"{path}: base config"), base_path)
         except FileNotFoundError:
             raise UserError(f"{path}: base config not found: {base_path}") from None
         except (OSError, UnicodeDecodeError) as e:
@@ -109,6 +109,9 @@ def load_sweep(path, out_dir=None):
     width = len(str(len(trials) - 1))
     named = [(f"t{i:0{width}d}", values) for i, values in enumerate(trials)]
     out = Path(out_dir or raw.get("out_dir") or Path("runs") / "sweeps" / path.stem)
+    if not is_text(str(out)):
+        raise UserError(f"{path}: out_dir {str(out)!r} holds a NUL character or a lone "
+                        f"surrogate (UTF-8 cannot hold them); choose another")
     halving = search = None
     if "halving" in raw:
         halving = load_halving(raw["halving"], path, base, base_cfg, metric, named)
