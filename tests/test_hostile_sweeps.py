@@ -1,6 +1,8 @@
 """Sweeps: damaged results files are refused in one line; a trial that ends in NaN
 (exit 3) is a failed trial; Optuna's storage stays at <out_dir>/optuna.db whatever
-out_dir holds; a Dask address with an empty or over-long host label is one line."""
+out_dir holds; a Dask address with an empty or over-long host label is one line; axis
+values that matplotlib would read as math are plotted as text; a value UTF-8 cannot
+hold is recorded escaped in results.csv."""
 import json
 import sqlite3
 
@@ -135,3 +137,37 @@ def test_a_dask_address_with_a_bad_host_is_one_line(workdir, address):
     pytest.importorskip("distributed")
     check_refused("sweep", ["sweep.yaml", "--executor", "dask", "--address", address],
                   workdir)
+
+
+def _ok(name, cfg):
+    """A trial that succeeds at once (what the report does with its row is tested)."""
+    return dict(trial=name, status="ok", metric=2.0, val_loss=2.0, best_val_loss=2.0,
+                train_loss=2.0, iterations=1, seconds=0.0, it_per_s=1.0, error="")
+
+
+def test_axis_values_read_as_math_are_plotted_as_text(workdir, monkeypatch):
+    pytest.importorskip("matplotlib")
+    from fastrnn.sweeps import cli
+    (workdir / "sweep.yaml").write_text("base: base.yaml\nout_dir: out\ngrid:\n"
+                                        "  train.init_from: ['$x^$', '$\\frac{$']\n")
+    monkeypatch.setattr(cli, "run_sweep", lambda sweep, executor, **kw: run_sweep(
+        sweep, _inline, trial_fn=_ok))
+    code, out, err = invoke("sweep", ["sweep.yaml", "--workers", "1"])
+    assert code == 0 and "Traceback" not in err, err
+    assert (workdir / "out" / "sweep.png").is_file()
+
+
+@pytest.mark.parametrize("value", ['"\\udcff"', '"\\ud800"', '"a\\0b"'])
+def test_a_value_utf8_cannot_hold_is_a_failed_trial_recorded_escaped(workdir, monkeypatch,
+                                                                      value):
+    from fastrnn.sweeps import cli
+    (workdir / "sweep.yaml").write_text(f"base: base.yaml\nout_dir: out\ngrid:\n"
+                                        f"  data.path: [{value}]\n")
+    monkeypatch.setattr(cli, "run_sweep", lambda sweep, executor, **kw: run_sweep(
+        sweep, _inline, trial_fn=run_trial))
+    code, out, err = invoke("sweep", ["sweep.yaml", "--workers", "1"], terminal=True)
+    assert code == 1 and "Traceback" not in err, err
+    row = json.loads((workdir / "out" / "results.jsonl").read_text())
+    assert row["status"] == "failed" and "data.path" in row["error"]
+    assert len((workdir / "out" / "results.csv").read_text().splitlines()) == 2
+
