@@ -13,6 +13,7 @@ import io
 import json
 import math
 import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -55,8 +56,15 @@ def read(path):
     not an .npz, truncated, corrupt, of another format version or inconsistent."""
     path = Path(path)
     fix = "delete it, or point to another checkpoint"
-    try:
-        with open(path, "rb") as f:
+    try:  # (without waiting: a pipe is refused, never read)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        with os.fdopen(fd, "rb") as f:
+            mode = os.fstat(fd).st_mode
+            if stat.S_ISDIR(mode):
+                raise IsADirectoryError
+            if not stat.S_ISREG(mode):
+                raise UserError(f"checkpoint {path} is not a regular file (a pipe or a "
+                                f"device); {fix}")
             magic = f.read(4)
     except FileNotFoundError:
         raise UserError(f"checkpoint not found: {path}") from None
@@ -175,8 +183,10 @@ def validate(arrays, path="checkpoint"):
     cfg = Config.from_dict(meta["config"], where=f"checkpoint {path}: config")
     vocab = meta["vocab"]
     if (not isinstance(vocab, list) or not vocab
-            or not all(isinstance(c, str) and len(c) == 1 for c in vocab)):
-        raise bad("vocab", "must be a non-empty list of one-character strings")
+            or not all(isinstance(c, str) and len(c) == 1 and not _surrogate(c)
+                       for c in vocab)):
+        raise bad("vocab", "must be a non-empty list of one-character strings (no lone "
+                  "surrogate: no text holds one)")
     if vocab != sorted(set(vocab)):
         raise bad("vocab", "must be sorted and without repeats")
     extra = meta["extra"]
@@ -229,6 +239,12 @@ def validate(arrays, path="checkpoint"):
         if not 0 <= scale <= 1:
             raise bad("lr_scale", f"must be a number in [0, 1], got {scale}")
     return dict(arrays, config=cfg, vocab=vocab, extra=extra)
+
+
+def _surrogate(c):
+    """Whether the character c is a lone surrogate, which UTF-8 text cannot hold (sampled,
+    it could not be printed or written)."""
+    return "\ud800" <= c <= "\udfff"
 
 
 def _describe(a):

@@ -38,6 +38,7 @@ def sample_main(argv=None, prog="python -m fastrnn.sample"):
     from .files import write_atomic
     from .sampling import check_sizes, read_prime
     from .model import load_model
+    sink = None  # --output's device or pipe
     try:
         if args.length < 0:
             raise UserError(f"--length must be 0 or more, got {args.length}")
@@ -59,7 +60,8 @@ def sample_main(argv=None, prog="python -m fastrnn.sample"):
         if out_path is not None and not out_path.parent.is_dir():
             raise UserError(f"--output: folder {out_path.parent} does not exist; create "
                             f"it or choose another path")
-        through = out_path is not None and _written_through(out_path)
+        if out_path is not None and _written_through(out_path):
+            sink = _open_through(out_path)  # (a pipe that no process reads: refused now)
         model = load_model(args.checkpoint)
         parts = []
         write = parts.append if out_path is not None else sys.stdout.write
@@ -76,9 +78,9 @@ def sample_main(argv=None, prog="python -m fastrnn.sample"):
             sys.stdout.flush()
             return 0
         try:
-            if through:  # a device or a pipe (/dev/stdout): written into, never replaced
-                with open(out_path, "wb") as f:
-                    f.write("".join(parts).encode("utf-8"))
+            if sink is not None:  # a device or a pipe (/dev/stdout): never replaced
+                sink.write("".join(parts).encode("utf-8"))
+                sink.flush()
             else:
                 write_atomic(out_path, "".join(parts).encode("utf-8"))
         except OSError as e:
@@ -87,7 +89,30 @@ def sample_main(argv=None, prog="python -m fastrnn.sample"):
         print(f"wrote {args.num_samples} sample(s) to {out_path}", file=sys.stderr)
     except (UserError, OSError) as e:  # (OSError: a path the OS refuses)
         return fail(e)
+    finally:
+        if sink is not None:
+            try:
+                sink.close()
+            except OSError:  # (its reader gone: said above, if it was)
+                pass
     return 0
+
+
+def _open_through(path):
+    """--output's device or pipe, open for writing. Opened without waiting, so that a
+    pipe that no process reads is refused rather than waited on for ever."""
+    import errno
+    import os
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as e:
+        if e.errno == errno.ENXIO:
+            raise UserError(f"--output {path} is a pipe that no process reads; start its "
+                            f"reader first (e.g. cat {path}), or give a file") from None
+        raise UserError(f"--output: cannot write {path} ({e.strerror}); choose another "
+                        f"path") from None
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "wb")
 
 
 def _written_through(path):

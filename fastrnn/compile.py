@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from .errors import UserError
+from .errors import UserError, fail
 
 # A compile that is still going after this long is said on the way (loading a cached
 # kernel takes less).
@@ -155,8 +155,7 @@ def main(argv=None):
             took = compile_trainer(trainer, say)
             print(f"{path}: kernels ready ({took:.1f} s of compiling)", flush=True)
     except UserError as e:
-        print(f"fastrnn: error: {e}", file=sys.stderr)
-        return 2
+        return fail(e)
     return 0
 
 

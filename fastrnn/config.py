@@ -7,6 +7,8 @@ import dataclasses
 import difflib
 import json
 import math
+import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -127,7 +129,7 @@ class TrainConfig:
     log_every: int = _key(1000, "iterations between progress lines", min=1)
     eval_every: int = _key(10_000, "iterations between validation losses", min=1)
     sample_every: int = _key(10_000, "iterations between printed samples (0: never)", min=0)
-    sample_length: int = _key(200, "characters per printed sample", min=1)
+    sample_length: int = _key(200, "characters per printed sample", min=1, max=100_000)
     checkpoint_every: int = _key(10_000, "iterations between checkpoints", min=1)
     resume: bool = _key(False, "continue from the run folder's latest checkpoint")
     overwrite: bool = _key(False, "replace a run already in the run folder")
@@ -266,6 +268,10 @@ def _check(name, value, f, where):
     elif kind is str:
         if not isinstance(value, str):
             raise UserError(f"{bad}a string, got {value!r}")
+        if not is_text(value):
+            raise UserError(f"{bad}text without NUL characters or lone surrogates (UTF-8 "
+                            f"cannot hold them, nor can a NUL be in a file name), got "
+                            f"{value!r}")
     if meta["choices"] is not None and value not in meta["choices"]:
         raise UserError(f"{bad}one of {', '.join(meta['choices'])}, got {value!r}")
     if meta["min"] is not None and value < meta["min"]:
@@ -277,6 +283,19 @@ def _check(name, value, f, where):
     if meta["max_open"] is not None and value >= meta["max_open"]:
         raise UserError(f"{bad}less than {meta['max_open']}, got {value!r}")
     return value
+
+
+def is_text(s):
+    """Whether the string s can be written as UTF-8 and, as a path, name a file: no NUL
+    character, no lone surrogate (such as the \\udcff that stands for a name's invalid
+    byte)."""
+    if "\0" in s:
+        return False
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def parse_overrides(overrides, where="command line"):
@@ -328,6 +347,7 @@ class _DuplicateKey(yaml.YAMLError):
 # and small enough that reading a hostile one costs nothing.
 MAX_DEPTH, MAX_NODES, MAX_DIGITS = 32, 100_000, 30
 MAX_INT = 2**63
+MAX_FILE_BYTES = 16 << 20  # a config or sweep file: far more than MAX_NODES values take
 
 
 class _Bounded(yaml.YAMLError):
@@ -437,11 +457,28 @@ def read_yaml(text, where):
         raise UserError(f"{where}: invalid YAML{at}: fix the file's syntax") from None
 
 
+def read_text_file(path, what="config file"):
+    """The UTF-8 text of a config or sweep file: a regular file of at most
+    MAX_FILE_BYTES. A pipe or a device (/dev/zero) is refused before it is read, so it
+    can neither hang nor fill memory: UserError naming `what`; FileNotFoundError,
+    OSError and UnicodeDecodeError as Path.read_text raises them."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise UserError(f"{what} {path} is not a regular file (a folder, a pipe or a "
+                            f"device); give a YAML file")
+        blob = f.read(MAX_FILE_BYTES + 1)
+    if len(blob) > MAX_FILE_BYTES:
+        raise UserError(f"{what} {path} is over {MAX_FILE_BYTES:,} bytes, far more than a "
+                        f"config holds; give the YAML file itself")
+    return blob.decode("utf-8")
+
+
 def read_yaml_file(path, what="config file"):
     """The parsed YAML of a file (read_yaml's bounds); UserError naming `what` when it
     is missing or unreadable."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = read_text_file(path, what)
     except FileNotFoundError:
         raise UserError(f"{what} not found: {path}") from None
     except (OSError, UnicodeDecodeError) as e:

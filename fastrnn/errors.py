@@ -7,12 +7,21 @@ class UserError(ValueError):
 
 def fail(e, err=None):
     """Print a UserError, or the OSError of a path the OS refuses, as the command line's
-    one line; the exit code, 2."""
+    one line (a newline or another control character in it, say from a file name, is
+    shown escaped); the exit code, 2."""
     import sys
     if isinstance(e, OSError):
         e = path_error(e)
-    print(f"fastrnn: error: {e}", file=err or sys.stderr)
+    print(f"fastrnn: error: {printable(str(e))}", file=err or sys.stderr)
     return 2
+
+
+def printable(text):
+    """text with what a terminal would not show as itself (newlines and other control
+    characters, lone surrogates) escaped as Python writes them: \\n, \\x1b, \\ud800."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def path_error(e, key=""):

@@ -32,13 +32,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .encoding import as_ids
-from .errors import UserError
+from .errors import UserError, fail
 from .reading import MODES
 
 PROTOCOLS = ("headline", "zero", "nanogpt", "windows")
 BURN_IN = 1000  # characters read before each headline stream: ample to forget the start
 BLOCK, WINDOWS, SEED = 256, 200, 1337  # nanoGPT's block_size and seed
 GROUP = 64  # windows per call of the loss: its buffers hold (T+1) x GROUP states a layer
+MAX_WINDOW_CHARS = 10**8  # nanogpt's windows x (block + 1), indexed at once (8 bytes each)
 
 
 @dataclass
@@ -97,6 +98,12 @@ def evaluate(model, ids, protocol="headline", *, starts=None, before=None, state
     else:
         if windows < 1:
             raise UserError(f"--windows must be at least 1, got {windows}")
+        if windows * (block + 1) > MAX_WINDOW_CHARS:
+            raise UserError(f"--windows {windows:,} of --block {block:,} would read "
+                            f"{windows * (block + 1):,} characters at once, more than "
+                            f"{MAX_WINDOW_CHARS:,}; lower --windows")
+        if seed < 0:
+            raise UserError(f"--seed must be 0 or more, got {seed}")
         at = np.random.default_rng(seed).integers(len(ids) - block, size=windows)
         how = dict(block=block, windows=windows, seed=seed)
     rows = ids[at[:, None] + np.arange(block + 1)]  # (windows, block + 1)
@@ -190,9 +197,8 @@ def main(argv=None, prog="python -m fastrnn.evaluate"):
         result = evaluate(model, ids, args.protocol, starts=starts, before=before,
                           streams=args.streams, burn_in=args.burn_in, block=args.block,
                           windows=args.windows, seed=args.seed)
-    except UserError as e:
-        print(f"fastrnn: error: {e}", file=sys.stderr)
-        return 2
+    except (UserError, OSError) as e:  # (OSError: a path the OS refuses)
+        return fail(e)
     cfg = model.config
     checkpointed = model.iteration > 0 or not _is_export(args.source)
     info = dict(source=str(args.source), split=args.split,

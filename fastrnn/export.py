@@ -203,9 +203,10 @@ def _check_export(path, tensors, meta):
         raise UserError(f"{path}: its vocab or config metadata is not JSON or holds too "
                         f"much ({e}); {fix}") from None
     if (not isinstance(vocab, list) or not vocab or len(set(vocab)) != len(vocab)
-            or not all(isinstance(c, str) and len(c) == 1 for c in vocab)):
-        raise UserError(f"{path}: its vocab metadata is not a list of distinct characters; "
-                        f"{fix}")
+            or not all(isinstance(c, str) and len(c) == 1 and not checkpoint._surrogate(c)
+                       for c in vocab)):
+        raise UserError(f"{path}: its vocab metadata is not a list of distinct characters "
+                        f"(no lone surrogate: no text holds one); {fix}")
     cfg = Config.from_dict(raw, where=f"{path} (config metadata)")
     kind, H, L, V = cfg.model.kind, cfg.model.hidden, cfg.model.layers, len(vocab)
     shapes = {"head.weight": (V, H), "head.bias": (V,)}

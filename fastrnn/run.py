@@ -19,7 +19,7 @@ from . import checkpoint
 from .compile import compile_call, describe
 from .config import load_yaml
 from .data import load_corpus
-from .errors import UserError, path_error
+from .errors import UserError, fail, path_error, printable
 from .evaluate import evaluate
 from .files import atomic_file, make_writable, remove_stale_temporaries, write_atomic
 from .lock import lock
@@ -585,7 +585,7 @@ class Run:
             ax.plot(*zip(*val), "o-", label="validation")
         ax.set_xlabel("iteration")
         ax.set_ylabel("nats per character")
-        ax.set_title(str(self.dir))
+        ax.set_title(printable(str(self.dir)).replace("$", r"\$"))  # ($: not math)
         ax.legend()
         ax.grid(alpha=0.3)
         try:
@@ -786,8 +786,7 @@ def main(argv=None, prog="python -m fastrnn.run"):
         run.prepare()
         return run.train()  # (which says where an interrupt in it left the run)
     except UserError as e:
-        print(f"fastrnn: error: {e}", file=sys.stderr)
-        return 2
+        return fail(e)
     except KeyboardInterrupt:
         if run is None or run.trainer is None:
             print("\ninterrupted before training started", file=sys.stderr)

@@ -12,14 +12,22 @@ COMMANDS = {
     "run": lambda: __import__("fastrnn.run", fromlist=["main"]).main,
     "sample": lambda: __import__("fastrnn.cli", fromlist=["sample_main"]).sample_main,
     "export": lambda: __import__("fastrnn.export", fromlist=["main"]).main,
+    "eval": lambda: __import__("fastrnn.evaluate", fromlist=["main"]).main,
     "sweep": lambda: __import__("fastrnn.sweeps.cli", fromlist=["main"]).main,
 }
 
 
-def invoke(command, argv):
+def invoke(command, argv, terminal=False):
     """(exit code, stdout, stderr) of a command run in this process; an exception that
-    escapes it is a traceback on stderr and code 'traceback'."""
-    out, err = io.StringIO(), io.StringIO()
+    escapes it is a traceback on stderr and code 'traceback'. terminal: stdout and
+    stderr encode as a UTF-8 terminal's do, stdout strictly (a character it cannot
+    encode, such as a lone surrogate, is an error) and stderr with backslashes."""
+    if terminal:
+        out_bytes, err_bytes = io.BytesIO(), io.BytesIO()
+        out = io.TextIOWrapper(out_bytes, "utf-8", "strict")
+        err = io.TextIOWrapper(err_bytes, "utf-8", "backslashreplace")
+    else:
+        out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
             code = COMMANDS[command]()(list(argv))
@@ -28,6 +36,13 @@ def invoke(command, argv):
         except BaseException:  # noqa: BLE001 -- what the case is there to catch
             traceback.print_exc(file=err)
             code = "traceback"
+    if terminal:
+        for stream in (out, err):
+            try:
+                stream.flush()
+            except UnicodeEncodeError:
+                pass
+        return code, out_bytes.getvalue().decode(), err_bytes.getvalue().decode()
     return code, out.getvalue(), err.getvalue()
 
 
@@ -73,9 +88,11 @@ def check_refused(command, argv, root, match=None, want=2):
     return line
 
 
-def make_workdir(tmp_path, monkeypatch, config, name="base.yaml", good=False):
+def make_workdir(tmp_path, monkeypatch, config, name="base.yaml", good=False,
+                 evaluable=False):
     """tmp_path as the working folder, with text.txt (a small text), the config `name`
-    and, with good, a sound checkpoint good.npz of a tiny model."""
+    and, with good, a sound checkpoint good.npz of a tiny model; with evaluable, val.npz,
+    one whose config reads text.txt and holds out a validation split (for eval)."""
     from conftest import SMALL_TEXT, tiny_config
     from fastrnn import Config, Trainer, checkpoint
     monkeypatch.chdir(tmp_path)
@@ -84,4 +101,8 @@ def make_workdir(tmp_path, monkeypatch, config, name="base.yaml", good=False):
     if good:
         trainer = Trainer(Config.from_dict(tiny_config()), text=SMALL_TEXT)
         checkpoint.save(trainer, tmp_path / "good.npz")
+    if evaluable:
+        cfg = tiny_config(data={"path": "text.txt", "val_fraction": 0.2})
+        trainer = Trainer(Config.from_dict(cfg), text=SMALL_TEXT * 4)
+        checkpoint.save(trainer, tmp_path / "val.npz")
     return tmp_path

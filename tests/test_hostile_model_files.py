@@ -1,7 +1,9 @@
 """One reader for every file that holds a model: init_from, sample and export given
 .npy content named .npz, an .npz with an unknown compression method, a truncated or
-empty one, or a zip of something else, are one line, as a checkpoint's damage is."""
+empty one, a zip of something else, or a vocabulary holding a lone surrogate (which
+could be sampled but never printed), are one line, as a checkpoint's damage is."""
 import io
+import json
 import struct
 import zipfile
 
@@ -81,3 +83,20 @@ def test_a_model_file_that_is_a_folder_is_one_line(workdir):
     for command, argv in (("run", ["base.yaml", "train.init_from=bad.npz"]),
                           ("sample", ["bad.npz", "--length", "5"])):
         check_refused(command, argv, workdir)
+
+
+@pytest.mark.parametrize("source,key", [("good.npz", "vocab"), ("export.npz", "__vocab__")])
+@pytest.mark.parametrize("last", ["\ud800", "\udcff"])
+def test_a_vocabulary_holding_a_lone_surrogate_is_one_line(workdir, source, key, last):
+    with np.load(workdir / source, allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files}
+    vocab = json.loads(str(arrays[key]))
+    arrays[key] = np.array(json.dumps(vocab[:-1] + [last]))  # (still sorted)
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    (workdir / "bad.npz").write_bytes(buf.getvalue())
+    for command, argv in (("run", ["base.yaml", "train.init_from=bad.npz"]),
+                          ("sample", ["bad.npz", "--length", "300"]),
+                          ("export", ["bad.npz", "again.npz"]),
+                          ("eval", ["bad.npz"])):
+        check_refused(command, argv, workdir, match="bad.npz")

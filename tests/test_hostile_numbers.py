@@ -1,6 +1,7 @@
 """Numbers at the edges: a seed of 2**32 or more (in a config, an override or inside a
 checkpoint), a temperature that underflows (sampled as argmax, no NaN), sweep
-distributions with infinite or huge bounds, an infinite halving eta."""
+distributions with infinite or huge bounds, an infinite halving eta, eval's negative
+seed."""
 import io
 
 import numpy as np
@@ -73,6 +74,13 @@ def test_a_temperature_that_underflows_samples_the_most_likely(workdir, temperat
                                        "--temperature", temperature, "--seed", "3"])
     assert code == 0 and err == "", err
     assert out == argmax
+
+
+@pytest.mark.parametrize("seed", ["-1", str(-2**63)])
+def test_a_negative_eval_seed_is_one_line(tmp_path, monkeypatch, seed):
+    make_workdir(tmp_path, monkeypatch, BASE, evaluable=True)
+    check_refused("eval", ["val.npz", "--protocol", "nanogpt", "--block", "5", "--seed",
+                           seed], tmp_path, match="--seed")
 
 
 @pytest.mark.parametrize("text", SWEEPS)

@@ -1,12 +1,14 @@
 """Paths the OS refuses (a name over 255 bytes, ~nosuchuser, a file where a folder
-should be) are one line, in every command, and change nothing."""
+should be, a NUL or a lone surrogate) are one line, in every command, and change
+nothing; a newline in a path is shown escaped, so the line stays one; a run folder whose
+name matplotlib would read as math still gets its plot."""
 import pytest
 
 from conftest import SMALL_TEXT, tiny_config
 from fastrnn import checkpoint
 from fastrnn.config import Config
 from fastrnn.trainer import Trainer
-from hostile import check_refused, make_workdir
+from hostile import check_refused, invoke, make_workdir
 
 BASE = ("data:\n  path: text.txt\n  val_fraction: 0.2\nmodel:\n  hidden: 8\n"
         "train:\n  seq_length: 10\n  max_iters: 10\n  dtype: float64\n")
@@ -38,6 +40,13 @@ CASES = [
     ("sweep", ["sweep.yaml", "--out-dir", "afile"]),
     ("sweep", ["sweep.yaml", "--out-dir", "afile/sweep"]),
     ("sweep", [f"{LONG}.yaml"]),
+    ("sweep", ["nul.yaml"]),
+    ("run", ["base.yaml", 'data.path="a\\nb"']),
+    ("run", ["base.yaml", 'train.out_dir="a\\0b"']),
+    ("run", ["base.yaml", 'train.out_dir="\\ud800"']),
+    ("run", ["base.yaml", 'train.out_dir="\\udcff"']),
+    ("eval", [LONG]),
+    ("eval", [f"{LONG}.npz"]),
 ]
 
 
@@ -45,6 +54,8 @@ CASES = [
 def workdir(tmp_path, monkeypatch):
     make_workdir(tmp_path, monkeypatch, BASE)
     (tmp_path / "sweep.yaml").write_text("base: base.yaml\ngrid:\n  optim.lr: [0.1]\n")
+    (tmp_path / "nul.yaml").write_text('base: base.yaml\nout_dir: "a\\0b"\ngrid:\n'
+                                       '  optim.lr: [0.1]\n')
     (tmp_path / "afile").write_text("a file\n")
     (tmp_path / "sub").mkdir()
     trainer = Trainer(Config.from_dict(tiny_config()), text=SMALL_TEXT)
@@ -56,3 +67,11 @@ def workdir(tmp_path, monkeypatch):
                          ids=[f"{c}-{i}" for i, (c, _) in enumerate(CASES)])
 def test_a_path_the_os_refuses_is_one_line(workdir, command, argv):
     check_refused(command, argv, workdir)
+
+
+@pytest.mark.parametrize("name", ["$x^$", "$\\frac{$"])
+def test_a_run_folder_named_like_math_still_gets_its_plot(workdir, name):
+    pytest.importorskip("matplotlib")
+    code, _, err = invoke("run", ["base.yaml", f"train.out_dir={name}"])
+    assert code == 0 and "Traceback" not in err, err
+    assert (workdir / name / "loss.png").is_file()

@@ -1,5 +1,6 @@
 """No process outlives its sweep (trial workers die with the main process, whatever
-signal ends it); sample --output writes through a device or refuses a link, never
+signal ends it); sample --output writes through a device or a pipe (one that no
+process reads is refused, not waited on: test_hostile_sizes) or refuses a link, never
 replacing it; a recursive glob never follows a folder link into a loop."""
 import os
 import signal
@@ -82,6 +83,22 @@ def test_sample_output_to_a_device_link_writes_through(workdir, saved):
     code, out, err = invoke("sample", ["good.npz", "--length", "20", "--output", "null"])
     assert code == 0, err
     assert (workdir / "null").is_symlink() and os.readlink(workdir / "null") == "/dev/null"
+
+
+def test_sample_output_to_a_pipe_with_a_reader_writes_through(workdir, saved):
+    import stat
+    os.mkfifo(workdir / "pipe")
+    reader = os.open(workdir / "pipe", os.O_RDONLY | os.O_NONBLOCK)  # (waits for none)
+    try:
+        code, _, err = invoke("sample", ["good.npz", "--length", "20", "--seed", "3",
+                                         "--output", "pipe"])
+        got = os.read(reader, 1 << 16).decode()
+    finally:
+        os.close(reader)
+    assert code == 0, err
+    assert stat.S_ISFIFO((workdir / "pipe").lstat().st_mode)
+    _, out, _ = invoke("sample", ["good.npz", "--length", "20", "--seed", "3"])
+    assert got == out and len(got) == 21
 
 
 @pytest.mark.parametrize("target", ["outside.txt", "sub", "nowhere"])

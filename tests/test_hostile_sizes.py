@@ -1,6 +1,8 @@
 """Sizes are checked before anything is allocated: an .npz member whose header declares
 a huge shape, a beam or sample count beyond reason, a sweep of 10^12 trials, a model
-beyond this machine's memory, a prime file that is a device, a FIFO or too big."""
+beyond this machine's memory, a printed sample or eval's windows beyond reason; a prime,
+config, sweep or checkpoint file that is a device, a FIFO or too big, and an --output
+pipe that no process reads, are refused before they are read or written (no hang)."""
 import io
 import os
 import zipfile
@@ -46,6 +48,7 @@ SAMPLE_CASES = [
     (["good.npz", "--prime-file", "."], "prime file"),
 ]
 RUN_CASES = [
+    (["base.yaml", "train.sample_length=1000000000"], "train.sample_length"),
     (["base.yaml", "model.hidden=30000"], "memory"),
     (["base.yaml", "model.hidden=1e300"], "model.hidden"),
     (["base.yaml", "model.hidden=100000", "model.layers=4"], "memory"),
@@ -61,10 +64,32 @@ SWEEP_CASES = [
 ]
 
 
+# (the command, its arguments, a word the line must hold): fifo is a pipe no one writes
+# or reads; val.npz, a checkpoint with a validation split
+PIPES = [
+    ("run", ["fifo"], "not a regular file"),
+    ("run", ["/dev/zero"], "not a regular file"),
+    ("run", ["big.yaml"], "bytes"),
+    ("sweep", ["fifo"], "not a regular file"),
+    ("sweep", ["/dev/zero"], "not a regular file"),
+    ("sweep", ["pipe_base.yaml"], "not a regular file"),
+    ("sweep", ["zero_base.yaml"], "not a regular file"),
+    ("sample", ["fifo", "--length", "5"], "not a regular file"),
+    ("export", ["fifo", "out.npz"], "not a regular file"),
+    ("sample", ["good.npz", "--length", "5", "--output", "fifo"], "no process reads"),
+    ("eval", ["val.npz", "--protocol", "nanogpt", "--block", "5", "--windows",
+              "1000000000000"], "--windows"),
+    ("eval", ["val.npz", "--protocol", "nanogpt", "--block", "5", "--windows",
+              str(2**63)], "--windows"),
+]
+
+
 @pytest.fixture
 def workdir(tmp_path, monkeypatch):
-    make_workdir(tmp_path, monkeypatch, BASE, good=True)
+    make_workdir(tmp_path, monkeypatch, BASE, good=True, evaluable=True)
     os.mkfifo(tmp_path / "fifo")
+    for name, base in (("pipe_base.yaml", "fifo"), ("zero_base.yaml", "/dev/zero")):
+        (tmp_path / name).write_text(f"base: {base}\ngrid:\n  optim.lr: [0.1]\n")
     (tmp_path / "big.txt").write_text("a" * (2 << 20))
     return tmp_path
 
@@ -100,3 +125,10 @@ def test_a_model_beyond_memory_is_one_line(workdir, argv, match):
 def test_a_sweep_of_too_many_trials_is_one_line(workdir, text, match):
     (workdir / "sweep.yaml").write_text(text)
     check_refused("sweep", ["sweep.yaml", "--workers", "1"], workdir, match=match)
+
+
+@pytest.mark.parametrize("command,argv,match", PIPES)
+def test_a_pipe_a_device_or_a_huge_file_is_refused_unread(workdir, command, argv, match):
+    if "big.yaml" in argv:  # a config of 17 MiB (a comment), over the 16 MiB a file may hold
+        (workdir / "big.yaml").write_text(BASE + "#" * (17 << 20) + "\n")
+    check_refused(command, argv, workdir, match=match)

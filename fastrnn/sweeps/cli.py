@@ -112,9 +112,10 @@ def main(argv=None, prog="python -m fastrnn.sweep"):
         for name, values in sweep.trials[:1]:  # the base and keys make a config at all
             trial_config(sweep, name, values)
         if args.executor == "dask":
-            with dask_executor(args.address):
+            with dask_executor(args.address, grace=sweep.worker_grace):
                 pass  # reachable: fail fast, before any trial starts or folder is made
-            executor = lambda: dask_executor(args.address)  # noqa: E731
+            executor = lambda: dask_executor(  # noqa: E731
+                args.address, grace=sweep.worker_grace)
             where = f"Dask at {args.address}"
         else:
             cores = os.cpu_count() or 1
@@ -145,8 +146,7 @@ def main(argv=None, prog="python -m fastrnn.sweep"):
                             slots=args.workers if args.executor == "local" else None,
                             say=lambda line: print(line, flush=True))
     except UserError as e:
-        print(f"fastrnn: error: {e}", file=sys.stderr)
-        return 2
+        return fail(e)
     failed = summary(results, sweep, sys.stdout)
     return 1 if failed else 0
 

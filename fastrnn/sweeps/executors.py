@@ -1,14 +1,20 @@
 """Where trials run: a local pool that gives each trial a spawned process of its own,
-or a Dask cluster (after checking that a scheduler answers at its address)."""
+or a Dask cluster (after checking that a scheduler answers at its address, and watching
+that it keeps some worker)."""
 import concurrent.futures as cf
 import contextlib
 import multiprocessing
 import os
 import socket
 import struct
+import threading
 import time
 
 from ..errors import UserError
+
+# Seconds a Dask sweep goes on with no worker connected to its scheduler (the last one
+# gone, or none come) before it stops; the sweep file's worker_grace.
+WORKER_GRACE = 60.0
 
 
 def _worker_env(threads=1):
@@ -81,7 +87,10 @@ def local_executor(workers, threads=1):
 
 
 @contextlib.contextmanager
-def dask_executor(address, timeout=5):
+def dask_executor(address, timeout=5, grace=WORKER_GRACE):
+    """A pool of the Dask cluster at address whose trials fail with WorkersGone once no
+    worker has been connected to the scheduler for grace seconds (a trial would
+    otherwise wait for one for ever)."""
     try:
         from distributed import Client
     except ImportError:
@@ -92,10 +101,100 @@ def dask_executor(address, timeout=5):
     except Exception as e:  # noqa: BLE001 -- whatever the connection raises, it failed
         raise UserError(f"cannot reach the Dask scheduler at {address} ({e.__class__.__name__}"
                         f"); start one (dask scheduler) or fix --address") from None
+    pool = WatchedPool(client, address, grace)
     try:
-        yield client.get_executor()
+        yield pool
     finally:
+        pool.close()
         client.close()
+
+
+class WorkersGone(UserError):
+    """No worker has been connected to a Dask sweep's scheduler for its grace time."""
+
+
+class WorkerCount:
+    """How many workers the scheduler has, asked within `timeout` seconds (a scheduler
+    that does not answer has none)."""
+
+    def __init__(self, client, timeout=5):
+        self.client, self.timeout = client, timeout
+
+    def __call__(self):
+        try:
+            return len(self.client.nthreads(callback_timeout=self.timeout))
+        except Exception:  # noqa: BLE001 -- a scheduler gone or silent: no workers
+            return 0
+
+
+class WatchedPool:
+    """A Dask client's executor (submit -> concurrent.futures.Future) with a thread that
+    asks the scheduler how many workers it has: when it has had none for grace seconds,
+    every trial still pending, and any submitted later, fails with WorkersGone, which
+    ends the sweep (strategies._row_of lets it through). count, clock and wait: the
+    worker count, the time and the pause between questions (for tests)."""
+
+    def __init__(self, client, address, grace, count=None, clock=time.monotonic,
+                 every=1.0):
+        self.executor = client.get_executor() if client is not None else None
+        self.address, self.grace, self.clock = address, grace, clock
+        self.count = count or WorkerCount(client)
+        self.pending = set()  # our futures whose trials have not ended
+        self.gone = None  # the WorkersGone, once raised
+        self.lock = threading.Lock()
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._watch, args=(min(every, grace / 4),),
+                                       daemon=True, name="fastrnn-dask-watch")
+        self.thread.start()
+
+    def submit(self, fn, *args):
+        ours = cf.Future()
+        with self.lock:
+            if self.gone is not None:
+                ours.set_exception(self.gone)
+                return ours
+            self.pending.add(ours)
+        self.executor.submit(fn, *args).add_done_callback(
+            lambda theirs: self._settle(ours, theirs))
+        return ours
+
+    def _settle(self, ours, theirs):
+        with self.lock:
+            if ours not in self.pending:  # failed already: the workers went
+                return
+            self.pending.discard(ours)
+        if theirs.cancelled():
+            ours.set_exception(cf.CancelledError())
+        elif theirs.exception() is not None:
+            ours.set_exception(theirs.exception())
+        else:
+            ours.set_result(theirs.result())
+
+    def _watch(self, every):
+        seen = self.clock()  # (none yet: the grace runs from the start)
+        while not self.stopped.wait(every):
+            if self.count() > 0:
+                seen = self.clock()
+            elif self.clock() - seen >= self.grace:
+                return self.fail()
+
+    def fail(self):
+        """Fail every pending trial, and every later one, with WorkersGone."""
+        gone = WorkersGone(
+            f"no Dask worker has been connected to the scheduler at {self.address} for "
+            f"{self.grace:g} s (the last one ended, or none came), so the sweep stopped; "
+            f"the results of finished trials are kept: start workers (dask worker "
+            f"{self.address}) and run the same command again, or raise worker_grace in "
+            f"the sweep file")
+        with self.lock:
+            self.gone, pending = gone, list(self.pending)
+            self.pending.clear()
+        for ours in pending:
+            ours.set_exception(gone)
+
+    def close(self):
+        self.stopped.set()
+        self.thread.join()
 
 
 def probe_scheduler(address, timeout=5):

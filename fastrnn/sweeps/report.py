@@ -1,5 +1,6 @@
 """A finished sweep's report: its trials ranked by the metric, its failures, and
 sweep.png (the metric against each axis, with matplotlib)."""
+from ..errors import printable
 from ..files import atomic_file
 from .spec import METRICS
 
@@ -50,7 +51,8 @@ def _plot(ok, axes, sweep):
     for ax, key in zip(panes[0], axes):
         xs = [r["params"][key] for r in ok]
         numeric = all(isinstance(x, (int, float)) for x in xs)
-        ax.plot(xs if numeric else [str(x) for x in xs], [r["metric"] for r in ok], "o")
+        labels = [printable(str(x)).replace("$", r"\$") for x in xs]  # ($: not math)
+        ax.plot(xs if numeric else labels, [r["metric"] for r in ok], "o")
         if key == "optim.lr" and numeric:
             ax.set_xscale("log")
         ax.set_xlabel(key)

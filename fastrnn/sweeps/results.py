@@ -52,7 +52,8 @@ class Results:
         if "rung" in row:
             self.rungs[row["trial"], row["rung"]] = row
         new = not self.csv.exists()
-        with open(self.csv, "a", newline="", encoding="utf-8") as f:
+        # (a value UTF-8 cannot hold, a lone surrogate of a failed trial's, escaped)
+        with open(self.csv, "a", newline="", encoding="utf-8", errors="backslashreplace") as f:
             w = csv.writer(f)
             if new:
                 w.writerow(self.columns + tuple(values))

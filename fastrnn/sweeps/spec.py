@@ -8,9 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import (SECTIONS, Config, _lookup, merge, parse_overrides, read_yaml,
-                      read_yaml_file)
+from ..config import (SECTIONS, Config, _lookup, is_text, merge, parse_overrides,
+                      read_text_file, read_yaml, read_yaml_file)
 from ..errors import UserError
+from .executors import WORKER_GRACE
 
 METRICS = {"val_loss": "final validation loss (nats/char)",
            "best_val_loss": "best validation loss (nats/char)",
@@ -30,6 +31,7 @@ class Sweep:
     search: dict = None    # search: optuna: {"space": random's axes, "n_trials", "seed"};
                            # trials then grows as Optuna draws them
     threads: int = 1       # kernel threads of each trial in the local pool
+    worker_grace: float = WORKER_GRACE  # Dask: seconds with no worker before it stops
 
 
 def load_sweep(path, out_dir=None):
@@ -41,9 +43,9 @@ def load_sweep(path, out_dir=None):
         raise UserError(f"{path}: a sweep file is a mapping (base, grid or random, ...)")
     known = {"base": str, "config": dict, "grid": dict, "random": dict, "n_trials": int,
              "seed": int, "metric": str, "out_dir": str, "halving": dict, "search": str,
-             "threads": int}
+             "threads": int, "worker_grace": (int, float)}
     optional = ("base", "config", "seed", "metric", "out_dir", "halving", "search",
-                "threads")
+                "threads", "worker_grace")
     raw = {k: v for k, v in raw.items() if not (v is None and k in optional)}
     for key, value in raw.items():
         _lookup(key, known, str(path), "sweep key")
@@ -53,7 +55,7 @@ def load_sweep(path, out_dir=None):
     if raw.get("base"):
         base_path = path.parent / raw["base"]  # an absolute base stays as it is
         try:
-            base = read_yaml(base_path.read_text(encoding="utf-8"), base_path)
+            base = read_yaml(read_text_file(base_path, f"{path}: base config"), base_path)
         except FileNotFoundError:
             raise UserError(f"{path}: base config not found: {base_path}") from None
         except (OSError, UnicodeDecodeError) as e:
@@ -109,6 +111,9 @@ def load_sweep(path, out_dir=None):
     width = len(str(len(trials) - 1))
     named = [(f"t{i:0{width}d}", values) for i, values in enumerate(trials)]
     out = Path(out_dir or raw.get("out_dir") or Path("runs") / "sweeps" / path.stem)
+    if not is_text(str(out)):
+        raise UserError(f"{path}: out_dir {str(out)!r} holds a NUL character or a lone "
+                        f"surrogate (UTF-8 cannot hold them); choose another")
     halving = search = None
     if "halving" in raw:
         halving = load_halving(raw["halving"], path, base, base_cfg, metric, named)
@@ -126,7 +131,11 @@ def load_sweep(path, out_dir=None):
     if threads < 1:
         raise UserError(f"{path}: 'threads' (each trial's kernel threads) must be at least "
                         f"1, got {threads}")
-    return Sweep(base, named, metric, out, halving, search, threads)
+    grace = raw.get("worker_grace", WORKER_GRACE)
+    if not 0 < grace <= MAX_BOUND:
+        raise UserError(f"{path}: 'worker_grace' (the seconds a Dask sweep goes on with no "
+                        f"worker) must be above 0 and finite, got {grace!r}")
+    return Sweep(base, named, metric, out, halving, search, threads, float(grace))
 
 
 def import_optuna():
@@ -201,7 +210,8 @@ def rung_plan(halving, n):
         n, k = max(1, int(n // halving["eta"])), k + 1
 
 
-_KINDS = {str: "a string", dict: "a mapping", int: "a whole number"}
+_KINDS = {str: "a string", dict: "a mapping", int: "a whole number",
+          (int, float): "a number"}
 
 
 def _check_key(key, path):

@@ -4,6 +4,7 @@ import concurrent.futures as cf
 
 from ..errors import UserError
 
+from .executors import WorkersGone
 from .results import Results
 from .spec import import_optuna, rung_config, rung_plan, trial_config
 from .trial import run_trial
@@ -133,9 +134,12 @@ def _run_optuna(sweep, results, executor, progress, trial_fn, slots):
 
 
 def _row_of(fut, name):
-    """A finished trial's row; a failed one if its worker died."""
+    """A finished trial's row; a failed one if its worker died. WorkersGone (a Dask
+    cluster left without workers) ends the sweep instead."""
     try:
         return fut.result()
+    except WorkersGone:
+        raise
     except Exception as e:  # the worker died (killed, out of memory, ...)
         return dict(trial=name, status="failed", metric=None, val_loss=None,
                     best_val_loss=None, train_loss=None, iterations=0, seconds=0.0,
