@@ -131,12 +131,12 @@ class WatchedPool:
     """A Dask client's executor (submit -> concurrent.futures.Future) with a thread that
     asks the scheduler how many workers it has: when it has had none for grace seconds,
     every trial still pending, and any submitted later, fails with WorkersGone, which
-    ends the sweep (strategies._row_of lets it through). count, clock and wait: the
+    ends the sweep (strategies._row_of lets it through). count, clock and every: the
     worker count, the time and the pause between questions (for tests)."""
 
     def __init__(self, client, address, grace, count=None, clock=time.monotonic,
                  every=1.0):
-        self.executor = client.get_executor() if client is not None else None
+        self.executor = client.get_executor()
         self.address, self.grace, self.clock = address, grace, clock
         self.count = count or WorkerCount(client)
         self.pending = set()  # our futures whose trials have not ended
