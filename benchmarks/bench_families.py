@@ -19,10 +19,15 @@ import time
 
 import numpy as np
 
-from fastrnn import Trainer, blas
-from fastrnn.data import read_text, resolve
-from fastrnn.kernels.bfloat import BF16
-from fastrnn.reference import model_loss_grads
+try:  # before fastrnn, which asks OpenMP for passive waits (kernels.jit): PyTorch's own
+    import torch  # noqa: F401  # OpenMP threads then keep their default, as in a PyTorch program
+except ImportError:
+    pass
+
+from fastrnn import Trainer, blas  # noqa: E402
+from fastrnn.data import read_text, resolve  # noqa: E402
+from fastrnn.kernels.bfloat import BF16  # noqa: E402
+from fastrnn.reference import model_loss_grads  # noqa: E402
 
 G = {"rnn": 1, "gru": 3, "lstm": 4}
 

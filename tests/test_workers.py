@@ -73,7 +73,7 @@ def test_a_busy_machine_moves_to_one_thread_and_back_when_it_is_quiet_again():
     assert chosen[21] == 1  # (the slice after the first slow one)
     assert chosen[25:120].count(2) < 10  # only probes
     assert chosen[-20:].count(2) >= 18  # both threads again
-    assert chosen[:20] == [2] * 20 or chosen[:20].count(1) <= 2
+    assert chosen[:20].count(1) <= 4  # (probes only)
 
 
 def test_slices_last_about_a_quarter_second_and_probes_one_iteration():

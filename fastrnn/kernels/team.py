@@ -175,7 +175,7 @@ class Workers:
     over when it is 3% faster, or when the choice in use becomes 3% slower than the
     other's last time."""
 
-    SLICE, PROBE, FIRST, MOST, MARGIN = 0.25, 0.02, 8, 64, 0.97
+    SLICE, PROBE, FIRST, MOST, MARGIN = 0.25, 0.02, 2, 64, 0.97
 
     def __init__(self, size):
         self.size = size
