@@ -48,7 +48,9 @@ def torch_windows(path, ids, at, block):
 @pytest.mark.parametrize("kind", ["rnn", "gru", "lstm"])
 def test_the_windows_protocol_equals_pytorch(tmp_path, kind):
     pytest.importorskip("torch")
-    t = trained(kind)
+    # trained on two streams: each family's batched kernels on all cores, as the
+    # windows are read (and as other files train them)
+    t = trained(kind, batch_size=2)
     t.save(tmp_path / "ckpt.npz")
     out = export(tmp_path / "ckpt.npz", tmp_path / "model.npz")
     model = read_model(out)
@@ -200,8 +202,9 @@ def test_eval_on_a_paragraph_run(tmp_path, capsys, monkeypatch):
     (tmp_path / "text.txt").write_text(SMALL_TEXT * 4, encoding="utf-8")
     (tmp_path / "p.yaml").write_text(
         "data:\n  path: text.txt\n  val_fraction: 0.3\n  records: paragraphs\n"
-        "model:\n  hidden: 8\n"
-        "train:\n  seq_length: 8\n  max_iters: 50\n  dtype: float64\n  sample_every: 0\n")
+        "model:\n  hidden: 8\n"  # one thread: test_paragraphs's loss of paragraphs
+        "train:\n  seq_length: 8\n  max_iters: 50\n  dtype: float64\n  sample_every: 0\n"
+        "  threads: 1\n")
     assert run_main(["p.yaml"]) == 0
     capsys.readouterr()
     t = fastrnn.load("runs/p")
