@@ -86,7 +86,7 @@ def stepped(model, text_ids, state, start, length, burn_in):
 
 @pytest.mark.parametrize("kind", ["rnn", "lstm"])
 def test_the_headline_reads_each_stream_after_a_burn_in_from_the_carried_state(kind):
-    t = trained(kind, batch_size=1)
+    t = trained(kind, batch_size=2)  # (the windows test's kernels, on two streams)
     state = t.carried_state()[0]
     assert np.any(state)  # training's own state, not zero
     before, ids = t.corpus.train, t.corpus.val
@@ -99,7 +99,7 @@ def test_the_headline_reads_each_stream_after_a_burn_in_from_the_carried_state(k
     assert got.characters == 2 * (S - 1) and got.settings == dict(streams=2, burn_in=30)
     assert got.nats == pytest.approx(want / got.characters, rel=1e-10)
     assert t.evaluate() == pytest.approx(  # the trainer's: batch_size streams, its state
-        evaluate(t.model, ids, before=before, state=state, streams=1).nats, rel=1e-12)
+        evaluate(t.model, ids, before=before, state=state, streams=2).nats, rel=1e-12)
     zero = evaluate(t.model, ids, "zero", streams=2)
     assert zero.nats == pytest.approx(t.loss_of(ids, 2), rel=1e-12) != got.nats
 
