@@ -48,7 +48,9 @@ def torch_windows(path, ids, at, block):
 @pytest.mark.parametrize("kind", ["rnn", "gru", "lstm"])
 def test_the_windows_protocol_equals_pytorch(tmp_path, kind):
     pytest.importorskip("torch")
-    t = trained(kind)
+    # trained on two streams: each family's batched kernels on all cores, as the
+    # windows are read (and as other files train them)
+    t = trained(kind, batch_size=2)
     t.save(tmp_path / "ckpt.npz")
     out = export(tmp_path / "ckpt.npz", tmp_path / "model.npz")
     model = read_model(out)
@@ -84,7 +86,7 @@ def stepped(model, text_ids, state, start, length, burn_in):
 
 @pytest.mark.parametrize("kind", ["rnn", "lstm"])
 def test_the_headline_reads_each_stream_after_a_burn_in_from_the_carried_state(kind):
-    t = trained(kind, batch_size=1)
+    t = trained(kind, batch_size=2)  # (the windows test's kernels, on two streams)
     state = t.carried_state()[0]
     assert np.any(state)  # training's own state, not zero
     before, ids = t.corpus.train, t.corpus.val
@@ -97,7 +99,7 @@ def test_the_headline_reads_each_stream_after_a_burn_in_from_the_carried_state(k
     assert got.characters == 2 * (S - 1) and got.settings == dict(streams=2, burn_in=30)
     assert got.nats == pytest.approx(want / got.characters, rel=1e-10)
     assert t.evaluate() == pytest.approx(  # the trainer's: batch_size streams, its state
-        evaluate(t.model, ids, before=before, state=state, streams=1).nats, rel=1e-12)
+        evaluate(t.model, ids, before=before, state=state, streams=2).nats, rel=1e-12)
     zero = evaluate(t.model, ids, "zero", streams=2)
     assert zero.nats == pytest.approx(t.loss_of(ids, 2), rel=1e-12) != got.nats
 
@@ -200,8 +202,9 @@ def test_eval_on_a_paragraph_run(tmp_path, capsys, monkeypatch):
     (tmp_path / "text.txt").write_text(SMALL_TEXT * 4, encoding="utf-8")
     (tmp_path / "p.yaml").write_text(
         "data:\n  path: text.txt\n  val_fraction: 0.3\n  records: paragraphs\n"
-        "model:\n  hidden: 8\n"
-        "train:\n  seq_length: 8\n  max_iters: 50\n  dtype: float64\n  sample_every: 0\n")
+        "model:\n  hidden: 8\n"  # one thread: test_paragraphs's loss of paragraphs
+        "train:\n  seq_length: 8\n  max_iters: 50\n  dtype: float64\n  sample_every: 0\n"
+        "  threads: 1\n")
     assert run_main(["p.yaml"]) == 0
     capsys.readouterr()
     t = fastrnn.load("runs/p")

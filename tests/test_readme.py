@@ -12,7 +12,10 @@ Rules:
   needs a Dask cluster is not run.
 - OVERRIDES: a training command gets tiny overrides appended (the longest matching
   prefix wins; later keys win over the command's own), so that the README's runs take
-  seconds and compile the kernels the other tests compile (rnn float32, one stream).
+  seconds and compile the kernels the other tests compile: float64, min-char-rnn's
+  exact rnn, whose kernels serve its samples, beams and evaluation windows as they come
+  (float32 would compile a batched path for those alone); the config's float32 kernels
+  are compiled by `fastrnn compile` and the sweep's trials, as in other tests.
   SWEEPS: the copied sweep files train their trials as tiny runs.
 - A comment `# needs X[, Y]` on a command (or on a Python block's first line) skips it
   unless X is importable; X is a module or an extra, `fastrnn[export]`.
@@ -38,7 +41,8 @@ PAGES = ["README.md", "docs/sampling.md", "docs/export.md"]  # pages whose comma
 
 NOT_RUN = ("pip ", "git ", "python -m pytest", "bash .ci/run", "dask ", "NUMBA_NUM_THREADS=")
 TINY = ["model.hidden=16", "train.max_iters=100", "train.eval_every=100",
-        "train.log_every=100", "train.sample_every=100", "train.checkpoint_every=100"]
+        "train.log_every=100", "train.sample_every=100", "train.checkpoint_every=100",
+        "train.dtype=float64"]
 OVERRIDES = {
     "python -m fastrnn.run configs/shakespeare.yaml": TINY,
     "fastrnn train configs/shakespeare.yaml": TINY,

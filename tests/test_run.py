@@ -5,6 +5,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,19 +22,46 @@ from fastrnn import run as run_module
 from fastrnn.run import main as run_main
 
 TEXT = SMALL_TEXT * 4
+TINY = ("data:\n  path: text.txt\n  val_fraction: 0.2\n"
+        "model:\n  hidden: 16\n"
+        "train:\n  seq_length: 10\n  max_iters: 400\n  dtype: float64\n"
+        "  log_every: 100\n  eval_every: 200\n  sample_every: 200\n"
+        "  sample_length: 40\n  checkpoint_every: 100\n")
+
+
+def write_workdir(folder):
+    (folder / "text.txt").write_text(TEXT, encoding="utf-8")
+    (folder / "tiny.yaml").write_text(TINY)
 
 
 @pytest.fixture
 def workdir(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "text.txt").write_text(TEXT, encoding="utf-8")
-    (tmp_path / "tiny.yaml").write_text(
-        "data:\n  path: text.txt\n  val_fraction: 0.2\n"
-        "model:\n  hidden: 16\n"
-        "train:\n  seq_length: 10\n  max_iters: 400\n  dtype: float64\n"
-        "  log_every: 100\n  eval_every: 200\n  sample_every: 200\n"
-        "  sample_length: 40\n  checkpoint_every: 100\n")
+    write_workdir(tmp_path)
     return tmp_path
+
+
+@pytest.fixture(scope="module")
+def runs_of_100(tmp_path_factory):
+    """The runs/ folder `tiny.yaml train.max_iters=100` leaves (runs/tiny), trained once
+    for the tests that start from it (each takes a copy: ran_100)."""
+    folder = tmp_path_factory.mktemp("ran100")
+    write_workdir(folder)
+    here = os.getcwd()
+    os.chdir(folder)
+    try:
+        assert run_main(["tiny.yaml", "train.max_iters=100"]) == 0
+    finally:
+        os.chdir(here)
+    return folder / "runs"
+
+
+@pytest.fixture
+def ran_100(workdir, runs_of_100):
+    """workdir after `tiny.yaml train.max_iters=100`: runs/tiny holds its run (the run
+    folder records its paths relative to the working folder)."""
+    shutil.copytree(runs_of_100, workdir / "runs")
+    return workdir
 
 
 def run_cli(*args, timeout=120, **kw):
@@ -120,8 +148,8 @@ def test_trainer_save_and_load_round_trip(workdir):
     assert np.array_equal(t.train_iters(30), u.train_iters(30))
 
 
+@pytest.mark.usefixtures("ran_100")
 def test_corrupt_truncated_and_mismatched_checkpoints(workdir, capsys):
-    assert run_main(["tiny.yaml", "train.max_iters=100"]) == 0
     latest = workdir / "runs" / "tiny" / "latest.npz"
     blob = latest.read_bytes()
     latest.write_bytes(blob[:len(blob) // 2])
@@ -143,8 +171,8 @@ def test_corrupt_truncated_and_mismatched_checkpoints(workdir, capsys):
     assert latest.read_bytes() == blob  # nothing was touched
 
 
+@pytest.mark.usefixtures("ran_100")
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(workdir, capsys):
-    assert run_main(["tiny.yaml", "train.max_iters=100"]) == 0
     latest = workdir / "runs" / "tiny" / "latest.npz"
     good = latest.read_bytes()
     # resume a copy in a second folder with an lr that blows the weights up
@@ -298,9 +326,12 @@ def test_missing_matplotlib_is_said_once_and_the_run_goes_on(workdir, capsys, mo
 
 
 def test_resume_is_bit_exact_for_an_lstm_with_dropout_and_adam(workdir):
+    # float64 (tiny.yaml's) on one thread: the kernels test_families's finite
+    # differences with dropout compile, and test_evaluate's two-stream validation
+    # (dropout draws its masks on one thread whatever the team)
     common = ["tiny.yaml", "model.kind=lstm", "model.layers=2", "model.dropout=0.2",
               "optim.name=adam", "optim.lr=0.01", "optim.clip_norm=1.0",
-              "train.dtype=float32", "train.batch_size=2"]
+              "train.batch_size=2", "train.threads=1"]
     assert run_main(common + ["train.max_iters=200", "train.out_dir=a"]) == 0
     assert run_main(common + ["train.max_iters=400", "train.out_dir=a",
                               "train.resume=true"]) == 0
@@ -330,9 +361,9 @@ def test_duplicate_keys_in_a_config_file_are_refused(workdir, capsys):
     ("train.exact=false", "True", "False"),
     ("train.batch_size=2", "1", "2"),
 ])
+@pytest.mark.usefixtures("ran_100")
 def test_resume_refuses_a_change_of_what_the_saved_state_means(workdir, capsys, change,
                                                                saved, given):
-    assert run_main(["tiny.yaml", "train.max_iters=100"]) == 0
     latest = workdir / "runs" / "tiny" / "latest.npz"
     before = latest.read_bytes()
     capsys.readouterr()
@@ -343,16 +374,16 @@ def test_resume_refuses_a_change_of_what_the_saved_state_means(workdir, capsys, 
     assert latest.read_bytes() == before
 
 
+@pytest.mark.usefixtures("ran_100")
 def test_resume_may_change_the_length_the_lr_and_the_logging(workdir, capsys):
-    assert run_main(["tiny.yaml", "train.max_iters=100"]) == 0
     assert run_main(["tiny.yaml", "train.resume=true", "train.max_iters=200", "optim.lr=0.05",
                      "optim.clip=1", "train.log_every=50", "train.seed=7"]) == 0
     assert "resuming" in capsys.readouterr().out
     assert fastrnn.load(workdir / "runs" / "tiny").iteration == 200
 
 
+@pytest.mark.usefixtures("ran_100")
 def test_overwrite_checks_the_folder_before_deleting_anything(workdir, capsys):
-    assert run_main(["tiny.yaml", "train.max_iters=100"]) == 0
     run = workdir / "runs" / "tiny"
     (run / "latest.npz").unlink()
     (run / "latest.npz").mkdir()
@@ -383,8 +414,8 @@ def test_a_full_disk_is_one_line_and_keeps_the_last_checkpoint(workdir, capsys, 
     assert not [p for p in run.iterdir() if p.name.endswith(".tmp")]
 
 
+@pytest.mark.usefixtures("ran_100")
 def test_stale_temporary_files_are_removed_on_the_next_start(workdir):
-    assert run_main(["tiny.yaml", "train.max_iters=100"]) == 0
     run = workdir / "runs" / "tiny"
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True).stdout.strip()
@@ -490,17 +521,17 @@ def test_plain_progress_lines_come_with_metrics_rows(workdir, capsys):
     (["--seed", "-1"], "seed must be a whole number"),
     (["--top-k", "0"], "top_k must be"),
 ])
+@pytest.mark.usefixtures("ran_100")
 def test_bad_sampler_options_are_one_line_and_exit_2(workdir, capsys, args, match):
     from fastrnn.cli import sample_main
-    assert run_main(["tiny.yaml", "train.max_iters=100"]) == 0
     capsys.readouterr()
     assert sample_main(["runs/tiny", *args]) == 2
     out, err = capsys.readouterr()
     assert out == "" and len(err.strip().splitlines()) == 1 and match in err
 
 
+@pytest.mark.usefixtures("ran_100")
 def test_sample_refuses_a_negative_length(workdir):
-    assert run_main(["tiny.yaml", "train.max_iters=100"]) == 0
     with pytest.raises(fastrnn.UserError, match="length must be"):
         fastrnn.sample("runs/tiny", length=-5)
     assert fastrnn.sample("runs/tiny", prime="Fi", length=0) == "Fi"

@@ -3,7 +3,9 @@ their tables and plots, and a rerun that resumes the runs rather than restarting
 import builtins
 import json
 import sys
+import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -26,6 +28,15 @@ except ImportError:
     PLOT = False
 DONE = 0 if PLOT else 2  # the scripts' exit code: 2 when there is no plot
 PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(autouse=True)
+def quick_polls(monkeypatch):
+    """The scripts look at a run's metrics.csv about every second while it trains
+    (_runs.invoke), so an invocation took at least the next whole second after its run
+    ended: here they look every 0.05 s."""
+    monkeypatch.setattr(_runs, "time", SimpleNamespace(
+        perf_counter=time.perf_counter, sleep=lambda seconds: time.sleep(min(seconds, 0.05))))
 
 
 @pytest.fixture
