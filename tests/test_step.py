@@ -7,7 +7,6 @@ import pytest
 
 import teams
 from fastrnn.kernels import panels
-from fastrnn.kernels import step
 from teams import needs_two, path
 
 # thread counts to compare: 1 and 2, or 1 alone where there is one thread
