@@ -93,12 +93,13 @@ def _interruptible():
 
 
 def describe(trainer, threads=None):
-    """'lstm float32, 32 streams, 2 threads', 'rnn float32, 1 stream, paragraphs, 1
-    thread' and the like."""
+    """'lstm float32, 32 streams, 2 threads', 'gru float32 with bf16 products, 32
+    streams, 1 thread', 'rnn float32, 1 stream, paragraphs, 1 thread' and the like."""
     cfg = trainer.config
     B = cfg.train.batch_size
     threads = trainer.chunks if threads is None else threads
-    return (f"{cfg.model.kind} {cfg.train.dtype}, {B} stream{'s' * (B > 1)}"
+    mixed = " with bf16 products" if trainer.model.mixed and B > 1 else ""
+    return (f"{cfg.model.kind} {cfg.train.dtype}{mixed}, {B} stream{'s' * (B > 1)}"
             f"{trainer.mode.label}"
             f"{', min-char-rnn exact' if trainer.exact else ''}, {threads} "
             f"thread{'s' * (threads > 1)}")

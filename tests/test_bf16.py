@@ -207,3 +207,10 @@ def test_resuming_with_another_precision_is_refused(tmp_path, monkeypatch):
     hostile.check_refused("run", ["base.yaml", "train.resume=true", "train.max_iters=6",
                                   "train.precision=float32"], tmp_path,
                           match="train.precision")
+
+
+@needs_bf16
+def test_the_compile_line_names_the_bf16_products():
+    from fastrnn.compile import describe
+    assert "gru float32 with bf16 products, 3 streams" in describe(make("gru", "bf16"), 1)
+    assert "with bf16" not in describe(make("gru", "float32"), 1)
