@@ -197,8 +197,10 @@ def test_a_cpu_without_bf16_is_one_line_before_anything_is_written(tmp_path, mon
 
 @needs_bf16
 def test_resuming_with_another_precision_is_refused(tmp_path, monkeypatch):
-    hostile.make_workdir(tmp_path, monkeypatch, "data:\n  path: text.txt\nmodel:\n  hidden: 8\n"
-                         "train:\n  batch_size: 2\n  seq_length: 6\n  max_iters: 3\n"
+    # a GRU on one thread: the kernels the learning test above compiles
+    hostile.make_workdir(tmp_path, monkeypatch, "data:\n  path: text.txt\nmodel:\n  kind: gru\n"
+                         "  hidden: 8\ntrain:\n  batch_size: 2\n  seq_length: 6\n"
+                         "  threads: 1\n  max_iters: 3\n"
                          "  checkpoint_every: 3\n  eval_every: 3\n  log_every: 3\n"
                          "  sample_every: 0\n  precision: bf16\n")
     code, _, err = hostile.invoke("run", ["base.yaml"])
