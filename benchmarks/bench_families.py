@@ -148,6 +148,11 @@ def bench_case(text, kind, H, L, T, B, threads, rounds, with_numpy, bf16):
                 gflops=round(med["fastrnn"] * flops_per_iter(kind, V, H, L, T, B) / 1e9, 1))
 
 
+def case_name(r):
+    """A result's row name: 'gru H512 B32 T64 threads 2'."""
+    return f"{r['kind']} H{r['hidden']} B{r['batch']} T{r['seq']} threads {r['threads']}"
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--text", default="shakespeare")
@@ -171,7 +176,7 @@ def main():
                        bf16=case[-1])
         results.append(r)
         c = r["chars_s"]
-        name = f"{r['kind']} H{r['hidden']} B{r['batch']} T{r['seq']} threads {r['threads']}"
+        name = case_name(r)
         x_np = f"{c['fastrnn'] / c['numpy']:.1f}x" if "numpy" in c else "-"
         x_t = f"{c['fastrnn'] / c['torch']:.2f}x" if "torch" in c else "-"
         print(f"{name:<30} {c['fastrnn']:>16,} {x_np:>8} {x_t:>8} {r['gflops']:>8.1f} "
@@ -187,7 +192,7 @@ def main():
               f"{'x torch bf16':>13} {'torch bf16/f32':>15}")
     for r in mixed:
         c = r["chars_s"]
-        name = f"{r['kind']} H{r['hidden']} B{r['batch']} T{r['seq']} threads {r['threads']}"
+        name = case_name(r)
         x_t = f"{c['fastrnn bf16'] / c['torch bf16']:.2f}x" if "torch bf16" in c else "-"
         t_t = f"{c['torch bf16'] / c['torch']:.2f}x" if "torch bf16" in c else "-"
         print(f"{name:<30} {c['fastrnn bf16']:>21,} {c['fastrnn bf16'] / c['fastrnn']:>13.2f}x "
