@@ -44,6 +44,12 @@ class Model:
         # Trainer refuses bf16 on a CPU without; a Model read for sampling or
         # evaluation there runs its products in float32)
         self.mixed = cfg.train.precision == "bf16" and BF16
+        # dropout between layers in training: None for none, so that its code is not
+        # compiled; reading without it (validation, sampling) passes `no_drop`, of the
+        # same type, so that it runs the training's compiled forward steps
+        dropout = L > 1 and cfg.model.dropout > 0
+        self.drop = float(cfg.model.dropout) if dropout else None
+        self.no_drop = 0.0 if dropout else None
         self._scratch = {}  # (B, T, backward): the Mixed path's operand buffers
         self.theta, self.P = flat_params(family.arrays(V, H, L), self.dtype)
         self._public = family.public(self.P, L)
@@ -150,7 +156,7 @@ class Model:
             for i, a in enumerate(self.family.states(self._eval)):
                 s = np.zeros(()) if states is None else np.asarray(states[i])
                 a[:, 0] = s[:, None, :] if s.ndim == 2 else s  # (L, H): every stream
-        return Call(mode.loss_entry, (rows, self.P, self._eval,
+        return Call(mode.loss_entry, (rows, self.P, self._eval, self.no_drop,
                                        self.path(streams, cfg.train.seq_length)),
                     self.chunks)
 
@@ -178,7 +184,8 @@ class Stepper:
         self.buf = family.buffers(cfg.model.layers, 1, streams, cfg.model.hidden,
                                   len(model.vocab), model.dtype)
         self.states = family.states(self.buf)  # each (L, 2, B, H); [:, 0] the state
-        self.call = family.steps_call(model.P, self.buf, 1, model.path(streams, 1))
+        self.call = family.steps_call(model.P, self.buf, 1, model.no_drop,
+                                      model.path(streams, 1))
         self.Why = model.P.Why.astype(np.float64)
         self.by = model.P.by.astype(np.float64)
 

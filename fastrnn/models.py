@@ -103,8 +103,8 @@ class Family:
     def gradients_call(self, net, buf, drop, path):
         return Call(entries.gradients, (net, buf, drop, path))
 
-    def steps_call(self, P, buf, T, path):
-        return Call(entries.steps, (P, buf, T, path))
+    def steps_call(self, P, buf, T, drop, path):
+        return Call(entries.steps, (P, buf, T, drop, path))
 
 
 class RNN(Family):

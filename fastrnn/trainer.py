@@ -76,11 +76,9 @@ class Trainer:
         # lower_lr(); float64, and hyper[LR_SCALE] holds it in the model dtype
         self.lr_scale = np.ones((), np.float64)
         self.cursor = np.zeros(2, np.int64)  # [data pointer, iteration]
-        # dropout between layers; None for none, so that its code is not compiled
-        drop = float(cfg.model.dropout) if L > 1 and cfg.model.dropout > 0 else None
         self.run = Training(mode.train_data(self.corpus, B, T, cfg.train.seed), self.cursor,
                             np.array([cfg.train.seed * 2654435761 + 1], np.uint64),  # dropout
-                            hyper, drop)
+                            hyper, model.drop)
         self.buf = family.buffers(L, T, B, H, V, dtype)
         self.smooth_loss = -math.log(1.0 / V) * T  # min-char-rnn's smooth_loss at n = 0
         self.extra = {}  # the runner's state, kept in checkpoints

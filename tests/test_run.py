@@ -19,6 +19,7 @@ import fastrnn
 from conftest import SMALL_TEXT
 from fastrnn import data
 from fastrnn import run as run_module
+from fastrnn.reference import model_loss_grads
 from fastrnn.run import main as run_main
 
 TEXT = SMALL_TEXT * 4
@@ -343,6 +344,11 @@ def test_resume_is_bit_exact_for_an_lstm_with_dropout_and_adam(workdir):
     assert np.array_equal(a.buf.cs[:, 0], b.buf.cs[:, 0])
     text = fastrnn.sample("a", prime="First", length=50, seed=1)
     assert text.startswith("First") and len(text) == 55
+    # validation reads without dropout (through the training's compiled steps)
+    T = a.config.train.seq_length
+    ids = a.corpus.ids[:2 * (T + 1)]
+    want = model_loss_grads("lstm", a.params(), ids.reshape(2, T + 1).T.astype(np.int64))[0]
+    assert a.model.loss_of(ids, streams=2) == pytest.approx(want / T, rel=1e-12)
 
 
 def test_duplicate_keys_in_a_config_file_are_refused(workdir, capsys):

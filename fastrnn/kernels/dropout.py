@@ -2,7 +2,9 @@
 (saved in checkpoints, so resume stays exact), and the masks applied.
 
 The dropout probability `drop` reaches the kernels as a float, or as None where there is
-no dropout (one layer, or dropout 0): then Numba compiles none of the code below.
+no dropout (one layer, or dropout 0): then Numba compiles none of the code below. A
+model trained with dropout is read without it (validation, sampling) with drop 0.0, so
+that the same compiled steps serve both.
 """
 import numpy as np
 from numba import types
@@ -68,6 +70,8 @@ def _layer_input(out, hs, l, T, drop, masks, team):
     def impl(out, hs, l, T, drop, masks, team):
         _, _, B, H = hs.shape
         below = _below(hs, l, T)
+        if drop == 0.0:  # (read without dropout)
+            return below
         rows = out[l - 1].reshape(-1, H)[:T * B]
         m = masks[l - 1].reshape(-1, H)
         n = items(team, T * B, T * B * H, SMALL)

@@ -127,20 +127,22 @@ def train(losses, net, run, buf, path, team):
 
 
 @jit
-def loss_from(ids, P, buf, path, team):
+def loss_from(ids, P, buf, drop, path, team):
     """Summed loss in nats of predicting ids[:, 1:] from ids[:, :-1], the rows of ids
     (B, S) being B streams read from the states the caller left in buf.hs[:, 0] (and
     cs; zero for a zero state), in windows of the buffers' T steps with the states
-    carried across windows; no dropout. The states after each row's last input
-    (ids[:, -2]) are left there, for a next call to go on from; the total is also left
-    in buf.sums[1, 0]. (One entry for every start, so validation compiles one.)"""
+    carried across windows; no dropout (drop: None, or 0.0 for a model trained with
+    dropout, so that it runs the training's forward steps). The states after each
+    row's last input (ids[:, -2]) are left there, for a next call to go on from; the
+    total is also left in buf.sums[1, 0]. (One entry for every start, so validation
+    compiles one.)"""
     L, T1, B, H = buf.hs.shape
     T = T1 - 1
     p = 0
     while p + 1 < ids.shape[1]:
         n = window_of(ids, p, T)
         read_window(buf.xs, ids, p, n, team)
-        forward(P, buf, n, None, path, team)
+        forward(P, buf, n, drop, path, team)
         m = output_forward(buf.ys, buf.hs[L - 1], n, buf.xs[1:], 1.0, P.Why, P.by,
                            buf.sums[0], path, team)
         add_loss(buf.sums[1], buf.sums[0], m, p == 0, team)
@@ -150,18 +152,18 @@ def loss_from(ids, P, buf, path, team):
 
 
 @jit
-def paragraph_loss(pars, P, buf, path, team):
+def paragraph_loss(pars, P, buf, drop, path, team):
     """Summed loss in nats of the paragraphs of pars (kernels.records.Paragraphs), each
     read from a zero state with its first character given (not scored), the buffers' B
     streams taking them in pars.order, in windows of up to the buffers' T steps with the
-    states carried across windows; no dropout (pars.steps: room for every window and
-    one more). The total is also left in buf.sums[1, 0]."""
+    states carried across windows; no dropout (drop: as loss_from's; pars.steps: room
+    for every window and one more). The total is also left in buf.sums[1, 0]."""
     L, T1, B, H = buf.hs.shape
     start = True
     c = 0
     n = start_paragraphs(pars, buf.xs, buf.hs, cells(buf), T1 - 1, False, c, team)
     while n > 0:
-        forward(P, buf, n, None, path, team)
+        forward(P, buf, n, drop, path, team)
         m = output_forward(buf.ys, buf.hs[L - 1], n, pars.targets, 1.0, P.Why, P.by,
                            buf.sums[0], path, team)
         add_loss(buf.sums[1], buf.sums[0], m, start, team)
@@ -190,6 +192,7 @@ def gradients(net, buf, drop, path, team):
 
 
 @jit
-def steps(P, buf, T, path, team):
-    """T forward steps from the ids in buf.xs and the states in buf.hs[:, 0] (and cs)."""
-    forward(P, buf, T, None, path, team)
+def steps(P, buf, T, drop, path, team):
+    """T forward steps from the ids in buf.xs and the states in buf.hs[:, 0] (and cs);
+    no dropout (drop: as loss_from's)."""
+    forward(P, buf, T, drop, path, team)
