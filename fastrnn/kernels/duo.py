@@ -44,7 +44,7 @@ from .records import Net, whh_offset
 from .rnn import _rnn_cells, _rnn_cells_back
 from .simd import outer_sum_exact, outer_sum_exact_more
 from .sync import compare_exchange, cpu_relax, load_acquire, store_release, wait_until_above
-from .team import LINE, Team, span
+from .team import LINE, Solo, span
 from .windows import next_window, set_states
 
 BLOCKS = 4  # of dWhh's rows, so that its sums and their optimizer steps overlap
@@ -84,7 +84,7 @@ _THREAD_UNITS = (np.array([F, R, E, N, PE, UPHH + BLOCKS - 1]
 @pjit
 def rnn_train_duo(losses, P, G, theta, grad, memory, run, buf, team):
     """kernels.entries' train for the rnn of one layer, one stream and the Exact path,
-    on two threads of one parallel region; team is ignored (a team of one). This is the one
+    on two threads of one parallel region; team is ignored (a Solo). This is the one
     kernel that still runs on Numba's own threads: with a team of Python threads
     (kernels.team.Call) it ran 15-20% slower (measured: 181 against 212 us per
     iteration at hidden 100), for reasons not yet found. It takes the fields of the Net
@@ -227,7 +227,7 @@ def _run(u, k, losses, net, run, buf):
         # (one item, as optimizer_step takes it on one thread; buf.sums is not the
         # duo's otherwise)
         flags[SCALE:SCALE + 1].view(np.float64)[0] = norm_scale(grad, hyper, buf.sums[1],
-                                                                1, Team(flags, 0, 1))
+                                                                1, Solo())
     elif u >= DWHH and u < N:
         draw, hprev = dh.reshape(-1, H), h.reshape(-1, H)[:T]
         j = u - DWHH

@@ -108,8 +108,8 @@ def train(losses, net, run, buf, path, team):
     of the paragraphs), forward, loss, BPTT, the optimizer step; losses (K,) out, the
     mean nats per character (per target) of each. run.cursor advances; buf.hs[:, 0]
     (and cs) carry the states; paragraphs need run.data.steps of len(losses) or more.
-    Called on each thread of a team with its Team (kernels.team.Call), a team of one
-    on one thread."""
+    Called with a Solo on one thread, or on each thread of a team with its Team
+    (kernels.team.Call)."""
     L, T1, B, H = buf.hs.shape
     top = buf.hs[L - 1]
     for k in range(losses.size):

@@ -8,9 +8,8 @@ leaves the phase once all n are done. A thread therefore waits only for items th
 another thread is running, so the call completes even if the region's threads run one
 after the other. Which thread takes an item never changes the item's arithmetic:
 results depend on how the work is split into items, never on timing. On one thread the
-kernels take a team of one, whose phases are one item each (items) taken in order
-without atomics: the same compiled code as a team's, so that one configuration compiles
-once for any number of threads, and the same arithmetic.
+kernels take a Solo instead, for which each phase is one item and none of this code is
+compiled.
 
     i = first(team, n)
     while i >= 0:
@@ -28,13 +27,18 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
+from numba import types
+from numba.extending import overload
 
 from .jit import jit
 from .sync import compare_exchange, cpu_relax, fetch_add, load_acquire
 
 # flags: (flag_count(threads),) int64, zeroed before the region; me: this thread's
-# number; size: the threads in the team (1: the calling thread alone, flags unused)
+# number; size: the threads in the team
 Team = namedtuple("Team", "flags me size")
+# A team of one thread, as a type of its own so that the kernels it runs are compiled
+# without any of the above: every phase is one item, taken in order.
+Solo = namedtuple("Solo", [])
 
 LINE = 8  # int64s to a cache line: each counter on a line of its own
 NEXT, DONE, BASE = 0, LINE, 2 * LINE  # items claimed, items done; BASE + me * LINE:
@@ -43,11 +47,6 @@ NEXT, DONE, BASE = 0, LINE, 2 * LINE  # items claimed, items done; BASE + me * L
 
 def flag_count(threads):
     return (2 + threads) * LINE
-
-
-def alone():
-    """A team of one: the calling thread."""
-    return Team(np.zeros(flag_count(1), np.int64), 0, 1)
 
 
 @jit
@@ -59,35 +58,62 @@ def span(ch, chunks, n, align):
     return lo, hi
 
 
-@jit
 def items(team, most, work, small):
     """How many items to split work (multiply-adds, or the like) into: at most `most`
     and the team's size, and one when it is under `small`."""
-    return max(1, min(team.size, most, work // small))
 
 
-@jit
 def first(team, n):
     """This thread's first item of a phase of n, or -1."""
-    if team.size == 1:
-        return 0 if n > 0 else -1
-    return _claim(team, n)
+
+
+def after(team, n, i):
+    """Item i is done: the next one for this thread, or -1."""
+
+
+def close(team, n):
+    """Wait until all n items of the phase are done."""
+
+
+def _solo(team):
+    return isinstance(team, types.NamedTuple) and team.instance_class is Solo
+
+
+@overload(items)
+def _items(team, most, work, small):
+    if _solo(team):
+        return lambda team, most, work, small: 1
+    return lambda team, most, work, small: max(1, min(team.size, most, work // small))
+
+
+@overload(first)
+def _first(team, n):
+    if _solo(team):
+        return lambda team, n: 0 if n > 0 else -1
+    return lambda team, n: _claim(team, n)
+
+
+@overload(after)
+def _after(team, n, i):
+    if _solo(team):
+        return lambda team, n, i: i + 1 if i + 1 < n else -1
+    return lambda team, n, i: _done_and_claim(team, n)
+
+
+@overload(close)
+def _close(team, n):
+    if _solo(team):
+        return lambda team, n: None
+    return _close_team
 
 
 @jit
-def after(team, n, i):
-    """Item i is done: the next one for this thread, or -1."""
-    if team.size == 1:
-        return i + 1 if i + 1 < n else -1
+def _done_and_claim(team, n):
     fetch_add(team.flags, DONE, 1)
     return _claim(team, n)
 
 
-@jit
-def close(team, n):
-    """Wait until all n items of the phase are done."""
-    if team.size == 1:
-        return
+def _close_team(team, n):
     at = BASE + team.me * LINE
     end = team.flags[at] + n
     while load_acquire(team.flags, DONE) < end:
@@ -120,7 +146,7 @@ class Call:
 
     def __call__(self):
         if self.threads == 1:
-            return self.fn(*self.args, alone())
+            return self.fn(*self.args, Solo())
         flags = np.zeros(flag_count(self.threads), np.int64)
         others = [_pool(self.threads - 1).submit(self.fn, *self.args,
                                                  Team(flags, me, self.threads))
@@ -132,7 +158,8 @@ class Call:
 
     def signature(self):
         """The Numba types fn is compiled for."""
-        return tuple(numba.typeof(a) for a in self.args + (alone(),))
+        team = Solo() if self.threads == 1 else Team(np.zeros(1, np.int64), 0, self.threads)
+        return tuple(numba.typeof(a) for a in self.args + (team,))
 
 
 class Workers:
