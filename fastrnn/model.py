@@ -45,11 +45,8 @@ class Model:
         # evaluation there runs its products in float32)
         self.mixed = cfg.train.precision == "bf16" and BF16
         # dropout between layers in training: None for none, so that its code is not
-        # compiled; reading without it (validation, sampling) passes `no_drop`, of the
-        # same type, so that it runs the training's compiled forward steps
-        dropout = L > 1 and cfg.model.dropout > 0
-        self.drop = float(cfg.model.dropout) if dropout else None
-        self.no_drop = 0.0 if dropout else None
+        # compiled
+        self.drop = float(cfg.model.dropout) if L > 1 and cfg.model.dropout > 0 else None
         self._scratch = {}  # (B, T, backward): the Mixed path's operand buffers
         self.theta, self.P = flat_params(family.arrays(V, H, L), self.dtype)
         self._public = family.public(self.P, L)
@@ -100,6 +97,12 @@ class Model:
         self.chunks = max(1, min(self.threads, numba.config.NUMBA_NUM_THREADS,
                                  os.cpu_count() or 1))
         blas.set_threads(1)
+
+    @property
+    def no_drop(self):
+        """The dropout of reading without it (validation, sampling): of the training's
+        type, 0.0 or None, so that it runs the training's compiled forward steps."""
+        return None if self.drop is None else 0.0
 
     @property
     def size(self):
