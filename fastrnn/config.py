@@ -123,6 +123,11 @@ class TrainConfig:
     threads: int = _key(0, "threads in the kernels; 0: all cores, but one for a single "
                          "stream below hidden 256 (below 48 for min-char-rnn's exact "
                          "model; faster there)", min=0)
+    state_resets: float = _key(0.0, "the chance that a stream's carried state is zeroed "
+                               "at the start of a window (0: only when a pass begins, as "
+                               "min-char-rnn), so that the model learns to start from "
+                               "nothing, as nanoGPT's protocol and an empty prime ask; "
+                               "data.records: stream", min=0.0, max=1.0)
     seed: int = _key(0, "seed of the initial weights and of sampling (numpy's "
                      "RandomState takes 0 to 2**32 - 1)", min=0, max=2**32 - 1)
     out_dir: str = _key("", "run folder; empty means runs/<config file name>")
@@ -187,6 +192,10 @@ class Config:
                             f"(got {d.val_fraction} + {d.test_fraction}); leave some text "
                             f"to train on")
         o, t = self.optim, self.train
+        if t.state_resets > 0 and d.records != "stream":
+            raise UserError(f"train.state_resets={t.state_resets} belongs to data.records: "
+                            f"stream (each paragraph starts from a zero state already); "
+                            f"set train.state_resets=0")
         if t.precision == "bf16" and t.dtype != "float32":
             raise UserError(f"train.precision=bf16 keeps float32 parameters and "
                             f"train.dtype is {t.dtype}; set train.dtype=float32 or "

@@ -78,7 +78,7 @@ class Trainer:
         self.cursor = np.zeros(2, np.int64)  # [data pointer, iteration]
         self.run = Training(mode.train_data(self.corpus, B, T, cfg.train.seed), self.cursor,
                             np.array([cfg.train.seed * 2654435761 + 1], np.uint64),  # dropout
-                            hyper, model.drop)
+                            hyper, model.drop, float(cfg.train.state_resets))
         self.buf = family.buffers(L, T, B, H, V, dtype)
         self.smooth_loss = -math.log(1.0 / V) * T  # min-char-rnn's smooth_loss at n = 0
         self.extra = {}  # the runner's state, kept in checkpoints

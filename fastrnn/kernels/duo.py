@@ -190,7 +190,7 @@ def _run(u, k, losses, net, run, buf):
     if u == F:
         if k > 0:
             set_states(hs, hs, T)  # carry the last state into this iteration
-        p, n = next_window(xs, hs, hs, run.data, cursor, T)
+        p, n = next_window(xs, hs, hs, run.data, cursor, T, run.rng, run.resets)
         cursor[0] = p + T
         cursor[1] = n + 1
         for t in range(T):

@@ -72,7 +72,8 @@ def _begin(buf, run, T, k, team):
                                                              cells(buf), T, True, k, team)
 
     def impl(buf, run, T, k, team):
-        start_window(buf.xs, buf.hs, cells(buf), run.data, run.cursor, T, team)
+        start_window(buf.xs, buf.hs, cells(buf), run.data, run.cursor, T, run.rng,
+                     run.resets, team)
         return T
     return impl
 

@@ -37,9 +37,11 @@ Training = namedtuple("Training", [
     "data",    # (B, S) the training text's ids as B streams: uint8, or uint16 for a
                # vocabulary over 256 (encoding.id_dtype; compiled per dtype)
     "cursor",  # (2,) int64 [data pointer, iteration], advanced in place
-    "rng",     # (1,) uint64 the dropout generator's state
+    "rng",     # (1,) uint64 the generator's state (dropout, resets)
     "hyper",   # (HYPER,) the optimizer's settings in the model dtype (kernels.optim)
     "drop",    # float: dropout probability between layers
+    "resets",  # float: the chance that a stream's carried state is zeroed at the start
+               # of a window (0.0: only when a pass begins, as min-char-rnn)
 ])
 
 # data.records: paragraphs. Training.data is one of these instead of the (B, S) streams

@@ -1,19 +1,26 @@
 """Windows of the text: min-char-rnn's data pointer over the training streams, and the
 windows of a text read once for a loss."""
+from .dropout import next_uniform
 from .jit import jit
 from .team import after, close, first
 
 
 @jit
-def next_window(xs, hs, cs, data, cursor, T):
+def next_window(xs, hs, cs, data, cursor, T, rng, resets):
     """min-char-rnn's data pointer: reset the carried state (hs[:, 0], and cs[:, 0] for
     an LSTM) and go back to the start when the window would run past the end of the
-    streams, or at iteration 0; copy the window into xs (T+1, B). Returns (p, n)."""
+    streams, or at iteration 0; otherwise, with resets > 0, zero each stream's state
+    with that chance (a draw from rng per stream). Copy the window into xs (T+1, B).
+    Returns (p, n)."""
     p, n = cursor[0], cursor[1]
     B, S = data.shape
     if p + T + 1 >= S or n == 0:
         set_states(hs, cs, -1)  # reset RNN memory
         p = 0  # go from start of data
+    elif resets > 0:
+        for b in range(B):
+            if next_uniform(rng) < resets:
+                zero_stream(hs, cs, b)
     for t in range(T + 1):
         for b in range(B):
             xs[t, b] = data[b, p + t]
@@ -21,11 +28,21 @@ def next_window(xs, hs, cs, data, cursor, T):
 
 
 @jit
-def start_window(xs, hs, cs, data, cursor, T, team):
+def zero_stream(hs, cs, b):
+    """Stream b's carried state hs[:, 0, b] (and cs's) = 0."""
+    L, _, B, H = hs.shape
+    for l in range(L):
+        for j in range(H):
+            hs[l, 0, b, j] = 0
+            cs[l, 0, b, j] = 0
+
+
+@jit
+def start_window(xs, hs, cs, data, cursor, T, rng, resets, team):
     """next_window as one item of the team; the window's start is left in cursor[0]."""
     i = first(team, 1)
     if i >= 0:
-        p, _ = next_window(xs, hs, cs, data, cursor, T)
+        p, _ = next_window(xs, hs, cs, data, cursor, T, rng, resets)
         cursor[0] = p
         after(team, 1, i)
     close(team, 1)
