@@ -77,7 +77,7 @@ class Trainer:
         self.lr_scale = np.ones((), np.float64)
         self.cursor = np.zeros(2, np.int64)  # [data pointer, iteration]
         self.run = Training(mode.train_data(self.corpus, B, T, cfg.train.seed), self.cursor,
-                            np.array([cfg.train.seed * 2654435761 + 1], np.uint64),  # dropout
+                            np.array([cfg.train.seed * 2654435761 + 1], np.uint64),  # generator
                             hyper, model.drop, float(cfg.train.state_resets))
         self.buf = family.buffers(L, T, B, H, V, dtype)
         self.smooth_loss = -math.log(1.0 / V) * T  # min-char-rnn's smooth_loss at n = 0
@@ -260,12 +260,12 @@ class Trainer:
     def state_dict(self):
         """Everything training goes on from, by name: theta (N,) the parameters,
         optimizer (2, N) the optimizer's memory, state (S, L, B, H) the carried states
-        (h, and c for an LSTM), cursor [data pointer, iteration], rng the dropout
-        generator, next_input the next character's id, smooth_loss, lr_scale the plateau
-        schedule's multiplier of lr; and the reading mode's own entries (with
-        paragraphs: order (P,), at (B, 2) and window (3,), where the streams are in
-        them, and shuffle_rng their shuffle's generator). The arrays are the trainer's
-        own, not copies."""
+        (h, and c for an LSTM), cursor [data pointer, iteration], rng the generator
+        of dropout and state resets, next_input the next character's id, smooth_loss,
+        lr_scale the plateau schedule's multiplier of lr; and the reading mode's own
+        entries (with paragraphs: order (P,), at (B, 2) and window (3,), where the
+        streams are in them, and shuffle_rng their shuffle's generator). The arrays are
+        the trainer's own, not copies."""
         _, next_input = self.carried_state()
         state = np.array([a[:, 0] for a in self.family.states(self.buf)])
         return dict(theta=self.net.theta, optimizer=self.net.memory, state=state,

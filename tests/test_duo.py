@@ -11,10 +11,10 @@ from fastrnn import Trainer
 from fastrnn.kernels import duo
 
 
-def pair(optim, hidden=20):
+def pair(optim, hidden=20, **train):
     def make(threads):
         cfg = tiny_config(model={"hidden": hidden}, optim=optim,
-                          train={"seq_length": 10, "threads": threads})
+                          train={"seq_length": 10, "threads": threads, **train})
         return Trainer(cfg, text=SMALL_TEXT)
     return make(1), make(2)
 
@@ -44,6 +44,20 @@ def test_two_threads_are_the_one_thread_kernel_to_the_bit(optim, hidden):
     if not optim:  # min-char-rnn's settings learn the text, through many data wraps
         assert got[-20:].mean() < 0.6 * got[:20].mean()
     assert_same_state(one, two)
+
+
+@needs_two
+def test_state_resets_on_two_threads_are_the_one_thread_kernels():
+    """train.state_resets draws from the generator in the duo's reading thread as the
+    one-thread kernel does: the same losses and state to the bit, and not those of a
+    run without resets."""
+    one, two = pair({}, state_resets=0.3)
+    assert two.duo and two.threads == 2
+    want = one.train_iters(200)
+    assert np.array_equal(want, np.concatenate([two.train_iters(n) for n in (7, 193)]))
+    assert_same_state(one, two)
+    assert np.array_equal(one.run.rng, two.run.rng)
+    assert not np.array_equal(want, pair({})[0].train_iters(200))
 
 
 @needs_two
